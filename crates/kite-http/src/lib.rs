@@ -1,0 +1,1 @@
+//! kite-http
