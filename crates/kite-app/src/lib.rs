@@ -1,1 +1,17 @@
-//! kite-app
+//! Kite apps as data: a manifest (`kite.toml`) is parsed, validated and turned into an
+//! [`App`], the one model every later layer (engine, triggers, capabilities) reads.
+
+mod error;
+mod load;
+mod manifest;
+mod model;
+mod outbound;
+mod route;
+mod units;
+
+pub use error::{Location, ManifestError};
+pub use load::{load_app, MANIFEST_FILE_NAME};
+pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec};
+pub use outbound::OutboundRule;
+pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
+pub use units::{parse_duration, parse_size};

@@ -1,1 +1,41 @@
-fn main() {}
+//! The `kite` command: `up` serves an app, `build` runs its components' build commands,
+//! `new` scaffolds an app from a template. Errors print one paragraph and exit non-zero.
+
+mod commands;
+mod logging;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+/// Kite runs WebAssembly components behind HTTP: a fresh, sandboxed instance per request
+/// that can touch only what its manifest grants.
+#[derive(Parser)]
+#[command(name = "kite", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Up(commands::up::UpArgs),
+    Build(commands::build::BuildArgs),
+    New(commands::new::NewArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init();
+    let result = match cli.command {
+        Command::Up(args) => commands::up::run(args),
+        Command::Build(args) => commands::build::run(args),
+        Command::New(args) => commands::new::run(args),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

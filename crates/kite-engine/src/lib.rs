@@ -1,1 +1,12 @@
-//! kite-engine
+//! Kite's one Wasmtime engine per process: configuration (pooling allocator, copy-on-write
+//! images, epoch deadlines), the epoch ticker, and loading components through a compile cache.
+
+mod cache;
+mod config;
+mod epoch;
+mod load;
+
+pub use cache::CompileCache;
+pub use config::{EngineOptions, KiteEngine};
+pub use epoch::EPOCH_TICK;
+pub use load::{ComponentLoadError, LoadedComponent};

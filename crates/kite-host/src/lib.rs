@@ -1,1 +1,12 @@
-//! kite-host
+//! Host side of every guest interface Kite grants. Each capability lives in one module
+//! with the same shape: validate a component's grant at load, link once, fill per instance.
+
+pub mod capability;
+mod grants;
+mod guest_log;
+mod linker;
+mod state;
+
+pub use grants::ComponentGrants;
+pub use linker::add_to_linker;
+pub use state::InstanceState;

@@ -1,1 +1,12 @@
-//! kite-http
+//! Kite's HTTP trigger: a hyper server on one current-thread runtime per core, a router
+//! from paths to components, and the wasi:http executor that runs a fresh instance per request.
+
+mod body_limit;
+mod executor;
+mod request_id;
+mod router;
+mod server;
+mod trigger;
+
+pub use server::{serve, ServeOptions};
+pub use trigger::{ComponentLoaded, HttpTrigger};

@@ -1,0 +1,104 @@
+//! The App model: what every manifest front door loads into and what the engine,
+//! triggers and capabilities read. Paths here are absolute and already validated.
+
+use crate::{Location, ManifestError, OutboundRule, RoutePattern};
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct App {
+    pub name: String,
+    pub version: Option<String>,
+    pub description: Option<String>,
+    /// The manifest this app was loaded from.
+    pub manifest_path: PathBuf,
+    /// The directory holding the manifest; relative paths in it are resolved from here.
+    pub dir: PathBuf,
+    pub components: Vec<ComponentSpec>,
+    pub routes: Vec<RouteSpec>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ComponentSpec {
+    pub id: String,
+    /// Absolute path of the component's `.wasm`.
+    pub source: PathBuf,
+    pub(crate) source_location: Option<Location>,
+    pub build: Option<BuildSpec>,
+    pub files: Vec<FileMount>,
+    pub environment: Vec<(String, String)>,
+    pub allowed_outbound_hosts: Vec<OutboundRule>,
+    pub limits: Limits,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuildSpec {
+    /// Run with `sh -c`.
+    pub command: String,
+    pub workdir: PathBuf,
+}
+
+/// A host directory the guest sees at `destination`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileMount {
+    /// Canonical host path, inside the app directory.
+    pub source: PathBuf,
+    pub destination: String,
+    pub writable: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Maximum linear memory per instance, in bytes.
+    pub memory: u64,
+    /// Wall-clock deadline for one request.
+    pub timeout: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_request_body: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            memory: 128 << 20,
+            timeout: Duration::from_secs(30),
+            max_request_body: 10 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteSpec {
+    pub pattern: RoutePattern,
+    pub component: String,
+}
+
+impl App {
+    pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
+        self.components.iter().find(|c| c.id == id)
+    }
+
+    /// Every component's `source` file exists. Checked after an optional build, before
+    /// anything is compiled.
+    pub fn check_sources(&self) -> Result<(), ManifestError> {
+        for component in &self.components {
+            if !component.source.is_file() {
+                let hint = if component.build.is_some() {
+                    " (run `kite build`, or `kite up --build`)"
+                } else {
+                    ""
+                };
+                return Err(ManifestError::new(
+                    &self.manifest_path,
+                    component.source_location,
+                    format!("component.{}.source", component.id),
+                    format!(
+                        "source file {} does not exist{hint}",
+                        component.source.display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,21 @@
+//! One module per `kite` subcommand.
+
+pub mod build;
+pub mod new;
+pub mod up;
+
+use std::path::PathBuf;
+
+/// `-f DIR|FILE`, shared by commands that read an app.
+#[derive(clap::Args, Debug, Clone)]
+pub struct AppLocation {
+    /// The app's directory (holding kite.toml) or manifest file.
+    #[arg(short = 'f', long = "file", value_name = "DIR|FILE", default_value = ".")]
+    pub path: PathBuf,
+}
+
+impl AppLocation {
+    pub fn load(&self) -> anyhow::Result<kite_app::App> {
+        Ok(kite_app::load_app(&self.path)?)
+    }
+}

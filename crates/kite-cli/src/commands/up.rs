@@ -1,0 +1,164 @@
+//! `kite up`: load the app, optionally build it, compile every component once (with
+//! progress), listen, print the route table and serve until Ctrl-C or SIGTERM.
+
+use super::AppLocation;
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+use kite_engine::{EngineOptions, KiteEngine};
+use kite_http::{HttpTrigger, ServeOptions};
+use std::io::{IsTerminal, Write};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Serve an app: every request runs in a fresh instance of the component its route names.
+#[derive(clap::Args, Debug)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub app: AppLocation,
+
+    /// Address to listen on. Use port 0 to let the OS choose a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:3000")]
+    pub listen: SocketAddr,
+
+    /// Run each component's build command before serving.
+    #[arg(long)]
+    pub build: bool,
+
+    /// Directory for compiled components [default: $KITE_CACHE_DIR, $XDG_CACHE_HOME/kite or ~/.cache/kite].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every component afresh and do not write the compile cache.
+    #[arg(long, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+
+    /// HTTP worker threads, each with its own event loop [default: number of CPUs].
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+
+    /// After Ctrl-C, how long in-flight requests may take to finish.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
+    /// Largest number of instances alive at once across all components.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_instances: u32,
+}
+
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    kite_app::parse_duration(text)
+}
+
+pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    let app = args.app.load()?;
+    if args.build {
+        super::build::build_app(&app)?;
+    }
+    app.check_sources()?;
+
+    let options = EngineOptions {
+        max_memory: app.components.iter().map(|c| c.limits.memory).max().unwrap_or(128 << 20),
+        max_instances: args.max_instances,
+        cache_dir: if args.no_cache {
+            None
+        } else {
+            args.cache_dir.clone().or_else(kite_engine::CompileCache::default_dir)
+        },
+        pooling: true,
+    };
+    let engine = KiteEngine::new(&options).context("creating the WebAssembly engine")?;
+    let trigger = Arc::new(prepare_with_progress(&app, &engine)?);
+
+    let listener = TcpListener::bind(args.listen)
+        .with_context(|| format!("cannot listen on {}", args.listen))?;
+    let address = listener.local_addr()?;
+    print_banner(&app, &trigger, address);
+
+    let (stop, shutdown) = tokio::sync::watch::channel(false);
+    watch_for_shutdown_signals(stop)?;
+    let serve_options = ServeOptions {
+        workers: args.workers.unwrap_or_else(|| ServeOptions::default().workers),
+        shutdown_timeout: args.shutdown_timeout,
+    };
+    kite_http::serve(trigger, listener, &serve_options, shutdown)?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn prepare_with_progress(app: &kite_app::App, engine: &KiteEngine) -> anyhow::Result<HttpTrigger> {
+    let bar = if std::io::stderr().is_terminal() && app.components.len() > 1 {
+        let bar = ProgressBar::new(app.components.len() as u64);
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} preparing components {pos}/{len} {wide_msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Some(bar)
+    } else {
+        None
+    };
+    let trigger = HttpTrigger::prepare(app, engine, |loaded| {
+        let how = if loaded.from_cache { "loaded from cache" } else { "compiled" };
+        let line = format!("component `{}` {how} in {:.2?}", loaded.id, loaded.elapsed);
+        match &bar {
+            Some(bar) => {
+                bar.inc(1);
+                bar.println(line);
+            }
+            None => tracing::info!("{line}"),
+        }
+    });
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    trigger
+}
+
+fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr) {
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "Serving app `{}`", app.name);
+    let _ = writeln!(out, "listening on http://{address}");
+    let routes = trigger.route_table();
+    if routes.is_empty() {
+        let _ = writeln!(out, "No routes: every request will get 404. Add [[route]] tables to the manifest.");
+    } else {
+        let _ = writeln!(out, "Routes (most specific first):");
+        let width = routes.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
+        for (route, component) in routes {
+            let _ = writeln!(out, "  {route:width$}  ->  {component}");
+        }
+    }
+    let _ = out.flush();
+}
+
+/// Ctrl-C or SIGTERM starts a graceful shutdown.
+fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    std::thread::Builder::new()
+        .name("kite-signals".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let mut terminate =
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                        Ok(signal) => signal,
+                        Err(e) => {
+                            tracing::warn!("cannot watch for SIGTERM: {e}");
+                            let _ = tokio::signal::ctrl_c().await;
+                            let _ = stop.send(true);
+                            return;
+                        }
+                    };
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = terminate.recv() => {}
+                }
+                tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+                let _ = stop.send(true);
+            });
+        })?;
+    Ok(())
+}

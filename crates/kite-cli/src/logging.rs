@@ -1,0 +1,15 @@
+//! Log setup: `RUST_LOG`-style filtering (default `info`), logs on stderr so stdout carries
+//! only what `kite` itself reports (addresses, routes).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init() {
+    let filter = EnvFilter::try_from_env("RUST_LOG")
+        .or_else(|_| EnvFilter::try_new("info"))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(true)
+        .init();
+}

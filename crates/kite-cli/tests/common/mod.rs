@@ -1,0 +1,258 @@
+//! Test harness: builds the guest components in tests/guests for wasm32-wasip2, starts the
+//! real `kite` binary on 127.0.0.1 with an OS-chosen port, and speaks HTTP to it.
+#![allow(dead_code)]
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+/// Path of a guest component, building tests/guests once per test process.
+pub fn guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let target_dir = BUILT.get_or_init(|| {
+        let guests = repo_root().join("tests/guests");
+        let target_dir = guests.join("target");
+        let output = Command::new(env!("CARGO"))
+            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
+            .arg(&target_dir)
+            .current_dir(&guests)
+            .env_remove("RUSTFLAGS")
+            .env_remove("CARGO_TARGET_DIR")
+            .output()
+            .expect("running cargo to build the test guests");
+        assert!(
+            output.status.success(),
+            "building tests/guests failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        target_dir
+    });
+    let path = target_dir.join(format!("wasm32-wasip2/release/{name}.wasm"));
+    assert!(path.is_file(), "no guest {}", path.display());
+    path
+}
+
+/// An app directory with a kite.toml.
+pub struct TestApp {
+    pub dir: tempfile::TempDir,
+}
+
+impl TestApp {
+    pub fn new(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("kite.toml"), manifest).unwrap();
+        TestApp { dir }
+    }
+
+    /// A manifest whose every component is the probe guest.
+    pub fn probe(body: &str) -> Self {
+        let probe = guest("probe");
+        let manifest = format!(
+            "manifest_version = 1\n[app]\nname = \"test\"\n{}",
+            body.replace("PROBE", &probe.display().to_string())
+        );
+        Self::new(&manifest)
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// A running `kite up`. Killed on drop.
+pub struct Server {
+    child: Child,
+    pub addr: SocketAddr,
+    log: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+pub fn kite() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_kite"));
+    command.env_remove("RUST_BACKTRACE").env("RUST_LOG", "info");
+    command
+}
+
+impl Server {
+    pub fn start(app: &TestApp) -> Server {
+        let cache = app.path().join(".cache");
+        Self::start_with(app, &["--cache-dir", cache.to_str().unwrap()])
+    }
+
+    pub fn start_with(app: &TestApp, extra: &[&str]) -> Server {
+        Self::start_at(app.path(), extra)
+    }
+
+    /// Starts `kite up` for the app at `path` (a directory or manifest).
+    pub fn start_at(path: &Path, extra: &[&str]) -> Server {
+        let mut child = kite()
+            .args(["up", "--listen", "127.0.0.1:0", "-f"])
+            .arg(path)
+            .args(extra)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kite");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stdout_text = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        let sink = stdout_text.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(addr) = line.strip_prefix("listening on http://") {
+                    let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
+                }
+                let mut out = sink.lock().unwrap();
+                out.push_str(&line);
+                out.push('\n');
+            }
+        });
+        let addr = match rx.recv_timeout(Duration::from_secs(120)) {
+            Ok(addr) => addr,
+            Err(_) => {
+                let _ = child.kill();
+                std::thread::sleep(Duration::from_millis(200));
+                panic!("kite did not start listening; log:\n{}", log.lock().unwrap());
+            }
+        };
+        Server {
+            child,
+            addr,
+            log,
+            stdout: stdout_text,
+        }
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    pub fn stdout(&self) -> String {
+        self.stdout.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle` (logs are written asynchronously).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if log.contains(needle) || Instant::now() > deadline {
+                return log;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn signal(&self, signal: &str) {
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, within: Duration) -> Option<i32> {
+        let deadline = Instant::now() + within;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub async fn get(&self, path: &str) -> Reply {
+        send(self.addr, http::Method::GET, path, Bytes::new()).await
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A response, fully read.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: http::HeaderMap,
+    pub body: String,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+/// One request on a fresh connection.
+pub async fn send(addr: SocketAddr, method: http::Method, path: &str, body: Bytes) -> Reply {
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .body(Full::new(body))
+        .unwrap();
+    send_request(addr, request).await
+}
+
+pub async fn send_request<B>(addr: SocketAddr, request: http::Request<B>) -> Reply
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let response = sender.send_request(request).await.unwrap();
+    let (parts, body) = response.into_parts();
+    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    Reply {
+        status: parts.status.as_u16(),
+        headers: parts.headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    }
+}
+
+/// Resident set size of a process, in bytes (`VmRSS`).
+pub fn rss_bytes(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib * 1024
+}

@@ -1,0 +1,80 @@
+//! A misbehaving guest fails only its own request: traps, infinite loops and memory bombs
+//! get a 5xx with a request id while concurrent healthy requests succeed.
+
+mod common;
+use common::{Server, TestApp};
+use std::time::{Duration, Instant};
+
+fn app(limits: &str) -> TestApp {
+    TestApp::probe(&format!(
+        "[[route]]\npath = \"/...\"\ncomponent = \"probe\"\n[component.probe]\nsource = \"PROBE\"\nlimits = {{ {limits} }}\n"
+    ))
+}
+
+#[tokio::test]
+async fn a_trap_fails_only_its_request() {
+    let app = app("timeout = \"10s\"");
+    let server = Server::start(&app);
+    let mut healthy = Vec::new();
+    for _ in 0..20 {
+        healthy.push(tokio::spawn(common::send(server.addr, http::Method::GET, "/hello", bytes::Bytes::new())));
+    }
+    let trapped = server.get("/trap").await;
+    assert_eq!(trapped.status, 500, "{}", trapped.body);
+    let id = trapped.header("x-kite-request-id").unwrap().to_string();
+    assert!(trapped.body.contains(&id));
+    for reply in futures::future::join_all(healthy).await {
+        let reply = reply.unwrap();
+        assert_eq!((reply.status, reply.body.as_str()), (200, "Hello from Kite"));
+    }
+    let log = server.wait_for_log("the probe was asked to trap");
+    assert!(log.contains("the component trapped"), "{log}");
+    assert!(log.contains(&id), "the trap is logged with its request id:\n{log}");
+    assert_eq!(server.get("/hello").await.status, 200);
+}
+
+#[tokio::test]
+async fn an_infinite_loop_is_cut_at_the_deadline() {
+    let app = app("timeout = \"1s\"");
+    let server = Server::start(&app);
+    let started = Instant::now();
+    let looping = tokio::spawn(common::send(server.addr, http::Method::GET, "/loop", bytes::Bytes::new()));
+    // While one instance spins, others are served.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    for _ in 0..10 {
+        let reply = server.get("/hello").await;
+        assert_eq!(reply.status, 200);
+    }
+    assert!(!looping.is_finished(), "the loop should still be running");
+    let reply = looping.await.unwrap();
+    let elapsed = started.elapsed();
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert!(reply.body.contains("deadline"), "{}", reply.body);
+    assert!(elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    let log = server.wait_for_log("deadline and was stopped");
+    assert!(log.contains("GET /loop 504"), "{log}");
+    assert_eq!(server.get("/hello").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_refused_inside_the_guest() {
+    let app = app("memory = \"32MiB\"");
+    let server = Server::start(&app);
+    let bomb = server.get("/alloc?mb=64").await;
+    assert_eq!(bomb.status, 500, "{}", bomb.body);
+    let huge = server.get("/alloc?mb=100000").await;
+    assert_eq!(huge.status, 500, "{}", huge.body);
+    let fine = server.get("/alloc?mb=8").await;
+    assert_eq!((fine.status, fine.body.as_str()), (200, "allocated 8 MiB"));
+    let rss = common::rss_bytes(server.pid());
+    assert!(rss < 512 << 20, "host memory stays bounded: {rss} bytes");
+}
+
+#[tokio::test]
+async fn a_slow_guest_waiting_on_io_is_cut_at_the_deadline() {
+    let app = app("timeout = \"500ms\"");
+    let server = Server::start(&app);
+    let reply = server.get("/sleep?ms=5000").await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert_eq!(server.get("/sleep?ms=10").await.status, 200);
+}

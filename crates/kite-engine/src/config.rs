@@ -1,0 +1,110 @@
+//! Builds the process-wide `wasmtime::Engine`: pooling allocator sized for the app's
+//! limits (on-demand allocation if the address space cannot be reserved), epochs on.
+
+use crate::epoch::EpochTicker;
+use crate::CompileCache;
+use std::path::PathBuf;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+/// What the engine must accommodate, derived from the app being served.
+#[derive(Debug, Clone)]
+pub struct EngineOptions {
+    /// The largest linear memory any component may grow to, in bytes.
+    pub max_memory: u64,
+    /// How many instances may be alive at once across the whole process.
+    pub max_instances: u32,
+    /// Where compiled components are cached; `None` disables the cache.
+    pub cache_dir: Option<PathBuf>,
+    /// Use the pooling allocator (falls back to on-demand if reservation fails).
+    pub pooling: bool,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        EngineOptions {
+            max_memory: 128 << 20,
+            max_instances: 1000,
+            cache_dir: CompileCache::default_dir(),
+            pooling: true,
+        }
+    }
+}
+
+/// The engine, its epoch ticker and its compile cache.
+pub struct KiteEngine {
+    engine: Engine,
+    cache: Option<CompileCache>,
+    pooling: bool,
+    _ticker: EpochTicker,
+}
+
+impl KiteEngine {
+    pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+        let (engine, pooling) = if options.pooling {
+            match Engine::new(&Self::config(options, true)) {
+                Ok(engine) => (engine, true),
+                Err(e) => {
+                    tracing::warn!(
+                        "pooling allocator unavailable ({e:#}); using on-demand instance allocation, which is slower"
+                    );
+                    (Engine::new(&Self::config(options, false))?, false)
+                }
+            }
+        } else {
+            (Engine::new(&Self::config(options, false))?, false)
+        };
+        let cache = options
+            .cache_dir
+            .as_ref()
+            .map(|dir| CompileCache::new(dir.clone(), &engine));
+        let ticker = EpochTicker::start(engine.clone())?;
+        Ok(KiteEngine {
+            engine,
+            cache,
+            pooling,
+            _ticker: ticker,
+        })
+    }
+
+    fn config(options: &EngineOptions, pooling: bool) -> Config {
+        let mut config = Config::new();
+        config.wasm_component_model(true);
+        config.epoch_interruption(true);
+        // Kite serves 0.2 (non-async ABI) components; skipping the concurrency machinery
+        // saves per-request work.
+        config.concurrency_support(false);
+        config.memory_init_cow(true);
+        if pooling {
+            let mut pool = PoolingAllocationConfig::default();
+            let max_memory = usize::try_from(options.max_memory).unwrap_or(usize::MAX);
+            pool.total_component_instances(options.max_instances)
+                .total_core_instances(options.max_instances.saturating_mul(4))
+                .total_memories(options.max_instances.saturating_mul(2))
+                .total_tables(options.max_instances.saturating_mul(4))
+                .total_stacks(options.max_instances)
+                .max_memory_size(max_memory)
+                .max_core_instances_per_component(50)
+                .max_memories_per_component(10)
+                .max_tables_per_component(50)
+                .table_elements(100_000)
+                .max_component_instance_size(4 << 20)
+                .max_core_instance_size(4 << 20)
+                .decommit_batch_size(64);
+            config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        config
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.cache.as_ref()
+    }
+
+    /// Whether the pooling allocator is in use (false after a fallback).
+    pub fn is_pooling(&self) -> bool {
+        self.pooling
+    }
+}

@@ -1,0 +1,7 @@
+//! The capabilities. Each module has `Grant::validate(spec)` (load time: every grant
+//! names something real), an optional `add_to_linker` (once per engine) and a per-instance
+//! step that fills a fresh instance from the grant alone.
+
+pub mod env;
+pub mod files;
+pub mod outbound_http;

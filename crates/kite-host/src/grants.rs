@@ -1,0 +1,49 @@
+//! Everything one component was granted, validated once at load; each request's
+//! [`InstanceState`] is built from this and nothing else (deny by default).
+
+use crate::capability::{env::EnvGrant, files::FilesGrant, outbound_http::OutboundHttpGrant};
+use crate::guest_log::GuestLog;
+use crate::InstanceState;
+use kite_app::ComponentSpec;
+use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+use wasmtime::StoreLimitsBuilder;
+use wasmtime_wasi::WasiCtxBuilder;
+use wasmtime_wasi_http::WasiHttpCtx;
+
+pub struct ComponentGrants {
+    component: Arc<str>,
+    env: EnvGrant,
+    files: FilesGrant,
+    outbound_http: OutboundHttpGrant,
+    memory_limit: usize,
+}
+
+impl ComponentGrants {
+    pub fn validate(spec: &ComponentSpec) -> anyhow::Result<Self> {
+        Ok(ComponentGrants {
+            component: spec.id.as_str().into(),
+            env: EnvGrant::validate(spec)?,
+            files: FilesGrant::validate(spec)?,
+            outbound_http: OutboundHttpGrant::validate(spec)?,
+            memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
+        })
+    }
+
+    /// A fresh instance state for one request.
+    pub fn instance_state(&self, request_id: Arc<str>) -> anyhow::Result<InstanceState> {
+        let mut wasi = WasiCtxBuilder::new();
+        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
+        wasi.stdout(GuestLog::new(self.component.clone(), request_id.clone(), "stdout"));
+        wasi.stderr(GuestLog::new(self.component.clone(), request_id, "stderr"));
+        self.env.prepare(&mut wasi);
+        self.files.prepare(&mut wasi)?;
+        Ok(InstanceState {
+            wasi: wasi.build(),
+            http: WasiHttpCtx::new(),
+            table: ResourceTable::new(),
+            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).build(),
+            outbound: self.outbound_http.prepare(),
+        })
+    }
+}

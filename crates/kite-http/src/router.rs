@@ -1,0 +1,60 @@
+//! Picks the component for a request path: routes are tried from most to least specific
+//! (exact, then parameters, then wildcard tails), so declaration order does not matter.
+
+use kite_app::{RouteMatch, RoutePattern, RouteSpec};
+
+pub(crate) struct Router {
+    /// Sorted most specific first; the `usize` indexes the trigger's executors.
+    routes: Vec<(RoutePattern, usize)>,
+}
+
+impl Router {
+    pub(crate) fn new(specs: &[RouteSpec], index_of: impl Fn(&str) -> usize) -> Self {
+        let mut routes: Vec<(RoutePattern, usize)> = specs
+            .iter()
+            .map(|r| (r.pattern.clone(), index_of(&r.component)))
+            .collect();
+        // Stable sort: equally specific routes keep manifest order.
+        routes.sort_by(|a, b| b.0.specificity().cmp(&a.0.specificity()));
+        Router { routes }
+    }
+
+    pub(crate) fn route(&self, path: &str) -> Option<(usize, RouteMatch)> {
+        self.routes
+            .iter()
+            .find_map(|(pattern, index)| pattern.matches(path).map(|m| (*index, m)))
+    }
+
+    pub(crate) fn patterns(&self) -> impl Iterator<Item = (&RoutePattern, usize)> {
+        self.routes.iter().map(|(p, i)| (p, *i))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn router(paths: &[&str]) -> Router {
+        let specs: Vec<RouteSpec> = paths
+            .iter()
+            .map(|p| RouteSpec {
+                pattern: RoutePattern::parse(p).unwrap(),
+                component: p.to_string(),
+            })
+            .collect();
+        Router::new(&specs, |c| paths.iter().position(|p| *p == c).unwrap())
+    }
+
+    #[test]
+    fn the_most_specific_route_wins_whatever_the_order() {
+        let paths = ["/...", "/users/...", "/users/:id", "/users/me"];
+        let r = router(&paths);
+        let hit = |path: &str| r.route(path).map(|(i, _)| paths[i]);
+        assert_eq!(hit("/users/me"), Some("/users/me"));
+        assert_eq!(hit("/users/42"), Some("/users/:id"));
+        assert_eq!(hit("/users/42/posts"), Some("/users/..."));
+        assert_eq!(hit("/other"), Some("/..."));
+        let r = router(&["/hello"]);
+        assert!(r.route("/nothing").is_none());
+    }
+}

@@ -1,0 +1,115 @@
+//! Serves a trigger: one current-thread tokio runtime per worker thread, all accepting on
+//! the same listener; on shutdown, stop accepting and let in-flight requests finish (bounded).
+
+use crate::HttpTrigger;
+use hyper::server::conn::http1;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Worker threads, each with its own runtime; defaults to the number of CPUs.
+    pub workers: usize,
+    /// How long in-flight requests may take to finish after shutdown begins.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Serves until `shutdown` turns true, then drains and returns.
+pub fn serve(
+    trigger: Arc<HttpTrigger>,
+    listener: TcpListener,
+    options: &ServeOptions,
+    shutdown: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    listener.set_nonblocking(true)?;
+    let mut workers = Vec::with_capacity(options.workers);
+    for index in 0..options.workers.max(1) {
+        let listener = listener.try_clone()?;
+        let trigger = trigger.clone();
+        let shutdown = shutdown.clone();
+        let grace = options.shutdown_timeout;
+        let handle = std::thread::Builder::new()
+            .name(format!("kite-http-{index}"))
+            .spawn(move || worker(listener, trigger, shutdown, grace))?;
+        workers.push(handle);
+    }
+    drop(listener);
+    let mut result = Ok(());
+    for handle in workers {
+        match handle.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => result = Err(e),
+            Err(_) => result = Err(anyhow::anyhow!("an HTTP worker thread panicked")),
+        }
+    }
+    result
+}
+
+fn worker(
+    listener: TcpListener,
+    trigger: Arc<HttpTrigger>,
+    mut shutdown: watch::Receiver<bool>,
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        let graceful = GracefulShutdown::new();
+        let mut http = http1::Builder::new();
+        http.timer(TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .keep_alive(true);
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let (stream, _) = match accepted {
+                        Ok(accepted) => accepted,
+                        Err(e) => {
+                            // Usually out of file descriptors: back off instead of spinning.
+                            tracing::warn!("accepting a connection failed: {e}");
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let trigger = trigger.clone();
+                    let service = hyper::service::service_fn(move |req| {
+                        let trigger = trigger.clone();
+                        async move { Ok::<_, Infallible>(trigger.handle(req).await) }
+                    });
+                    let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
+                    tokio::spawn(async move {
+                        if let Err(e) = connection.await {
+                            tracing::debug!("connection ended with an error: {e}");
+                        }
+                    });
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        drop(listener);
+        if tokio::time::timeout(grace, graceful.shutdown()).await.is_err() {
+            tracing::warn!(
+                "requests still in flight after {}s; closing their connections",
+                grace.as_secs()
+            );
+        }
+        Ok(())
+    })
+}

@@ -1,0 +1,92 @@
+//! The HTTP trigger for one app: every component compiled once into a pre-instantiated
+//! executor at load, a router over the app's routes, and the per-request dispatch.
+
+use crate::executor::{error_response, WasiHttpExecutor};
+use crate::request_id::next_request_id;
+use crate::router::Router;
+use http::{Request, Response, StatusCode};
+use hyper::body::Incoming;
+use kite_app::App;
+use kite_engine::KiteEngine;
+use kite_host::InstanceState;
+use std::time::{Duration, Instant};
+use wasmtime::component::Linker;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+pub struct HttpTrigger {
+    router: Router,
+    executors: Vec<WasiHttpExecutor>,
+}
+
+/// Reported once per component while an app loads (for progress output).
+pub struct ComponentLoaded<'a> {
+    pub id: &'a str,
+    pub from_cache: bool,
+    pub elapsed: Duration,
+}
+
+impl HttpTrigger {
+    /// Compiles (or loads from cache) and links every component of `app`.
+    pub fn prepare(
+        app: &App,
+        engine: &KiteEngine,
+        mut on_loaded: impl FnMut(ComponentLoaded<'_>),
+    ) -> anyhow::Result<Self> {
+        let mut linker = Linker::<InstanceState>::new(engine.engine());
+        kite_host::add_to_linker(&mut linker)?;
+        let mut executors = Vec::with_capacity(app.components.len());
+        for spec in &app.components {
+            let loaded = engine
+                .load_component(&spec.source)
+                .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+            executors.push(WasiHttpExecutor::new(spec, &loaded.component, &linker)?);
+            on_loaded(ComponentLoaded {
+                id: &spec.id,
+                from_cache: loaded.from_cache,
+                elapsed: loaded.elapsed,
+            });
+        }
+        let router = Router::new(&app.routes, |id| {
+            app.components
+                .iter()
+                .position(|c| c.id == id)
+                .expect("routes were validated against components at load")
+        });
+        Ok(HttpTrigger { router, executors })
+    }
+
+    /// `(route, component)` pairs, most specific first, in the order they are matched.
+    pub fn route_table(&self) -> Vec<(String, String)> {
+        self.router
+            .patterns()
+            .map(|(pattern, i)| (pattern.as_str().to_string(), self.executors[i].component().to_string()))
+            .collect()
+    }
+
+    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let request_id = next_request_id();
+        let method = req.method().clone();
+        let uri = req.uri().clone();
+        let (response, component) = match self.router.route(uri.path()) {
+            Some((index, _)) => {
+                let executor = &self.executors[index];
+                (executor.handle(req, &request_id).await, executor.component())
+            }
+            None => (
+                error_response(StatusCode::NOT_FOUND, &request_id, &format!("no route matches {}", uri.path())),
+                "-",
+            ),
+        };
+        tracing::info!(
+            target: "kite::request",
+            component,
+            request_id = %request_id,
+            "{method} {} {} {:.2}ms",
+            uri.path_and_query().map_or("/", |p| p.as_str()),
+            response.status().as_u16(),
+            started.elapsed().as_secs_f64() * 1000.0,
+        );
+        response
+    }
+}

@@ -1,0 +1,157 @@
+//! A wasi:http component that does what its last path segment says, so tests can drive
+//! every host behaviour (echo, traps, loops, memory, files, env, outbound) over HTTP.
+
+use std::io::{Read, Write};
+use wasip2::exports::http::incoming_handler::Guest;
+use wasip2::http::outgoing_handler;
+use wasip2::http::types::{
+    Fields, IncomingRequest, Method, OutgoingBody, OutgoingRequest, OutgoingResponse,
+    ResponseOutparam, Scheme,
+};
+
+struct Probe;
+wasip2::http::proxy::export!(Probe);
+
+impl Guest for Probe {
+    fn handle(request: IncomingRequest, out: ResponseOutparam) {
+        let path_with_query = request.path_with_query().unwrap_or_default();
+        let (path, query) = path_with_query
+            .split_once('?')
+            .unwrap_or((path_with_query.as_str(), ""));
+        let param = |name: &str| {
+            query
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+                .unwrap_or_default()
+        };
+        match path.rsplit('/').next().unwrap_or_default() {
+            "echo" => echo(request, out),
+            "trap" => panic!("the probe was asked to trap"),
+            "loop" => loop {
+                std::hint::black_box(());
+            },
+            "alloc" => {
+                let mib: usize = param("mb").parse().unwrap_or(1);
+                let mut blocks = Vec::new();
+                for i in 0..mib {
+                    let mut block = vec![0u8; 1 << 20];
+                    block[i % 1024] = 1;
+                    blocks.push(block);
+                }
+                respond(out, 200, &format!("allocated {} MiB", blocks.len()));
+            }
+            "env" => {
+                let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
+                respond(out, 200, &vars.join("\n"));
+            }
+            "info" => {
+                let headers = request.headers().entries();
+                let mut text = format!(
+                    "method: {:?}\npath: {}\nauthority: {}\nscheme: {:?}\n",
+                    request.method(),
+                    path_with_query,
+                    request.authority().unwrap_or_default(),
+                    request.scheme(),
+                );
+                for (name, value) in headers {
+                    text.push_str(&format!("header {name}: {}\n", String::from_utf8_lossy(&value)));
+                }
+                respond(out, 200, &text);
+            }
+            "read" => match std::fs::read_to_string(param("path")) {
+                Ok(text) => respond(out, 200, &text),
+                Err(e) => respond(out, 404, &format!("error: {e}")),
+            },
+            "write" => match std::fs::write(param("path"), b"written by probe") {
+                Ok(()) => respond(out, 200, "written"),
+                Err(e) => respond(out, 403, &format!("error: {e}")),
+            },
+            "outbound" => outbound(&param("url"), out),
+            "sleep" => {
+                let ms: u64 = param("ms").parse().unwrap_or(100);
+                std::thread::sleep(std::time::Duration::from_millis(ms));
+                respond(out, 200, &format!("slept {ms} ms"));
+            }
+            "print" => {
+                println!("probe says hello on stdout");
+                eprintln!("probe says hello on stderr");
+                respond(out, 200, "printed");
+            }
+            _ => respond(out, 200, "Hello from Kite"),
+        }
+    }
+}
+
+fn response(status: u16) -> OutgoingResponse {
+    let headers = Fields::new();
+    if let Ok(route) = std::env::var("ROUTE") {
+        let _ = headers.append("x-probe-route", route.as_bytes());
+    }
+    let response = OutgoingResponse::new(headers);
+    let _ = response.set_status_code(status);
+    response
+}
+
+fn respond(out: ResponseOutparam, status: u16, body_text: &str) {
+    let response = response(status);
+    let body = response.body().expect("outgoing body");
+    ResponseOutparam::set(out, Ok(response));
+    {
+        let mut stream = body.write().expect("body stream");
+        stream.write_all(body_text.as_bytes()).expect("write body");
+        stream.flush().expect("flush body");
+    }
+    OutgoingBody::finish(body, None).expect("finish body");
+}
+
+fn echo(request: IncomingRequest, out: ResponseOutparam) {
+    let incoming = request.consume().expect("request body");
+    let response = response(200);
+    let body = response.body().expect("outgoing body");
+    ResponseOutparam::set(out, Ok(response));
+    {
+        let mut input = incoming.stream().expect("input stream");
+        let mut output = body.write().expect("output stream");
+        let mut buffer = vec![0u8; 64 * 1024];
+        loop {
+            match Read::read(&mut input, &mut buffer) {
+                Ok(0) => break,
+                Ok(n) => Write::write_all(&mut output, &buffer[..n]).expect("write echo"),
+                Err(e) => panic!("reading the request body failed: {e}"),
+            }
+        }
+        output.flush().expect("flush echo");
+    }
+    OutgoingBody::finish(body, None).expect("finish echo");
+}
+
+fn outbound(url: &str, out: ResponseOutparam) {
+    let (scheme, rest) = url.split_once("://").unwrap_or(("http", url));
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/"),
+    };
+    let request = OutgoingRequest::new(Fields::new());
+    let _ = request.set_method(&Method::Get);
+    let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
+    let _ = request.set_authority(Some(authority));
+    let _ = request.set_path_with_query(Some(path));
+    let future = match outgoing_handler::handle(request, None) {
+        Ok(future) => future,
+        Err(code) => return respond(out, 502, &format!("error: {code:?}")),
+    };
+    future.subscribe().block();
+    match future.get() {
+        Some(Ok(Ok(response))) => {
+            let status = response.status();
+            let body = response.consume().expect("response body");
+            let mut text = String::new();
+            let _ = body.stream().expect("stream").read_to_string(&mut text);
+            respond(out, 200, &format!("status: {status}\n{text}"));
+        }
+        Some(Ok(Err(code))) => respond(out, 502, &format!("error: {code:?}")),
+        other => respond(out, 500, &format!("unexpected: {other:?}")),
+    }
+}
