@@ -71,9 +71,18 @@ mod tests {
     #[test]
     fn offsets_become_lines_and_columns() {
         let text = "a = 1\nbb = 2\n";
-        assert_eq!(Location::from_offset(text, 0), Location { line: 1, column: 1 });
-        assert_eq!(Location::from_offset(text, 6), Location { line: 2, column: 1 });
-        assert_eq!(Location::from_offset(text, 11), Location { line: 2, column: 6 });
+        assert_eq!(
+            Location::from_offset(text, 0),
+            Location { line: 1, column: 1 }
+        );
+        assert_eq!(
+            Location::from_offset(text, 6),
+            Location { line: 2, column: 1 }
+        );
+        assert_eq!(
+            Location::from_offset(text, 11),
+            Location { line: 2, column: 6 }
+        );
         assert_eq!(Location::from_offset(text, 999).line, 3);
     }
 }

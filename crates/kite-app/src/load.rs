@@ -26,7 +26,12 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
         } else {
             ""
         };
-        ManifestError::new(&manifest_path, None, "", format!("cannot read manifest: {e}{hint}"))
+        ManifestError::new(
+            &manifest_path,
+            None,
+            "",
+            format!("cannot read manifest: {e}{hint}"),
+        )
     })?;
     let manifest_path = std::path::absolute(&manifest_path).unwrap_or(manifest_path);
     let dir = manifest_path
@@ -89,27 +94,24 @@ impl Loader<'_> {
         })
     }
 
-    fn component(&self, id: Spanned<String>, raw: RawComponent) -> Result<ComponentSpec, ManifestError> {
-        let key = |field: &str| format!("component.{}.{field}", id.get_ref());
-        if !is_valid_id(id.get_ref()) {
+    fn component(&self, id: String, raw: RawComponent) -> Result<ComponentSpec, ManifestError> {
+        let key = |field: &str| format!("component.{id}.{field}");
+        if !is_valid_id(&id) {
             return Err(self.error_at(
-                id.span(),
+                raw.source.span(),
                 &key(""),
                 format!(
-                    "component id {:?} may only contain lowercase letters, digits, `-` and `_`, and must start with a letter",
-                    id.get_ref()
+                    "component id {id:?} may only contain lowercase letters, digits, `-` and `_`, and must start with a letter"
                 ),
             ));
         }
         let source = self.dir.join(raw.source.get_ref());
-        let build = raw
-            .build
-            .map(|b| BuildSpec {
-                command: b.command,
-                workdir: b
-                    .workdir
-                    .map_or_else(|| self.dir.to_path_buf(), |w| self.dir.join(w.get_ref())),
-            });
+        let build = raw.build.map(|b| BuildSpec {
+            command: b.command,
+            workdir: b
+                .workdir
+                .map_or_else(|| self.dir.to_path_buf(), |w| self.dir.join(w.get_ref())),
+        });
         let mut files = Vec::with_capacity(raw.files.len());
         for (i, mount) in raw.files.into_iter().enumerate() {
             let mount_key = key(&format!("files[{i}]"));
@@ -128,18 +130,24 @@ impl Loader<'_> {
         let limits = Limits {
             memory: raw.limits.memory.unwrap_or(defaults.memory),
             timeout: raw.limits.timeout.unwrap_or(defaults.timeout),
-            max_request_body: raw.limits.max_request_body.unwrap_or(defaults.max_request_body),
+            max_request_body: raw
+                .limits
+                .max_request_body
+                .unwrap_or(defaults.max_request_body),
         };
         if limits.memory < MIN_MEMORY {
             return Err(self.error_at(
                 None,
                 &key("limits.memory"),
-                format!("memory limit must be at least 1MiB, got {} bytes", limits.memory),
+                format!(
+                    "memory limit must be at least 1MiB, got {} bytes",
+                    limits.memory
+                ),
             ));
         }
         Ok(ComponentSpec {
             source_location: Some(Location::from_offset(self.text, raw.source.span().start)),
-            id: id.into_inner(),
+            id,
             source,
             build,
             files,
@@ -149,14 +157,21 @@ impl Loader<'_> {
         })
     }
 
-    fn file_mount(&self, key: &str, raw: crate::manifest::RawFileMount) -> Result<FileMount, ManifestError> {
+    fn file_mount(
+        &self,
+        key: &str,
+        raw: crate::manifest::RawFileMount,
+    ) -> Result<FileMount, ManifestError> {
         let source_key = format!("{key}.source");
         let relative = Path::new(raw.source.get_ref());
         if relative.is_absolute() {
             return Err(self.error_at(
                 raw.source.span(),
                 &source_key,
-                format!("{:?} must be a path relative to the app directory", raw.source.get_ref()),
+                format!(
+                    "{:?} must be a path relative to the app directory",
+                    raw.source.get_ref()
+                ),
             ));
         }
         let joined = self.dir.join(relative);
@@ -167,7 +182,10 @@ impl Loader<'_> {
                 format!("cannot use {}: {e}", joined.display()),
             )
         })?;
-        let app_dir = self.dir.canonicalize().unwrap_or_else(|_| self.dir.to_path_buf());
+        let app_dir = self
+            .dir
+            .canonicalize()
+            .unwrap_or_else(|_| self.dir.to_path_buf());
         if !canonical.starts_with(&app_dir) {
             return Err(self.error_at(
                 raw.source.span(),
@@ -184,7 +202,10 @@ impl Loader<'_> {
             return Err(self.error_at(
                 raw.source.span(),
                 &source_key,
-                format!("{} is not a directory; grant the directory that holds it", canonical.display()),
+                format!(
+                    "{} is not a directory; grant the directory that holds it",
+                    canonical.display()
+                ),
             ));
         }
         let destination = raw.destination.get_ref();
@@ -229,8 +250,14 @@ impl Loader<'_> {
                     ),
                 ));
             }
-            seen.insert(pattern.canonical(), (route.path.get_ref().clone(), route.path.span()));
-            if !components.iter().any(|c| &c.id == route.component.get_ref()) {
+            seen.insert(
+                pattern.canonical(),
+                (route.path.get_ref().clone(), route.path.span()),
+            );
+            if !components
+                .iter()
+                .any(|c| &c.id == route.component.get_ref())
+            {
                 let known: Vec<&str> = components.iter().map(|c| c.id.as_str()).collect();
                 return Err(self.error_at(
                     route.component.span(),
@@ -252,7 +279,12 @@ impl Loader<'_> {
         Ok(routes)
     }
 
-    fn error_at(&self, span: impl Into<Option<Range<usize>>>, key: &str, message: impl Into<String>) -> ManifestError {
+    fn error_at(
+        &self,
+        span: impl Into<Option<Range<usize>>>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ManifestError {
         let location = span
             .into()
             .map(|s| Location::from_offset(self.text, s.start));

@@ -16,7 +16,7 @@ pub(crate) struct RawManifest {
     #[serde(default)]
     pub route: Vec<RawRoute>,
     #[serde(default)]
-    pub component: BTreeMap<Spanned<String>, RawComponent>,
+    pub component: BTreeMap<String, RawComponent>,
 }
 
 #[derive(Deserialize)]

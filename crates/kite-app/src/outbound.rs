@@ -35,7 +35,9 @@ const RULE_HELP: &str =
 impl OutboundRule {
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = |why: &str| format!("invalid outbound host {text:?}: {why}; {RULE_HELP}");
-        let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("missing scheme"))?;
+        let (scheme, rest) = text
+            .split_once("://")
+            .ok_or_else(|| bad("missing scheme"))?;
         let scheme = match scheme {
             "*" => None,
             "http" | "https" => Some(scheme.to_string()),
@@ -49,7 +51,10 @@ impl OutboundRule {
         let port = match port {
             None => PortMatch::SchemeDefault,
             Some("*") => PortMatch::Any,
-            Some(p) => PortMatch::Exact(p.parse().map_err(|_| bad("the port must be 0-65535 or *"))?),
+            Some(p) => PortMatch::Exact(
+                p.parse()
+                    .map_err(|_| bad("the port must be 0-65535 or *"))?,
+            ),
         };
         let host = host.to_ascii_lowercase();
         let host = if host == "*" {
@@ -82,9 +87,14 @@ impl OutboundRule {
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let host_ok = match &self.host {
             HostMatch::Any => true,
-            HostMatch::Exact(h) => h.trim_start_matches('[').trim_end_matches(']').eq_ignore_ascii_case(host),
-            HostMatch::Subdomains(suffix) => host.len() > suffix.len() + 1
-                && host.to_ascii_lowercase().ends_with(&format!(".{suffix}")),
+            HostMatch::Exact(h) => h
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .eq_ignore_ascii_case(host),
+            HostMatch::Subdomains(suffix) => {
+                host.len() > suffix.len() + 1
+                    && host.to_ascii_lowercase().ends_with(&format!(".{suffix}"))
+            }
         };
         port_ok && host_ok
     }
@@ -151,7 +161,9 @@ fn check_host_name(host: &str) -> Result<(), String> {
     let valid_label = |label: &str| {
         !label.is_empty()
             && label.len() <= 63
-            && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            && label
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
     };
     if host.len() > 253 || !host.split('.').all(valid_label) {
         return Err(format!(
@@ -214,7 +226,13 @@ mod tests {
 
     #[test]
     fn suggestions_omit_default_ports() {
-        assert_eq!(OutboundRule::suggestion("https", "a.com", 443), "https://a.com");
-        assert_eq!(OutboundRule::suggestion("http", "a.com", 8080), "http://a.com:8080");
+        assert_eq!(
+            OutboundRule::suggestion("https", "a.com", 443),
+            "https://a.com"
+        );
+        assert_eq!(
+            OutboundRule::suggestion("http", "a.com", 8080),
+            "http://a.com:8080"
+        );
     }
 }

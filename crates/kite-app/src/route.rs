@@ -55,7 +55,9 @@ impl RoutePattern {
             let segment = match part {
                 "" => return Err(format!("route {text:?} has an empty segment (`//`)")),
                 "..." => {
-                    return Err(format!("route {text:?}: `...` may only be the last segment"))
+                    return Err(format!(
+                        "route {text:?}: `...` may only be the last segment"
+                    ))
                 }
                 _ if part.contains("...") => {
                     return Err(format!("route {text:?}: `...` must be a whole segment"))
@@ -127,7 +129,9 @@ impl RoutePattern {
         } else {
             body.split('/').collect()
         };
-        if parts.len() < self.segments.len() || (!self.wildcard && parts.len() != self.segments.len()) {
+        if parts.len() < self.segments.len()
+            || (!self.wildcard && parts.len() != self.segments.len())
+        {
             return None;
         }
         let mut found = RouteMatch::default();
@@ -189,7 +193,9 @@ mod tests {
 
     #[test]
     fn malformed_routes_are_rejected() {
-        for bad in ["hello", "/a//b", "/a/.../b", "/a/x...", "/a/:", "/a?b", "/a/*"] {
+        for bad in [
+            "hello", "/a//b", "/a/.../b", "/a/x...", "/a/:", "/a?b", "/a/*",
+        ] {
             assert!(RoutePattern::parse(bad).is_err(), "{bad}");
         }
     }

@@ -76,7 +76,9 @@ pub(crate) mod duration_serde {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         let text = String::deserialize(d)?;
-        super::parse_duration(&text).map(Some).map_err(de::Error::custom)
+        super::parse_duration(&text)
+            .map(Some)
+            .map_err(de::Error::custom)
     }
 }
 

@@ -47,7 +47,7 @@ fn a_good_manifest_loads_with_defaults() {
 fn unknown_keys_are_named_with_their_line() {
     let err = load_err(&format!("{}{GOOD_COMPONENT}colour = \"red\"\n", header()));
     assert_eq!(err.location.unwrap().line, 7, "{err}");
-    assert_eq!(err.key, "component.hello");
+    assert_eq!(err.key, "component.hello.colour");
     assert!(err.message.contains("unknown field `colour`"), "{err}");
     let text = err.to_string();
     assert!(text.contains("kite.toml:7:"), "{text}");
@@ -61,7 +61,11 @@ fn a_route_to_an_unknown_component() {
     ));
     assert_eq!(err.key, "route[0].component");
     assert_eq!(err.location.unwrap().line, 6);
-    assert!(err.message.contains("\"nope\", which is not defined (defined: hello)"), "{err}");
+    assert!(
+        err.message
+            .contains("\"nope\", which is not defined (defined: hello)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -72,17 +76,27 @@ fn two_routes_with_the_same_path() {
     ));
     assert_eq!(err.key, "route[1].path");
     assert_eq!(err.location.unwrap().line, 8);
-    assert!(err.message.contains("duplicates route \"/users/:id\" on line 5"), "{err}");
+    assert!(
+        err.message
+            .contains("duplicates route \"/users/:id\" on line 5"),
+        "{err}"
+    );
 }
 
 #[test]
 fn a_missing_source_file() {
-    let dir = write_app(&format!("{}[component.gone]\nsource = \"gone.wasm\"\nbuild = {{ command = \"true\" }}\n", header()));
+    let dir = write_app(&format!(
+        "{}[component.gone]\nsource = \"gone.wasm\"\nbuild = {{ command = \"true\" }}\n",
+        header()
+    ));
     let app = load_app(dir.path()).unwrap();
     let err = app.check_sources().unwrap_err();
     assert_eq!(err.key, "component.gone.source");
     assert_eq!(err.location.unwrap().line, 5);
-    assert!(err.message.contains("does not exist (run `kite build`"), "{err}");
+    assert!(
+        err.message.contains("does not exist (run `kite build`"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -118,7 +132,11 @@ fn a_bad_host_pattern() {
     ));
     assert_eq!(err.key, "component.hello.allowed_outbound_hosts[1]");
     assert_eq!(err.location.unwrap().line, 7);
-    assert!(err.message.contains("invalid outbound host \"example.com\""), "{err}");
+    assert!(
+        err.message
+            .contains("invalid outbound host \"example.com\""),
+        "{err}"
+    );
 }
 
 #[test]
@@ -144,11 +162,26 @@ fn bad_sizes_and_durations() {
 fn syntax_errors_and_versions() {
     let err = load_err("manifest_version = 1\n[app\n");
     assert_eq!(err.location.unwrap().line, 2, "{err}");
-    let err = load_err(&format!("manifest_version = 2\n[app]\nname = \"t\"\n{GOOD_COMPONENT}"));
+    let err = load_err(&format!(
+        "manifest_version = 2\n[app]\nname = \"t\"\n{GOOD_COMPONENT}"
+    ));
     assert_eq!(err.key, "manifest_version");
     assert!(err.message.contains("unsupported manifest version 2"));
     let err = load_err("[app]\nname = \"t\"\n");
     assert!(err.message.contains("manifest_version"), "{err}");
+}
+
+#[test]
+fn bad_component_ids() {
+    let err = load_err(&format!(
+        "{}[component.Hello]\nsource = \"hello.wasm\"\n",
+        header()
+    ));
+    assert_eq!(err.key, "component.Hello");
+    assert!(
+        err.message.contains("may only contain lowercase letters"),
+        "{err}"
+    );
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! Log setup: `RUST_LOG`-style filtering (default `info`), logs on stderr so stdout carries
 //! only what `kite` itself reports (addresses, routes).
 
+use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
@@ -10,6 +11,7 @@ pub fn init() {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(true)
         .init();
 }

@@ -13,19 +13,24 @@ async fn start_upstream() -> SocketAddr {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { return };
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
             tokio::spawn(async move {
-                let service = hyper::service::service_fn(|req: http::Request<hyper::body::Incoming>| async move {
-                    let response = if req.uri().path() == "/redirect" {
-                        http::Response::builder()
-                            .status(302)
-                            .header("location", "/elsewhere")
-                            .body(Full::new(bytes::Bytes::from_static(b"moved")))
-                    } else {
-                        http::Response::builder().body(Full::new(bytes::Bytes::from_static(b"upstream says hi")))
-                    };
-                    Ok::<_, Infallible>(response.unwrap())
-                });
+                let service = hyper::service::service_fn(
+                    |req: http::Request<hyper::body::Incoming>| async move {
+                        let response = if req.uri().path() == "/redirect" {
+                            http::Response::builder()
+                                .status(302)
+                                .header("location", "/elsewhere")
+                                .body(Full::new(bytes::Bytes::from_static(b"moved")))
+                        } else {
+                            http::Response::builder()
+                                .body(Full::new(bytes::Bytes::from_static(b"upstream says hi")))
+                        };
+                        Ok::<_, Infallible>(response.unwrap())
+                    },
+                );
                 let _ = hyper::server::conn::http1::Builder::new()
                     .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
                     .await;
@@ -44,35 +49,75 @@ async fn outbound_requests_go_only_to_allowed_hosts() {
     ));
     let server = Server::start(&app);
 
-    let allowed = server.get(&format!("/outbound?url=http://127.0.0.1:{}/x", upstream.port())).await;
+    let allowed = server
+        .get(&format!(
+            "/outbound?url=http://127.0.0.1:{}/x",
+            upstream.port()
+        ))
+        .await;
     assert_eq!(allowed.status, 200, "{}", allowed.body);
     assert_eq!(allowed.body, "status: 200\nupstream says hi");
 
-    let redirect = server.get(&format!("/outbound?url=http://127.0.0.1:{}/redirect", upstream.port())).await;
-    assert_eq!(redirect.body, "status: 302\nmoved", "redirects are returned, not followed");
+    let redirect = server
+        .get(&format!(
+            "/outbound?url=http://127.0.0.1:{}/redirect",
+            upstream.port()
+        ))
+        .await;
+    assert_eq!(
+        redirect.body, "status: 302\nmoved",
+        "redirects are returned, not followed"
+    );
 
-    let other_host = server.get(&format!("/outbound?url=http://localhost:{}/x", upstream.port())).await;
+    let other_host = server
+        .get(&format!(
+            "/outbound?url=http://localhost:{}/x",
+            upstream.port()
+        ))
+        .await;
     assert_eq!(other_host.status, 502, "{}", other_host.body);
-    assert!(other_host.body.contains("HttpRequestDenied"), "{}", other_host.body);
+    assert!(
+        other_host.body.contains("HttpRequestDenied"),
+        "{}",
+        other_host.body
+    );
     let log = server.wait_for_log("denied outbound request");
     assert!(
-        log.contains(&format!("add \"http://localhost:{}\" to `allowed_outbound_hosts` of component `caller`", upstream.port())),
+        log.contains(&format!(
+            "add \"http://localhost:{}\" to `allowed_outbound_hosts` of component `caller`",
+            upstream.port()
+        )),
         "{log}"
     );
 
     let other_port = server.get("/outbound?url=http://127.0.0.1:1/x").await;
-    assert!(other_port.body.contains("HttpRequestDenied"), "{}", other_port.body);
+    assert!(
+        other_port.body.contains("HttpRequestDenied"),
+        "{}",
+        other_port.body
+    );
 }
 
 #[tokio::test]
 async fn a_component_without_grants_can_reach_nothing() {
     let upstream = start_upstream().await;
-    let app = TestApp::probe("[[route]]\npath = \"/...\"\ncomponent = \"bare\"\n[component.bare]\nsource = \"PROBE\"\n");
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"bare\"\n[component.bare]\nsource = \"PROBE\"\n",
+    );
     let server = Server::start(&app);
-    let denied = server.get(&format!("/outbound?url=http://127.0.0.1:{}/x", upstream.port())).await;
+    let denied = server
+        .get(&format!(
+            "/outbound?url=http://127.0.0.1:{}/x",
+            upstream.port()
+        ))
+        .await;
     assert!(denied.body.contains("HttpRequestDenied"), "{}", denied.body);
     let env = server.get("/env").await;
-    assert_eq!((env.status, env.body.as_str()), (200, ""), "no host environment leaks in");
+    assert_eq!(
+        (env.status, env.body.as_str()),
+        (200, ""),
+        "no host environment leaks in"
+    );
     let file = server.get("/read?path=/etc/passwd").await;
     assert_eq!(file.status, 404, "{}", file.body);
 }
@@ -94,7 +139,10 @@ async fn files_are_visible_only_where_granted() {
     let server = Server::start(&app);
 
     let granted = server.get("/files/read?path=/static/hello.txt").await;
-    assert_eq!((granted.status, granted.body.as_str()), (200, "static hello"));
+    assert_eq!(
+        (granted.status, granted.body.as_str()),
+        (200, "static hello")
+    );
     for escape in [
         "/static/../kite.toml",
         "/static/escape",
@@ -103,7 +151,11 @@ async fn files_are_visible_only_where_granted() {
         "/static/../../../../etc/passwd",
     ] {
         let reply = server.get(&format!("/files/read?path={escape}")).await;
-        assert_eq!(reply.status, 404, "{escape} must not be readable: {}", reply.body);
+        assert_eq!(
+            reply.status, 404,
+            "{escape} must not be readable: {}",
+            reply.body
+        );
     }
     let read_only = server.get("/files/write?path=/static/new.txt").await;
     assert_eq!(read_only.status, 403, "{}", read_only.body);
@@ -111,7 +163,10 @@ async fn files_are_visible_only_where_granted() {
 
     let writable = server.get("/files/write?path=/data/out.txt").await;
     assert_eq!(writable.status, 200, "{}", writable.body);
-    assert_eq!(std::fs::read_to_string(app.path().join("data/out.txt")).unwrap(), "written by probe");
+    assert_eq!(
+        std::fs::read_to_string(app.path().join("data/out.txt")).unwrap(),
+        "written by probe"
+    );
 
     let ungranted = server.get("/none/read?path=/static/hello.txt").await;
     assert_eq!(ungranted.status, 404, "{}", ungranted.body);
@@ -127,7 +182,10 @@ async fn only_listed_environment_variables_are_visible() {
     let mut vars: Vec<&str> = reply.body.lines().collect();
     vars.sort();
     assert_eq!(vars, vec!["EMPTY=", "GREETING=hi"]);
-    assert!(std::env::var("PATH").is_ok(), "the host has variables that must not leak");
+    assert!(
+        std::env::var("PATH").is_ok(),
+        "the host has variables that must not leak"
+    );
 }
 
 #[tokio::test]
@@ -142,5 +200,8 @@ async fn guest_output_goes_to_the_log_tagged_with_the_component() {
         .find(|l| l.contains("probe says hello on stdout"))
         .unwrap_or_else(|| panic!("{log}"));
     assert!(line.contains("talker") && line.contains(&id), "{line}");
-    assert!(!server.stdout().contains("probe says hello"), "guest output stays out of kite's stdout");
+    assert!(
+        !server.stdout().contains("probe says hello"),
+        "guest output stays out of kite's stdout"
+    );
 }

@@ -14,9 +14,15 @@ fn up_fails(app: &TestApp) -> String {
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(!stdout.contains("listening"), "must fail before listening: {stdout}");
+    assert!(
+        !stdout.contains("listening"),
+        "must fail before listening: {stdout}"
+    );
     let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{stderr}");
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
     assert!(stderr.starts_with("error: "), "{stderr}");
     stderr
 }
@@ -26,15 +32,24 @@ fn manifest_errors_stop_kite_up_with_file_line_and_key() {
     let app = TestApp::probe("[component.x]\nsource = \"PROBE\"\nlimits = { memory = \"lots\" }\n");
     let err = up_fails(&app);
     assert!(err.contains("kite.toml:6:"), "{err}");
-    assert!(err.contains("`component.x.limits.memory`: invalid size \"lots\""), "{err}");
+    assert!(
+        err.contains("`component.x.limits.memory`: invalid size \"lots\""),
+        "{err}"
+    );
 
     let app = TestApp::probe("[[route]]\npath = \"/\"\ncomponent = \"ghost\"\n");
     let err = up_fails(&app);
-    assert!(err.contains("`route[0].component`") && err.contains("\"ghost\", which is not defined"), "{err}");
+    assert!(
+        err.contains("`route[0].component`") && err.contains("\"ghost\", which is not defined"),
+        "{err}"
+    );
 
     let app = TestApp::probe("[component.x]\nsource = \"missing.wasm\"\n");
     let err = up_fails(&app);
-    assert!(err.contains("`component.x.source`") && err.contains("does not exist"), "{err}");
+    assert!(
+        err.contains("`component.x.source`") && err.contains("does not exist"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -43,7 +58,10 @@ fn files_that_are_not_components_are_explained() {
     // The smallest valid core module: magic and version 1.
     std::fs::write(app.path().join("module.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let err = up_fails(&app);
-    assert!(err.contains("is not a component: it is a core WebAssembly module"), "{err}");
+    assert!(
+        err.contains("is not a component: it is a core WebAssembly module"),
+        "{err}"
+    );
     assert!(err.contains("Wagi"), "{err}");
 
     std::fs::write(app.path().join("module.wasm"), b"not wasm at all").unwrap();
@@ -57,7 +75,9 @@ fn files_that_are_not_components_are_explained() {
 
 #[test]
 fn the_second_start_uses_the_compile_cache() {
-    let app = TestApp::probe("[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n");
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",
+    );
     let cache = app.path().join("cache");
     let args = ["--cache-dir", cache.to_str().unwrap()];
     {
@@ -75,17 +95,32 @@ fn the_second_start_uses_the_compile_cache() {
 
 #[test]
 fn ctrl_c_lets_an_in_flight_request_finish_then_exits_0() {
-    let app = TestApp::probe("[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n");
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",
+    );
     let mut server = Server::start(&app);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let addr = server.addr;
-    let in_flight = runtime.spawn(common::send(addr, http::Method::GET, "/sleep?ms=1500", bytes::Bytes::new()));
+    let in_flight = runtime.spawn(common::send(
+        addr,
+        http::Method::GET,
+        "/sleep?ms=1500",
+        bytes::Bytes::new(),
+    ));
     std::thread::sleep(Duration::from_millis(400));
     server.signal("INT");
     let reply = runtime.block_on(in_flight).unwrap();
     assert_eq!((reply.status, reply.body.as_str()), (200, "slept 1500 ms"));
-    assert_eq!(server.wait_exit(Duration::from_secs(10)), Some(0), "{}", server.log());
-    assert!(std::net::TcpStream::connect(addr).is_err(), "no longer accepting");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(10)),
+        Some(0),
+        "{}",
+        server.log()
+    );
+    assert!(
+        std::net::TcpStream::connect(addr).is_err(),
+        "no longer accepting"
+    );
 }
 
 #[test]
@@ -105,21 +140,45 @@ fn a_missing_rust_target_names_the_rustup_command() {
         "[component.x]\nsource = \"x.wasm\"\nbuild = { command = \"cargo build --target wasm32-wasip2 --release\" }\n",
     );
     let fake_rustc = app.path().join("fake-rustc");
-    std::fs::write(&fake_rustc, format!("#!/bin/sh\necho {}\n", app.path().display())).unwrap();
+    std::fs::write(
+        &fake_rustc,
+        format!("#!/bin/sh\necho {}\n", app.path().display()),
+    )
+    .unwrap();
     std::fs::set_permissions(&fake_rustc, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = kite().args(["build", "-f"]).arg(app.path()).env("RUSTC", &fake_rustc).output().unwrap();
+    let output = kite()
+        .args(["build", "-f"])
+        .arg(app.path())
+        .env("RUSTC", &fake_rustc)
+        .output()
+        .unwrap();
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("rustup target add wasm32-wasip2"), "{stderr}");
+    assert!(
+        stderr.contains("rustup target add wasm32-wasip2"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn new_then_build_then_up_serves_the_template() {
     let work = tempfile::tempdir().unwrap();
     let app_dir = work.path().join("hello");
-    let output = kite().args(["new", "http-rust", "hello", "--output"]).arg(&app_dir).output().unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let again = kite().args(["new", "http-rust", "hello", "--output"]).arg(&app_dir).output().unwrap();
+    let output = kite()
+        .args(["new", "http-rust", "hello", "--output"])
+        .arg(&app_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let again = kite()
+        .args(["new", "http-rust", "hello", "--output"])
+        .arg(&app_dir)
+        .output()
+        .unwrap();
     assert_eq!(again.status.code(), Some(1), "refuses to overwrite");
 
     let build = kite()
@@ -129,7 +188,11 @@ fn new_then_build_then_up_serves_the_template() {
         .env_remove("RUSTFLAGS")
         .output()
         .unwrap();
-    assert!(build.status.success(), "{}", String::from_utf8_lossy(&build.stderr));
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
     let cache = work.path().join("cache");
     let server = Server::start_at(&app_dir, &["--cache-dir", cache.to_str().unwrap()]);
     let runtime = tokio::runtime::Runtime::new().unwrap();

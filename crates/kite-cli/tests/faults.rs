@@ -17,7 +17,12 @@ async fn a_trap_fails_only_its_request() {
     let server = Server::start(&app);
     let mut healthy = Vec::new();
     for _ in 0..20 {
-        healthy.push(tokio::spawn(common::send(server.addr, http::Method::GET, "/hello", bytes::Bytes::new())));
+        healthy.push(tokio::spawn(common::send(
+            server.addr,
+            http::Method::GET,
+            "/hello",
+            bytes::Bytes::new(),
+        )));
     }
     let trapped = server.get("/trap").await;
     assert_eq!(trapped.status, 500, "{}", trapped.body);
@@ -25,11 +30,17 @@ async fn a_trap_fails_only_its_request() {
     assert!(trapped.body.contains(&id));
     for reply in futures::future::join_all(healthy).await {
         let reply = reply.unwrap();
-        assert_eq!((reply.status, reply.body.as_str()), (200, "Hello from Kite"));
+        assert_eq!(
+            (reply.status, reply.body.as_str()),
+            (200, "Hello from Kite")
+        );
     }
     let log = server.wait_for_log("the probe was asked to trap");
     assert!(log.contains("the component trapped"), "{log}");
-    assert!(log.contains(&id), "the trap is logged with its request id:\n{log}");
+    assert!(
+        log.contains(&id),
+        "the trap is logged with its request id:\n{log}"
+    );
     assert_eq!(server.get("/hello").await.status, 200);
 }
 
@@ -38,7 +49,12 @@ async fn an_infinite_loop_is_cut_at_the_deadline() {
     let app = app("timeout = \"1s\"");
     let server = Server::start(&app);
     let started = Instant::now();
-    let looping = tokio::spawn(common::send(server.addr, http::Method::GET, "/loop", bytes::Bytes::new()));
+    let looping = tokio::spawn(common::send(
+        server.addr,
+        http::Method::GET,
+        "/loop",
+        bytes::Bytes::new(),
+    ));
     // While one instance spins, others are served.
     tokio::time::sleep(Duration::from_millis(100)).await;
     for _ in 0..10 {
@@ -50,7 +66,10 @@ async fn an_infinite_loop_is_cut_at_the_deadline() {
     let elapsed = started.elapsed();
     assert_eq!(reply.status, 504, "{}", reply.body);
     assert!(reply.body.contains("deadline"), "{}", reply.body);
-    assert!(elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(10), "{elapsed:?}");
+    assert!(
+        elapsed >= Duration::from_millis(950) && elapsed < Duration::from_secs(10),
+        "{elapsed:?}"
+    );
     let log = server.wait_for_log("deadline and was stopped");
     assert!(log.contains("GET /loop 504"), "{log}");
     assert_eq!(server.get("/hello").await.status, 200);

@@ -19,12 +19,27 @@ fn echo_app(limits: &str) -> TestApp {
 fn peak_rss(pid: u32) -> u64 {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse::<u64>().unwrap() * 1024
+    line.split_whitespace()
+        .nth(1)
+        .unwrap()
+        .parse::<u64>()
+        .unwrap()
+        * 1024
 }
 
 /// A chunked body of `chunks` MiB, produced lazily.
-fn chunked_body(chunks: usize) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
+fn chunked_body(
+    chunks: usize,
+) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
     let chunk = Bytes::from(vec![7u8; MIB]);
+    StreamBody::new(futures::stream::iter(0..chunks).map(move |_| Ok(Frame::data(chunk.clone()))))
+}
+
+/// A small chunked body (fits in socket buffers, so the upload completes before the reply).
+fn chunked_kib(
+    chunks: usize,
+) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
+    let chunk = Bytes::from(vec![7u8; 1024]);
     StreamBody::new(futures::stream::iter(0..chunks).map(move |_| Ok(Frame::data(chunk.clone()))))
 }
 
@@ -32,14 +47,21 @@ fn chunked_body(chunks: usize) -> StreamBody<impl futures::Stream<Item = Result<
 async fn a_100_mib_echo_streams_with_bounded_server_memory() {
     let app = echo_app("max_request_body = \"200MiB\", timeout = \"120s\"");
     let server = Server::start(&app);
-    let warm = common::send(server.addr, http::Method::POST, "/echo", Bytes::from_static(b"warm")).await;
+    let warm = common::send(
+        server.addr,
+        http::Method::POST,
+        "/echo",
+        Bytes::from_static(b"warm"),
+    )
+    .await;
     assert_eq!(warm.body, "warm");
     let before = peak_rss(server.pid());
 
     let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-        .await
-        .unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
     tokio::spawn(connection);
     let request = http::Request::post("/echo")
         .header("host", "localhost")
@@ -58,24 +80,56 @@ async fn a_100_mib_echo_streams_with_bounded_server_memory() {
     }
     assert_eq!(received, 100 * MIB);
     let growth = peak_rss(server.pid()).saturating_sub(before);
-    assert!(growth < 40 << 20, "peak server memory grew by {} MiB", growth >> 20);
+    assert!(
+        growth < 40 << 20,
+        "peak server memory grew by {} MiB",
+        growth >> 20
+    );
 }
 
 #[tokio::test]
 async fn bodies_over_the_limit_get_413() {
     let app = echo_app("max_request_body = \"1KiB\"");
     let server = Server::start(&app);
-    let declared = common::send(server.addr, http::Method::POST, "/echo", Bytes::from(vec![1u8; 2048])).await;
+    let declared = common::send(
+        server.addr,
+        http::Method::POST,
+        "/echo",
+        Bytes::from(vec![1u8; 2048]),
+    )
+    .await;
     assert_eq!(declared.status, 413, "{}", declared.body);
-    assert!(declared.body.contains("max_request_body"), "{}", declared.body);
+    assert!(
+        declared.body.contains("max_request_body"),
+        "{}",
+        declared.body
+    );
 
-    let request = http::Request::post("/echo")
+    let request = http::Request::post("/consume")
         .header("host", "localhost")
-        .body(chunked_body(1))
+        .body(chunked_kib(4))
         .unwrap();
     let chunked = common::send_request(server.addr, request).await;
     assert_eq!(chunked.status, 413, "{}", chunked.body);
 
-    let small = common::send(server.addr, http::Method::POST, "/echo", Bytes::from(vec![b'a'; 1024])).await;
+    // A guest that starts its response before reading cannot get a 413 any more: its
+    // response must then fail visibly rather than end as if complete.
+    let request = http::Request::post("/echo")
+        .header("host", "localhost")
+        .body(chunked_kib(4))
+        .unwrap();
+    let streamed = common::send_request(server.addr, request).await;
+    assert!(
+        streamed.status == 413 || streamed.body_failed,
+        "{streamed:?}"
+    );
+
+    let small = common::send(
+        server.addr,
+        http::Method::POST,
+        "/echo",
+        Bytes::from(vec![b'a'; 1024]),
+    )
+    .await;
     assert_eq!((small.status, small.body.len()), (200, 1024));
 }

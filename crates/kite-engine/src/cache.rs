@@ -74,7 +74,10 @@ impl CompileCache {
             Ok(())
         })();
         if let Err(e) = result {
-            tracing::warn!("could not write compile cache entry {}: {e:#}", path.display());
+            tracing::warn!(
+                "could not write compile cache entry {}: {e:#}",
+                path.display()
+            );
         }
     }
 }

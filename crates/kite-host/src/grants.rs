@@ -33,8 +33,14 @@ impl ComponentGrants {
     /// A fresh instance state for one request.
     pub fn instance_state(&self, request_id: Arc<str>) -> anyhow::Result<InstanceState> {
         let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_tcp(false).allow_udp(false).allow_ip_name_lookup(false);
-        wasi.stdout(GuestLog::new(self.component.clone(), request_id.clone(), "stdout"));
+        wasi.allow_tcp(false)
+            .allow_udp(false)
+            .allow_ip_name_lookup(false);
+        wasi.stdout(GuestLog::new(
+            self.component.clone(),
+            request_id.clone(),
+            "stdout",
+        ));
         wasi.stderr(GuestLog::new(self.component.clone(), request_id, "stderr"));
         self.env.prepare(&mut wasi);
         self.files.prepare(&mut wasi)?;
@@ -42,7 +48,9 @@ impl ComponentGrants {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            limits: StoreLimitsBuilder::new().memory_size(self.memory_limit).build(),
+            limits: StoreLimitsBuilder::new()
+                .memory_size(self.memory_limit)
+                .build(),
             outbound: self.outbound_http.prepare(),
         })
     }

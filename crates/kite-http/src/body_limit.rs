@@ -45,7 +45,9 @@ where
                     let len = data.len() as u64;
                     if len > this.remaining {
                         this.exceeded.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(this.limit)))));
+                        return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
+                            this.limit,
+                        )))));
                     }
                     this.remaining -= len;
                 }

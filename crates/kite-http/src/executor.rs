@@ -2,6 +2,7 @@
 //! component's grants, with its memory limit and deadline; guest failures become 5xx.
 
 use crate::body_limit::LimitedBody;
+use crate::response_body::GuardedBody;
 use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
@@ -86,7 +87,11 @@ impl WasiHttpExecutor {
             Ok(store) => store,
             Err(e) => {
                 tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
-                return error_response(StatusCode::INTERNAL_SERVER_ERROR, request_id, "the component could not be started");
+                return error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    request_id,
+                    "the component could not be started",
+                );
             }
         };
         let (sender, receiver) = tokio::sync::oneshot::channel();
@@ -99,7 +104,11 @@ impl WasiHttpExecutor {
         let (request, outparam) = match prepared {
             Ok(parts) => parts,
             Err(e) => {
-                return error_response(StatusCode::BAD_REQUEST, request_id, &format!("bad request: {e:#}"));
+                return error_response(
+                    StatusCode::BAD_REQUEST,
+                    request_id,
+                    &format!("bad request: {e:#}"),
+                );
             }
         };
 
@@ -107,6 +116,7 @@ impl WasiHttpExecutor {
         let timeout = self.limits.timeout;
         let component = self.component.clone();
         let task_request_id = request_id.clone();
+        let (handler_done, handler_ok) = tokio::sync::oneshot::channel();
         let task = tokio::spawn(async move {
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
@@ -133,11 +143,14 @@ impl WasiHttpExecutor {
                     "the component trapped: {e:?}"
                 ),
             }
+            let _ = handler_done.send(outcome.is_ok());
             outcome
         });
 
         match receiver.await {
-            Ok(Ok(mut response)) => {
+            Ok(Ok(response)) => {
+                let mut response =
+                    response.map(|body| GuardedBody::new(body, handler_ok).boxed_unsync());
                 if let Ok(value) = HeaderValue::from_str(request_id) {
                     response.headers_mut().insert(REQUEST_ID_HEADER, value);
                 }
@@ -148,7 +161,11 @@ impl WasiHttpExecutor {
                 if exceeded.load(Ordering::Relaxed) {
                     return self.too_large(request_id);
                 }
-                error_response(StatusCode::INTERNAL_SERVER_ERROR, request_id, "the component failed to produce a response")
+                error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    request_id,
+                    "the component failed to produce a response",
+                )
             }
             Err(_) => {
                 let failure = match task.await {
@@ -169,7 +186,10 @@ impl WasiHttpExecutor {
                     Some(GuestFailure::Deadline) => error_response(
                         StatusCode::GATEWAY_TIMEOUT,
                         request_id,
-                        &format!("the component did not respond within its {} deadline", humanize(timeout)),
+                        &format!(
+                            "the component did not respond within its {} deadline",
+                            humanize(timeout)
+                        ),
                     ),
                     _ => error_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
@@ -225,7 +245,11 @@ fn humanize(duration: Duration) -> String {
 }
 
 /// A plain-text error response carrying the request id, in the body and a header.
-pub(crate) fn error_response(status: StatusCode, request_id: &str, message: &str) -> Response<HyperOutgoingBody> {
+pub(crate) fn error_response(
+    status: StatusCode,
+    request_id: &str,
+    message: &str,
+) -> Response<HyperOutgoingBody> {
     let text = format!(
         "{} {}: {message} (request id {request_id})\n",
         status.as_u16(),
@@ -236,9 +260,10 @@ pub(crate) fn error_response(status: StatusCode, request_id: &str, message: &str
         .boxed_unsync();
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     if let Ok(value) = HeaderValue::from_str(request_id) {
         response.headers_mut().insert(REQUEST_ID_HEADER, value);
     }

@@ -59,7 +59,12 @@ impl HttpTrigger {
     pub fn route_table(&self) -> Vec<(String, String)> {
         self.router
             .patterns()
-            .map(|(pattern, i)| (pattern.as_str().to_string(), self.executors[i].component().to_string()))
+            .map(|(pattern, i)| {
+                (
+                    pattern.as_str().to_string(),
+                    self.executors[i].component().to_string(),
+                )
+            })
             .collect()
     }
 
@@ -71,16 +76,23 @@ impl HttpTrigger {
         let (response, component) = match self.router.route(uri.path()) {
             Some((index, _)) => {
                 let executor = &self.executors[index];
-                (executor.handle(req, &request_id).await, executor.component())
+                (
+                    executor.handle(req, &request_id).await,
+                    executor.component(),
+                )
             }
             None => (
-                error_response(StatusCode::NOT_FOUND, &request_id, &format!("no route matches {}", uri.path())),
+                error_response(
+                    StatusCode::NOT_FOUND,
+                    &request_id,
+                    &format!("no route matches {}", uri.path()),
+                ),
                 "-",
             ),
         };
         tracing::info!(
             target: "kite::request",
-            component,
+            component = %component,
             request_id = %request_id,
             "{method} {} {} {:.2}ms",
             uri.path_and_query().map_or("/", |p| p.as_str()),

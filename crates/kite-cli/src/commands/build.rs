@@ -33,7 +33,9 @@ pub fn build_app(app: &App) -> anyhow::Result<()> {
             .arg(&build.command)
             .current_dir(&build.workdir)
             .status()
-            .with_context(|| format!("running the build command of component `{}`", component.id))?;
+            .with_context(|| {
+                format!("running the build command of component `{}`", component.id)
+            })?;
         if !status.success() {
             bail!(
                 "the build command of component `{}` failed ({status}): `{}` in {}",
@@ -68,9 +70,13 @@ fn rust_target_installed(target: &str, workdir: &Path) -> bool {
     let Ok(output) = Command::new(rustc)
         .args(["--print", "sysroot"])
         .current_dir(workdir)
-        .output() else {
+        .output()
+    else {
         return true; // No rustc to ask: let the build itself report what is missing.
     };
     let sysroot = String::from_utf8_lossy(&output.stdout).trim().to_string();
-    Path::new(&sysroot).join("lib/rustlib").join(target).is_dir()
+    Path::new(&sysroot)
+        .join("lib/rustlib")
+        .join(target)
+        .is_dir()
 }

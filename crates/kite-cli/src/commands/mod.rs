@@ -10,7 +10,12 @@ use std::path::PathBuf;
 #[derive(clap::Args, Debug, Clone)]
 pub struct AppLocation {
     /// The app's directory (holding kite.toml) or manifest file.
-    #[arg(short = 'f', long = "file", value_name = "DIR|FILE", default_value = ".")]
+    #[arg(
+        short = 'f',
+        long = "file",
+        value_name = "DIR|FILE",
+        default_value = "."
+    )]
     pub path: PathBuf,
 }
 

@@ -27,11 +27,26 @@ struct Template {
 const TEMPLATES: &[Template] = &[Template {
     name: "http-rust",
     files: &[
-        ("Cargo.toml", include_str!("../../../../templates/http-rust/Cargo.toml.tmpl")),
-        ("kite.toml", include_str!("../../../../templates/http-rust/kite.toml.tmpl")),
-        ("src/lib.rs", include_str!("../../../../templates/http-rust/src/lib.rs")),
-        (".gitignore", include_str!("../../../../templates/http-rust/gitignore.tmpl")),
-        ("README.md", include_str!("../../../../templates/http-rust/README.md.tmpl")),
+        (
+            "Cargo.toml",
+            include_str!("../../../../templates/http-rust/Cargo.toml.tmpl"),
+        ),
+        (
+            "kite.toml",
+            include_str!("../../../../templates/http-rust/kite.toml.tmpl"),
+        ),
+        (
+            "src/lib.rs",
+            include_str!("../../../../templates/http-rust/src/lib.rs"),
+        ),
+        (
+            ".gitignore",
+            include_str!("../../../../templates/http-rust/gitignore.tmpl"),
+        ),
+        (
+            "README.md",
+            include_str!("../../../../templates/http-rust/README.md.tmpl"),
+        ),
     ],
 }];
 
@@ -52,19 +67,35 @@ pub fn run(args: NewArgs) -> anyhow::Result<()> {
         .find(|t| t.name == args.template)
         .context("unknown template")?;
     let dir = args.output.unwrap_or_else(|| PathBuf::from(&args.name));
-    if dir.exists() && dir.read_dir().map(|mut d| d.next().is_some()).unwrap_or(true) {
-        bail!("{} already exists and is not empty; choose another name or `--output`", dir.display());
+    if dir.exists()
+        && dir
+            .read_dir()
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        bail!(
+            "{} already exists and is not empty; choose another name or `--output`",
+            dir.display()
+        );
     }
     let crate_name = args.name.replace('-', "_");
     for (path, text) in template.files {
         let target = dir.join(path);
         if let Some(parent) = target.parent() {
-            std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("creating {}", parent.display()))?;
         }
-        let text = text.replace("{{name}}", &args.name).replace("{{crate_name}}", &crate_name);
+        let text = text
+            .replace("{{name}}", &args.name)
+            .replace("{{crate_name}}", &crate_name);
         std::fs::write(&target, text).with_context(|| format!("writing {}", target.display()))?;
     }
-    println!("Created app `{}` in {} from template `{}`.", args.name, dir.display(), template.name);
+    println!(
+        "Created app `{}` in {} from template `{}`.",
+        args.name,
+        dir.display(),
+        template.name
+    );
     println!("Next: cd {} && kite up --build", dir.display());
     Ok(())
 }

@@ -59,12 +59,19 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     app.check_sources()?;
 
     let options = EngineOptions {
-        max_memory: app.components.iter().map(|c| c.limits.memory).max().unwrap_or(128 << 20),
+        max_memory: app
+            .components
+            .iter()
+            .map(|c| c.limits.memory)
+            .max()
+            .unwrap_or(128 << 20),
         max_instances: args.max_instances,
         cache_dir: if args.no_cache {
             None
         } else {
-            args.cache_dir.clone().or_else(kite_engine::CompileCache::default_dir)
+            args.cache_dir
+                .clone()
+                .or_else(kite_engine::CompileCache::default_dir)
         },
         pooling: true,
     };
@@ -79,7 +86,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     watch_for_shutdown_signals(stop)?;
     let serve_options = ServeOptions {
-        workers: args.workers.unwrap_or_else(|| ServeOptions::default().workers),
+        workers: args
+            .workers
+            .unwrap_or_else(|| ServeOptions::default().workers),
         shutdown_timeout: args.shutdown_timeout,
     };
     kite_http::serve(trigger, listener, &serve_options, shutdown)?;
@@ -100,7 +109,11 @@ fn prepare_with_progress(app: &kite_app::App, engine: &KiteEngine) -> anyhow::Re
         None
     };
     let trigger = HttpTrigger::prepare(app, engine, |loaded| {
-        let how = if loaded.from_cache { "loaded from cache" } else { "compiled" };
+        let how = if loaded.from_cache {
+            "loaded from cache"
+        } else {
+            "compiled"
+        };
         let line = format!("component `{}` {how} in {:.2?}", loaded.id, loaded.elapsed);
         match &bar {
             Some(bar) => {
@@ -122,7 +135,10 @@ fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr)
     let _ = writeln!(out, "listening on http://{address}");
     let routes = trigger.route_table();
     if routes.is_empty() {
-        let _ = writeln!(out, "No routes: every request will get 404. Add [[route]] tables to the manifest.");
+        let _ = writeln!(
+            out,
+            "No routes: every request will get 404. Add [[route]] tables to the manifest."
+        );
     } else {
         let _ = writeln!(out, "Routes (most specific first):");
         let width = routes.iter().map(|(r, _)| r.len()).max().unwrap_or(0);
@@ -143,7 +159,8 @@ fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow:
         .spawn(move || {
             runtime.block_on(async {
                 let mut terminate =
-                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                    {
                         Ok(signal) => signal,
                         Err(e) => {
                             tracing::warn!("cannot watch for SIGTERM: {e}");

@@ -12,7 +12,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
 }
 
 /// Path of a guest component, building tests/guests once per test process.
@@ -131,7 +134,10 @@ impl Server {
             Err(_) => {
                 let _ = child.kill();
                 std::thread::sleep(Duration::from_millis(200));
-                panic!("kite did not start listening; log:\n{}", log.lock().unwrap());
+                panic!(
+                    "kite did not start listening; log:\n{}",
+                    log.lock().unwrap()
+                );
             }
         };
         Server {
@@ -208,6 +214,8 @@ pub struct Reply {
     pub status: u16,
     pub headers: http::HeaderMap,
     pub body: String,
+    /// Whether the body ended with an error instead of cleanly.
+    pub body_failed: bool,
 }
 
 impl Reply {
@@ -241,11 +249,12 @@ where
     tokio::spawn(connection);
     let response = sender.send_request(request).await.unwrap();
     let (parts, body) = response.into_parts();
-    let bytes = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+    let collected = body.collect().await.map(|b| b.to_bytes());
     Reply {
         status: parts.status.as_u16(),
         headers: parts.headers,
-        body: String::from_utf8_lossy(&bytes).into_owned(),
+        body_failed: collected.is_err(),
+        body: String::from_utf8_lossy(&collected.unwrap_or_default()).into_owned(),
     }
 }
 

@@ -32,7 +32,10 @@ impl FilesGrant {
             };
             wasi.preopened_dir(&mount.source, &mount.destination, perms)
                 .map_err(|e| {
-                    anyhow::anyhow!("opening granted directory {}: {e:#}", mount.source.display())
+                    anyhow::anyhow!(
+                        "opening granted directory {}: {e:#}",
+                        mount.source.display()
+                    )
                 })?;
         }
         Ok(())

@@ -2,8 +2,8 @@
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
 
 use http::uri::Scheme;
-use std::future::Future;
 use kite_app::{ComponentSpec, OutboundRule};
+use std::future::Future;
 use std::sync::Arc;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
@@ -54,11 +54,19 @@ type SendFuture = Box<
 impl OutboundPolicy {
     /// `Err(hint)` names the rule that would allow the request.
     fn check(&self, uri: &http::Uri) -> Result<(), String> {
-        let scheme = uri.scheme().unwrap_or(&Scheme::HTTPS).as_str().to_ascii_lowercase();
+        let scheme = uri
+            .scheme()
+            .unwrap_or(&Scheme::HTTPS)
+            .as_str()
+            .to_ascii_lowercase();
         let host = uri.host().unwrap_or_default();
         let default_port = if scheme == "http" { 80 } else { 443 };
         let port = uri.port_u16().unwrap_or(default_port);
-        if self.rules.iter().any(|rule| rule.allows(&scheme, host, port)) {
+        if self
+            .rules
+            .iter()
+            .any(|rule| rule.allows(&scheme, host, port))
+        {
             Ok(())
         } else {
             Err(OutboundRule::suggestion(&scheme, host, port))
@@ -110,7 +118,13 @@ mod tests {
         let check = |u: &str| policy.check(&u.parse().unwrap());
         assert!(check("http://127.0.0.1:8080/x").is_ok());
         assert!(check("https://api.example.com/v1").is_ok());
-        assert_eq!(check("http://api.example.com/v1"), Err("http://api.example.com".into()));
-        assert_eq!(check("http://localhost:9000/"), Err("http://localhost:9000".into()));
+        assert_eq!(
+            check("http://api.example.com/v1"),
+            Err("http://api.example.com".into())
+        );
+        assert_eq!(
+            check("http://localhost:9000/"),
+            Err("http://localhost:9000".into())
+        );
     }
 }

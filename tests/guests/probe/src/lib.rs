@@ -28,6 +28,14 @@ impl Guest for Probe {
         };
         match path.rsplit('/').next().unwrap_or_default() {
             "echo" => echo(request, out),
+            "consume" => {
+                let body = request.consume().expect("request body");
+                let mut data = Vec::new();
+                match Read::read_to_end(&mut body.stream().expect("input stream"), &mut data) {
+                    Ok(_) => respond(out, 200, &format!("received {} bytes", data.len())),
+                    Err(e) => panic!("reading the request body failed: {e}"),
+                }
+            }
             "trap" => panic!("the probe was asked to trap"),
             "loop" => loop {
                 std::hint::black_box(());
