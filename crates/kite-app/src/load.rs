@@ -7,7 +7,6 @@ use crate::{Location, ManifestError, RoutePattern};
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component as PathPart, Path, PathBuf};
-use toml::Spanned;
 
 pub const MANIFEST_FILE_NAME: &str = "kite.toml";
 const SUPPORTED_MANIFEST_VERSION: i64 = 1;

@@ -41,7 +41,7 @@ impl ComponentGrants {
             request_id.clone(),
             "stdout",
         ));
-        wasi.stderr(GuestLog::new(self.component.clone(), request_id, "stderr"));
+        wasi.stderr(GuestLog::new(self.component.clone(), request_id.clone(), "stderr"));
         self.env.prepare(&mut wasi);
         self.files.prepare(&mut wasi)?;
         Ok(InstanceState {
@@ -51,7 +51,7 @@ impl ComponentGrants {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
                 .build(),
-            outbound: self.outbound_http.prepare(),
+            outbound: self.outbound_http.prepare(request_id),
         })
     }
 }

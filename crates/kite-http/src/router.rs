@@ -15,7 +15,7 @@ impl Router {
             .map(|r| (r.pattern.clone(), index_of(&r.component)))
             .collect();
         // Stable sort: equally specific routes keep manifest order.
-        routes.sort_by(|a, b| b.0.specificity().cmp(&a.0.specificity()));
+        routes.sort_by_key(|(pattern, _)| std::cmp::Reverse(pattern.specificity()));
         Router { routes }
     }
 

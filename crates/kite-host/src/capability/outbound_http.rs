@@ -27,9 +27,10 @@ impl OutboundHttpGrant {
         })
     }
 
-    pub fn prepare(&self) -> OutboundHttp {
+    pub fn prepare(&self, request_id: Arc<str>) -> OutboundHttp {
         OutboundHttp {
             policy: self.policy.clone(),
+            request_id,
         }
     }
 }
@@ -37,6 +38,7 @@ impl OutboundHttpGrant {
 /// Per-instance hooks that wasi:http calls for every outgoing request.
 pub struct OutboundHttp {
     policy: Arc<OutboundPolicy>,
+    request_id: Arc<str>,
 }
 
 type SendFuture = Box<
@@ -84,6 +86,7 @@ impl WasiHttpHooks for OutboundHttp {
         if let Err(rule) = self.policy.check(request.uri()) {
             tracing::warn!(
                 component = %self.policy.component,
+                request_id = %self.request_id,
                 "denied outbound request to {}: add \"{rule}\" to `allowed_outbound_hosts` of component `{}` to allow it",
                 request.uri(),
                 self.policy.component,
