@@ -97,3 +97,24 @@ async fn a_slow_guest_waiting_on_io_is_cut_at_the_deadline() {
     assert_eq!(reply.status, 504, "{}", reply.body);
     assert_eq!(server.get("/sleep?ms=10").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_host_resource_bomb_is_refused() {
+    let app = app("timeout = \"20s\"");
+    let server = Server::start(&app);
+    let fine = server.get("/handles?n=100").await;
+    assert_eq!(
+        (fine.status, fine.body.as_str()),
+        (200, "holding 100 handles")
+    );
+    // 1,000,000 header sets of 8 KiB would be 8 GB of host memory.
+    let bomb = server.get("/handles?n=1000000").await;
+    assert_eq!(bomb.status, 500, "{}", bomb.body);
+    let rss = common::rss_bytes(server.pid());
+    assert!(
+        rss < 1 << 30,
+        "host memory stays bounded: {} MiB",
+        rss >> 20
+    );
+    assert_eq!(server.get("/hello").await.status, 200);
+}

@@ -11,6 +11,16 @@ use wasmtime::StoreLimitsBuilder;
 use wasmtime_wasi::WasiCtxBuilder;
 use wasmtime_wasi_http::WasiHttpCtx;
 
+/// Host resources (HTTP fields, streams, ...) one instance may hold at once. Each lives in
+/// host memory, so the table is bounded like linear memory is.
+pub const MAX_RESOURCES_PER_INSTANCE: usize = 16_384;
+
+fn resource_table() -> ResourceTable {
+    let mut table = ResourceTable::new();
+    table.set_max_capacity(MAX_RESOURCES_PER_INSTANCE);
+    table
+}
+
 pub struct ComponentGrants {
     component: Arc<str>,
     env: EnvGrant,
@@ -41,13 +51,17 @@ impl ComponentGrants {
             request_id.clone(),
             "stdout",
         ));
-        wasi.stderr(GuestLog::new(self.component.clone(), request_id.clone(), "stderr"));
+        wasi.stderr(GuestLog::new(
+            self.component.clone(),
+            request_id.clone(),
+            "stderr",
+        ));
         self.env.prepare(&mut wasi);
         self.files.prepare(&mut wasi)?;
         Ok(InstanceState {
             wasi: wasi.build(),
             http: WasiHttpCtx::new(),
-            table: ResourceTable::new(),
+            table: resource_table(),
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
                 .build(),

@@ -7,6 +7,6 @@ mod guest_log;
 mod linker;
 mod state;
 
-pub use grants::ComponentGrants;
+pub use grants::{ComponentGrants, MAX_RESOURCES_PER_INSTANCE};
 pub use linker::add_to_linker;
 pub use state::InstanceState;

@@ -50,6 +50,17 @@ impl Guest for Probe {
                 }
                 respond(out, 200, &format!("allocated {} MiB", blocks.len()));
             }
+            "handles" => {
+                // Host-side resources: each `fields` lives in the host's table.
+                let count: usize = param("n").parse().unwrap_or(1);
+                let mut all = Vec::new();
+                for _ in 0..count {
+                    let fields = Fields::new();
+                    let _ = fields.append("x-padding", &[b'a'; 8192]);
+                    all.push(fields);
+                }
+                respond(out, 200, &format!("holding {} handles", all.len()));
+            }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 respond(out, 200, &vars.join("\n"));
