@@ -118,3 +118,21 @@ async fn a_host_resource_bomb_is_refused() {
     );
     assert_eq!(server.get("/hello").await.status, 200);
 }
+
+#[tokio::test]
+async fn past_the_instance_limit_requests_get_503() {
+    let app = app("timeout = \"10s\"");
+    let server = Server::start_with(&app, &["--max-instances", "1", "--no-cache"]);
+    let busy = tokio::spawn(common::send(
+        server.addr,
+        http::Method::GET,
+        "/sleep?ms=1500",
+        bytes::Bytes::new(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = server.get("/hello").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert_eq!(busy.await.unwrap().status, 200);
+    assert_eq!(server.get("/hello").await.status, 200);
+}

@@ -27,19 +27,12 @@ fn peak_rss(pid: u32) -> u64 {
         * 1024
 }
 
-/// A chunked body of `chunks` MiB, produced lazily.
+/// A chunked body of `chunks` chunks of `size` bytes, produced lazily.
 fn chunked_body(
     chunks: usize,
+    size: usize,
 ) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
-    let chunk = Bytes::from(vec![7u8; MIB]);
-    StreamBody::new(futures::stream::iter(0..chunks).map(move |_| Ok(Frame::data(chunk.clone()))))
-}
-
-/// A small chunked body (fits in socket buffers, so the upload completes before the reply).
-fn chunked_kib(
-    chunks: usize,
-) -> StreamBody<impl futures::Stream<Item = Result<Frame<Bytes>, std::io::Error>>> {
-    let chunk = Bytes::from(vec![7u8; 1024]);
+    let chunk = Bytes::from(vec![7u8; size]);
     StreamBody::new(futures::stream::iter(0..chunks).map(move |_| Ok(Frame::data(chunk.clone()))))
 }
 
@@ -65,7 +58,7 @@ async fn a_100_mib_echo_streams_with_bounded_server_memory() {
     tokio::spawn(connection);
     let request = http::Request::post("/echo")
         .header("host", "localhost")
-        .body(chunked_body(100))
+        .body(chunked_body(100, MIB))
         .unwrap();
     let response = sender.send_request(request).await.unwrap();
     assert_eq!(response.status(), 200);
@@ -107,7 +100,7 @@ async fn bodies_over_the_limit_get_413() {
 
     let request = http::Request::post("/consume")
         .header("host", "localhost")
-        .body(chunked_kib(4))
+        .body(chunked_body(4, 1024))
         .unwrap();
     let chunked = common::send_request(server.addr, request).await;
     assert_eq!(chunked.status, 413, "{}", chunked.body);
@@ -116,7 +109,7 @@ async fn bodies_over_the_limit_get_413() {
     // response must then fail visibly rather than end as if complete.
     let request = http::Request::post("/echo")
         .header("host", "localhost")
-        .body(chunked_kib(4))
+        .body(chunked_body(4, 1024))
         .unwrap();
     let streamed = common::send_request(server.addr, request).await;
     assert!(

@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::{Component, Linker};
-use wasmtime::{Store, Trap, UpdateDeadline};
+use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -31,6 +31,8 @@ pub(crate) struct WasiHttpExecutor {
 /// Why a guest did not produce a response.
 enum GuestFailure {
     Deadline,
+    /// Every instance slot is in use (`--max-instances`).
+    Overloaded,
     Trap(wasmtime::Error),
 }
 
@@ -128,6 +130,9 @@ impl WasiHttpExecutor {
             let outcome = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
                 Ok(Err(e)) if is_interrupt(&e) => Err(GuestFailure::Deadline),
+                Ok(Err(e)) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                    Err(GuestFailure::Overloaded)
+                }
                 Ok(Err(e)) => Err(GuestFailure::Trap(e)),
                 Err(_) => Err(GuestFailure::Deadline),
             };
@@ -137,6 +142,10 @@ impl WasiHttpExecutor {
                     component = %component, request_id = %task_request_id,
                     "the component ran past its {} deadline and was stopped",
                     humanize(timeout)
+                ),
+                Err(GuestFailure::Overloaded) => tracing::warn!(
+                    component = %component, request_id = %task_request_id,
+                    "no free instance slot (all --max-instances are busy); answered 503"
                 ),
                 Err(GuestFailure::Trap(e)) => tracing::error!(
                     component = %component, request_id = %task_request_id,
@@ -191,6 +200,17 @@ impl WasiHttpExecutor {
                             humanize(timeout)
                         ),
                     ),
+                    Some(GuestFailure::Overloaded) => {
+                        let mut response = error_response(
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            request_id,
+                            "the server is at its instance limit; retry shortly",
+                        );
+                        response
+                            .headers_mut()
+                            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+                        response
+                    }
                     _ => error_response(
                         StatusCode::INTERNAL_SERVER_ERROR,
                         request_id,
