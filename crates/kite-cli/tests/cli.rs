@@ -124,6 +124,19 @@ fn ctrl_c_lets_an_in_flight_request_finish_then_exits_0() {
 }
 
 #[test]
+fn without_address_space_for_the_pool_kite_falls_back_and_still_serves() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",
+    );
+    // 16 GiB of address space: far too little for a pool of 1000 instances.
+    let server = Server::start_with_address_space_limit(&app, 16 << 20);
+    let log = server.wait_for_log("pooling allocator unavailable");
+    assert!(log.contains("using on-demand instance allocation"), "{log}");
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    assert_eq!(runtime.block_on(server.get("/")).body, "Hello from Kite");
+}
+
+#[test]
 fn help_and_version() {
     let output = kite().arg("--version").output().unwrap();
     assert!(String::from_utf8_lossy(&output.stdout).starts_with("kite "));

@@ -97,10 +97,31 @@ impl Server {
 
     /// Starts `kite up` for the app at `path` (a directory or manifest).
     pub fn start_at(path: &Path, extra: &[&str]) -> Server {
-        let mut child = kite()
+        let mut command = kite();
+        command
             .args(["up", "--listen", "127.0.0.1:0", "-f"])
             .arg(path)
-            .args(extra)
+            .args(extra);
+        Self::spawn(command)
+    }
+
+    /// Starts `kite up` under a shell limit on virtual memory (`ulimit -v`, in KiB).
+    pub fn start_with_address_space_limit(app: &TestApp, kib: u64) -> Server {
+        let mut command = Command::new("sh");
+        command
+            .env_remove("RUST_BACKTRACE")
+            .env("RUST_LOG", "info")
+            .arg("-c")
+            .arg(format!("ulimit -v {kib} && exec \"$0\" \"$@\""))
+            .arg(env!("CARGO_BIN_EXE_kite"))
+            .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
+            .arg(app.path());
+        Self::spawn(command)
+    }
+
+    /// Spawns a prepared `kite up` command and waits until it listens.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
