@@ -1,6 +1,9 @@
 //! The `kite` command: `up` serves an app, `build` runs its components' build commands,
 //! `new` scaffolds an app from a template. Errors print one paragraph and exit non-zero.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod commands;
 mod logging;
 
