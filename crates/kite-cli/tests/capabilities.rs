@@ -194,7 +194,8 @@ async fn guest_output_goes_to_the_log_tagged_with_the_component() {
     let server = Server::start(&app);
     let reply = server.get("/print").await;
     let id = reply.header("x-kite-request-id").unwrap().to_string();
-    let log = server.wait_for_log("probe says hello on stderr");
+    server.wait_for_log("probe says hello on stderr");
+    let log = server.wait_for_log("probe says hello on stdout");
     let line = log
         .lines()
         .find(|l| l.contains("probe says hello on stdout"))

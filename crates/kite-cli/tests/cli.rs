@@ -124,6 +124,31 @@ fn ctrl_c_lets_an_in_flight_request_finish_then_exits_0() {
 }
 
 #[test]
+fn a_second_ctrl_c_stops_at_once() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",
+    );
+    let mut server = Server::start(&app);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let _in_flight = runtime.spawn(common::send(
+        server.addr,
+        http::Method::GET,
+        "/sleep?ms=20000",
+        bytes::Bytes::new(),
+    ));
+    std::thread::sleep(Duration::from_millis(300));
+    server.signal("INT");
+    server.wait_for_log("Ctrl-C again");
+    server.signal("INT");
+    assert_eq!(
+        server.wait_exit(Duration::from_secs(5)),
+        Some(130),
+        "{}",
+        server.log()
+    );
+}
+
+#[test]
 fn without_address_space_for_the_pool_kite_falls_back_and_still_serves() {
     let app = TestApp::probe(
         "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",

@@ -149,7 +149,7 @@ fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr)
     let _ = out.flush();
 }
 
-/// Ctrl-C or SIGTERM starts a graceful shutdown.
+/// Ctrl-C or SIGTERM starts a graceful shutdown; a second Ctrl-C exits at once (status 130).
 fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -173,8 +173,13 @@ fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow:
                     _ = tokio::signal::ctrl_c() => {}
                     _ = terminate.recv() => {}
                 }
-                tracing::info!("shutting down: no new connections; waiting for in-flight requests");
+                tracing::info!(
+                    "shutting down: no new connections; waiting for in-flight requests (Ctrl-C again to stop at once)"
+                );
                 let _ = stop.send(true);
+                let _ = tokio::signal::ctrl_c().await;
+                tracing::warn!("stopping at once; in-flight requests are dropped");
+                std::process::exit(130);
             });
         })?;
     Ok(())
