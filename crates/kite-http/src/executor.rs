@@ -2,24 +2,26 @@
 //! component's grants, with its memory limit and deadline; guest failures become 5xx.
 
 use crate::body_limit::LimitedBody;
+use crate::failure::{error_response, set_request_id, GuestFailure};
 use crate::response_body::GuardedBody;
-use bytes::Bytes;
-use http::{HeaderValue, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http::{Request, Response, StatusCode};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kite_app::{ComponentSpec, Limits};
 use kite_host::{ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-use wasmtime::component::{Component, Linker};
-use wasmtime::{PoolConcurrencyLimitError, Store, Trap, UpdateDeadline};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use std::time::Instant;
+use tokio::sync::oneshot;
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
-pub(crate) const REQUEST_ID_HEADER: &str = "x-kite-request-id";
+type GuestResponse = Result<Response<HyperOutgoingBody>, ErrorCode>;
 
 pub(crate) struct WasiHttpExecutor {
     component: Arc<str>,
@@ -28,12 +30,11 @@ pub(crate) struct WasiHttpExecutor {
     limits: Limits,
 }
 
-/// Why a guest did not produce a response.
-enum GuestFailure {
-    Deadline,
-    /// Every instance slot is in use (`--max-instances`).
-    Overloaded,
-    Trap(wasmtime::Error),
+/// One request's instance, ready to run.
+struct PreparedCall {
+    store: Store<InstanceState>,
+    request: Resource<HostIncomingRequest>,
+    outparam: Resource<HostResponseOutparam>,
 }
 
 impl WasiHttpExecutor {
@@ -85,41 +86,105 @@ impl WasiHttpExecutor {
         let limit = self.limits.max_request_body;
         let req = req.map(|body| LimitedBody::new(body, limit, exceeded.clone()));
 
-        let mut store = match self.new_store(request_id) {
-            Ok(store) => store,
-            Err(e) => {
-                tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
-                return error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    request_id,
-                    "the component could not be started",
-                );
-            }
+        let (response_sender, response_receiver) = oneshot::channel();
+        let call = match self.prepare(req, request_id, response_sender) {
+            Ok(call) => call,
+            Err(response) => return *response,
         };
-        let (sender, receiver) = tokio::sync::oneshot::channel();
-        let prepared = (|| -> anyhow::Result<_> {
-            let mut http = store.data_mut().http();
-            let request = http.new_incoming_request(Scheme::Http, req)?;
-            let outparam = http.new_response_outparam(sender)?;
-            Ok((request, outparam))
-        })();
-        let (request, outparam) = match prepared {
-            Ok(parts) => parts,
-            Err(e) => {
-                return error_response(
-                    StatusCode::BAD_REQUEST,
-                    request_id,
-                    &format!("bad request: {e:#}"),
-                );
-            }
-        };
+        let (handler_done, handler_ok) = oneshot::channel();
+        let task = tokio::spawn(self.run_guest(call, request_id.clone(), handler_done));
 
+        let failure = match response_receiver.await {
+            Ok(Ok(response)) => {
+                let mut response =
+                    response.map(|body| GuardedBody::new(body, handler_ok).boxed_unsync());
+                set_request_id(&mut response, request_id);
+                return response;
+            }
+            Ok(Err(code)) => {
+                tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code:?}");
+                None
+            }
+            Err(_) => match task.await {
+                Ok(Err(failure)) => Some(failure),
+                Ok(Ok(())) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "the component returned without sending a response");
+                    None
+                }
+                Err(join_error) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "the request task failed: {join_error}");
+                    None
+                }
+            },
+        };
+        if exceeded.load(Ordering::Relaxed) {
+            return self.too_large(request_id);
+        }
+        match failure {
+            Some(failure) => failure.response(request_id),
+            None => error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                request_id,
+                "the component failed to produce a response",
+            ),
+        }
+    }
+
+    /// A fresh store from this component's grants, with the request and the response slot
+    /// in its resource table. `Err` is the response to send instead.
+    fn prepare(
+        &self,
+        req: Request<LimitedBody<Incoming>>,
+        request_id: &Arc<str>,
+        response_sender: oneshot::Sender<GuestResponse>,
+    ) -> Result<PreparedCall, Box<Response<HyperOutgoingBody>>> {
+        let mut store = self.new_store(request_id).map_err(|e| {
+            tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
+            Box::new(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                request_id,
+                "the component could not be started",
+            ))
+        })?;
+        let mut http = store.data_mut().http();
+        let request = http.new_incoming_request(Scheme::Http, req).map_err(|e| {
+            Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                request_id,
+                &format!("bad request: {e:#}"),
+            ))
+        })?;
+        let outparam = http.new_response_outparam(response_sender).map_err(|e| {
+            Box::new(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                request_id,
+                &format!("{e:#}"),
+            ))
+        })?;
+        Ok(PreparedCall {
+            store,
+            request,
+            outparam,
+        })
+    }
+
+    /// Instantiates and runs the guest's handler within the deadline; logs any failure and
+    /// reports through `handler_done` whether the handler finished normally.
+    fn run_guest(
+        &self,
+        call: PreparedCall,
+        request_id: Arc<str>,
+        handler_done: oneshot::Sender<bool>,
+    ) -> impl std::future::Future<Output = Result<(), GuestFailure>> + Send + 'static {
         let pre = self.pre.clone();
         let timeout = self.limits.timeout;
         let component = self.component.clone();
-        let task_request_id = request_id.clone();
-        let (handler_done, handler_ok) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(async move {
+        async move {
+            let PreparedCall {
+                mut store,
+                request,
+                outparam,
+            } = call;
             let run = async {
                 let proxy = pre.instantiate_async(&mut store).await?;
                 proxy
@@ -129,95 +194,14 @@ impl WasiHttpExecutor {
             };
             let outcome = match tokio::time::timeout(timeout, run).await {
                 Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) if is_interrupt(&e) => Err(GuestFailure::Deadline),
-                Ok(Err(e)) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                    Err(GuestFailure::Overloaded)
-                }
-                Ok(Err(e)) => Err(GuestFailure::Trap(e)),
-                Err(_) => Err(GuestFailure::Deadline),
+                Ok(Err(e)) => Err(GuestFailure::from_error(e, timeout)),
+                Err(_) => Err(GuestFailure::Deadline(timeout)),
             };
-            match &outcome {
-                Ok(()) => {}
-                Err(GuestFailure::Deadline) => tracing::error!(
-                    component = %component, request_id = %task_request_id,
-                    "the component ran past its {} deadline and was stopped",
-                    humanize(timeout)
-                ),
-                Err(GuestFailure::Overloaded) => tracing::warn!(
-                    component = %component, request_id = %task_request_id,
-                    "no free instance slot (all --max-instances are busy); answered 503"
-                ),
-                Err(GuestFailure::Trap(e)) => tracing::error!(
-                    component = %component, request_id = %task_request_id,
-                    "the component trapped: {e:?}"
-                ),
+            if let Err(failure) = &outcome {
+                failure.log(&component, &request_id);
             }
             let _ = handler_done.send(outcome.is_ok());
             outcome
-        });
-
-        match receiver.await {
-            Ok(Ok(response)) => {
-                let mut response =
-                    response.map(|body| GuardedBody::new(body, handler_ok).boxed_unsync());
-                if let Ok(value) = HeaderValue::from_str(request_id) {
-                    response.headers_mut().insert(REQUEST_ID_HEADER, value);
-                }
-                response
-            }
-            Ok(Err(code)) => {
-                tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code:?}");
-                if exceeded.load(Ordering::Relaxed) {
-                    return self.too_large(request_id);
-                }
-                error_response(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    request_id,
-                    "the component failed to produce a response",
-                )
-            }
-            Err(_) => {
-                let failure = match task.await {
-                    Ok(Ok(())) => {
-                        tracing::error!(component = %self.component, request_id = %request_id, "the component returned without sending a response");
-                        None
-                    }
-                    Ok(Err(failure)) => Some(failure),
-                    Err(join_error) => {
-                        tracing::error!(component = %self.component, request_id = %request_id, "the request task failed: {join_error}");
-                        None
-                    }
-                };
-                if exceeded.load(Ordering::Relaxed) {
-                    return self.too_large(request_id);
-                }
-                match failure {
-                    Some(GuestFailure::Deadline) => error_response(
-                        StatusCode::GATEWAY_TIMEOUT,
-                        request_id,
-                        &format!(
-                            "the component did not respond within its {} deadline",
-                            humanize(timeout)
-                        ),
-                    ),
-                    Some(GuestFailure::Overloaded) => {
-                        let mut response = error_response(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            request_id,
-                            "the server is at its instance limit; retry shortly",
-                        );
-                        response
-                            .headers_mut()
-                            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                        response
-                    }
-                    _ => error_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        request_id,
-                        "the component failed while handling the request",
-                    ),
-                }
-            }
         }
     }
 
@@ -250,42 +234,4 @@ impl WasiHttpExecutor {
             ),
         )
     }
-}
-
-fn is_interrupt(error: &wasmtime::Error) -> bool {
-    error.downcast_ref::<Trap>() == Some(&Trap::Interrupt)
-}
-
-fn humanize(duration: Duration) -> String {
-    if duration.subsec_millis() == 0 {
-        format!("{}s", duration.as_secs())
-    } else {
-        format!("{}ms", duration.as_millis())
-    }
-}
-
-/// A plain-text error response carrying the request id, in the body and a header.
-pub(crate) fn error_response(
-    status: StatusCode,
-    request_id: &str,
-    message: &str,
-) -> Response<HyperOutgoingBody> {
-    let text = format!(
-        "{} {}: {message} (request id {request_id})\n",
-        status.as_u16(),
-        status.canonical_reason().unwrap_or("Error")
-    );
-    let body = Full::new(Bytes::from(text))
-        .map_err(|never| match never {})
-        .boxed_unsync();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    if let Ok(value) = HeaderValue::from_str(request_id) {
-        response.headers_mut().insert(REQUEST_ID_HEADER, value);
-    }
-    response
 }

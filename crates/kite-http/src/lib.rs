@@ -3,6 +3,7 @@
 
 mod body_limit;
 mod executor;
+mod failure;
 mod request_id;
 mod response_body;
 mod router;

@@ -1,7 +1,8 @@
 //! The HTTP trigger for one app: every component compiled once into a pre-instantiated
 //! executor at load, a router over the app's routes, and the per-request dispatch.
 
-use crate::executor::{error_response, WasiHttpExecutor};
+use crate::executor::WasiHttpExecutor;
+use crate::failure::error_response;
 use crate::request_id::next_request_id;
 use crate::router::Router;
 use http::{Request, Response, StatusCode};
