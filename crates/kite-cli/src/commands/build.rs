@@ -32,6 +32,9 @@ pub fn build_app(app: &App) -> anyhow::Result<()> {
             .arg("-c")
             .arg(&build.command)
             .current_dir(&build.workdir)
+            // `source` paths are relative to the app, so builds must write into the app's
+            // own target directory, not one redirected for the shell that runs Kite.
+            .env_remove("CARGO_TARGET_DIR")
             .status()
             .with_context(|| {
                 format!("running the build command of component `{}`", component.id)
