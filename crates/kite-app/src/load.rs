@@ -125,6 +125,19 @@ impl Loader<'_> {
                 ));
             }
         }
+        let max_concurrency = match raw.limits.max_concurrency {
+            None => None,
+            Some(n) => match u32::try_from(*n.get_ref()) {
+                Ok(value) if value > 0 => Some(value),
+                _ => {
+                    return Err(self.error_at(
+                        n.span(),
+                        &key("limits.max_concurrency"),
+                        format!("must be a whole number of at least 1, got {}", n.get_ref()),
+                    ))
+                }
+            },
+        };
         let defaults = Limits::default();
         let limits = Limits {
             memory: raw.limits.memory.unwrap_or(defaults.memory),
@@ -133,6 +146,7 @@ impl Loader<'_> {
                 .limits
                 .max_request_body
                 .unwrap_or(defaults.max_request_body),
+            max_concurrency,
         };
         if limits.memory < MIN_MEMORY {
             return Err(self.error_at(

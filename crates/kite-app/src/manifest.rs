@@ -74,4 +74,5 @@ pub(crate) struct RawLimits {
     pub timeout: Option<Duration>,
     #[serde(default, deserialize_with = "size_serde::deserialize")]
     pub max_request_body: Option<u64>,
+    pub max_concurrency: Option<Spanned<i64>>,
 }

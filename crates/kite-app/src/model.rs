@@ -55,6 +55,9 @@ pub struct Limits {
     pub timeout: Duration,
     /// Largest request body accepted, in bytes.
     pub max_request_body: u64,
+    /// Most instances of this component alive at once; `None`: bounded only by the
+    /// process-wide instance limit.
+    pub max_concurrency: Option<u32>,
 }
 
 impl Default for Limits {
@@ -63,6 +66,7 @@ impl Default for Limits {
             memory: 128 << 20,
             timeout: Duration::from_secs(30),
             max_request_body: 10 << 20,
+            max_concurrency: None,
         }
     }
 }

@@ -159,6 +159,17 @@ fn bad_sizes_and_durations() {
 }
 
 #[test]
+fn bad_concurrency_limits() {
+    let err = load_err(&format!(
+        "{}{GOOD_COMPONENT}limits = {{ max_concurrency = 0 }}\n",
+        header()
+    ));
+    assert_eq!(err.key, "component.hello.limits.max_concurrency");
+    assert_eq!(err.location.unwrap().line, 7);
+    assert!(err.message.contains("at least 1, got 0"), "{err}");
+}
+
+#[test]
 fn syntax_errors_and_versions() {
     let err = load_err("manifest_version = 1\n[app\n");
     assert_eq!(err.location.unwrap().line, 2, "{err}");

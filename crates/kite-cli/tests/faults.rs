@@ -137,3 +137,33 @@ async fn past_the_instance_limit_requests_get_503() {
     assert_eq!(busy.await.unwrap().status, 200);
     assert_eq!(server.get("/hello").await.status, 200);
 }
+
+#[tokio::test]
+async fn a_component_past_its_max_concurrency_gets_503_and_others_do_not() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/one/...\"\ncomponent = \"one\"\n[[route]]\npath = \"/...\"\ncomponent = \"other\"\n\
+         [component.one]\nsource = \"PROBE\"\nlimits = { max_concurrency = 1 }\n[component.other]\nsource = \"PROBE\"\n",
+    );
+    let server = Server::start(&app);
+    let busy = tokio::spawn(common::send(
+        server.addr,
+        http::Method::GET,
+        "/one/sleep?ms=1500",
+        bytes::Bytes::new(),
+    ));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = server.get("/one/hello").await;
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(refused.body.contains("max_concurrency"), "{}", refused.body);
+    assert_eq!(
+        server.get("/hello").await.status,
+        200,
+        "other components are not limited"
+    );
+    assert_eq!(busy.await.unwrap().status, 200);
+    assert_eq!(
+        server.get("/one/hello").await.status,
+        200,
+        "the slot is free again"
+    );
+}

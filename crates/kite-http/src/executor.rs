@@ -2,7 +2,7 @@
 //! component's grants, with its memory limit and deadline; guest failures become 5xx.
 
 use crate::body_limit::LimitedBody;
-use crate::failure::{error_response, set_request_id, GuestFailure};
+use crate::failure::{busy_response, error_response, set_request_id, GuestFailure};
 use crate::response_body::GuardedBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -12,7 +12,7 @@ use kite_host::{ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, Semaphore};
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -28,6 +28,8 @@ pub(crate) struct WasiHttpExecutor {
     pre: ProxyPre<InstanceState>,
     grants: ComponentGrants,
     limits: Limits,
+    /// Present when the manifest sets `limits.max_concurrency`.
+    concurrency: Option<Arc<Semaphore>>,
 }
 
 /// One request's instance, ready to run.
@@ -62,6 +64,10 @@ impl WasiHttpExecutor {
             pre,
             grants: ComponentGrants::validate(spec)?,
             limits: spec.limits,
+            concurrency: spec
+                .limits
+                .max_concurrency
+                .map(|n| Arc::new(Semaphore::new(n as usize))),
         })
     }
 
@@ -82,6 +88,19 @@ impl WasiHttpExecutor {
         if declared_length.is_some_and(|len| len > self.limits.max_request_body) {
             return self.too_large(request_id);
         }
+        let permit = match &self.concurrency {
+            None => None,
+            Some(semaphore) => match semaphore.clone().try_acquire_owned() {
+                Ok(permit) => Some(permit),
+                Err(_) => {
+                    tracing::warn!(component = %self.component, request_id = %request_id, "at its max_concurrency; answered 503");
+                    return busy_response(
+                        request_id,
+                        "this component is at its `limits.max_concurrency`; retry shortly",
+                    );
+                }
+            },
+        };
         let exceeded = Arc::new(AtomicBool::new(false));
         let limit = self.limits.max_request_body;
         let req = req.map(|body| LimitedBody::new(body, limit, exceeded.clone()));
@@ -92,7 +111,12 @@ impl WasiHttpExecutor {
             Err(response) => return *response,
         };
         let (handler_done, handler_ok) = oneshot::channel();
-        let task = tokio::spawn(self.run_guest(call, request_id.clone(), handler_done));
+        let guest = self.run_guest(call, request_id.clone(), handler_done);
+        let task = tokio::spawn(async move {
+            let outcome = guest.await;
+            drop(permit);
+            outcome
+        });
 
         let failure = match response_receiver.await {
             Ok(Ok(response)) => {

@@ -58,17 +58,10 @@ impl GuestFailure {
                     display_duration(*timeout)
                 ),
             ),
-            GuestFailure::Overloaded => {
-                let mut response = error_response(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    request_id,
-                    "the server is at its instance limit; retry shortly",
-                );
-                response
-                    .headers_mut()
-                    .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
-                response
-            }
+            GuestFailure::Overloaded => busy_response(
+                request_id,
+                "the server is at its instance limit; retry shortly",
+            ),
             GuestFailure::Trap(_) => error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 request_id,
@@ -84,6 +77,15 @@ fn display_duration(duration: Duration) -> String {
     } else {
         format!("{}ms", duration.as_millis())
     }
+}
+
+/// 503 with `Retry-After: 1`: no capacity right now, nothing wrong with the request.
+pub(crate) fn busy_response(request_id: &str, message: &str) -> Response<HyperOutgoingBody> {
+    let mut response = error_response(StatusCode::SERVICE_UNAVAILABLE, request_id, message);
+    response
+        .headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+    response
 }
 
 /// A plain-text error response carrying the request id, in the body and a header.
