@@ -8,6 +8,7 @@ mod model;
 mod outbound;
 mod route;
 mod units;
+mod variables;
 
 pub use error::{Location, ManifestError};
 pub use load::{load_app, MANIFEST_FILE_NAME};
@@ -15,3 +16,7 @@ pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec};
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
 pub use units::{parse_duration, parse_size};
+pub use variables::{
+    env_name, is_valid_variable_name, ResolvedVariables, Template, Value, VariableDecl,
+    VariableSources,
+};

@@ -1,12 +1,16 @@
 //! Reads a kite.toml, checks everything that can be checked before running anything,
 //! and produces an [`App`]. Each mistake is reported with file, line and key.
 
-use crate::manifest::{RawComponent, RawManifest};
+use crate::manifest::{RawComponent, RawManifest, RawVariable};
 use crate::model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec};
-use crate::{Location, ManifestError, RoutePattern};
+use crate::{
+    is_valid_variable_name, Location, ManifestError, RoutePattern, Template, VariableDecl,
+};
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Component as PathPart, Path, PathBuf};
+use toml::Spanned;
 
 pub const MANIFEST_FILE_NAME: &str = "kite.toml";
 const SUPPORTED_MANIFEST_VERSION: i64 = 1;
@@ -64,9 +68,10 @@ impl Loader<'_> {
                 ),
             ));
         }
+        let variables = self.variables(raw.variables)?;
         let mut components = Vec::with_capacity(raw.component.len());
         for (id, component) in raw.component {
-            components.push(self.component(id, component)?);
+            components.push(self.component(id, component, &variables)?);
         }
         let routes = self.routes(raw.route, &components)?;
         Ok(App {
@@ -77,7 +82,84 @@ impl Loader<'_> {
             dir: self.dir.to_path_buf(),
             components,
             routes,
+            variables,
         })
+    }
+
+    fn variables(
+        &self,
+        raw: BTreeMap<String, Spanned<RawVariable>>,
+    ) -> Result<Vec<VariableDecl>, ManifestError> {
+        let mut declarations = Vec::with_capacity(raw.len());
+        for (name, spanned) in raw {
+            let span = spanned.span();
+            let key = format!("variables.{name}");
+            let var = spanned.into_inner();
+            if !is_valid_variable_name(&name) {
+                return Err(self.error_at(
+                    span,
+                    &key,
+                    format!("variable name {name:?} may only contain lowercase letters, digits and `_`, and must start with a letter"),
+                ));
+            }
+            match (&var.default, var.required) {
+                (Some(_), true) => {
+                    return Err(self.error_at(
+                        span,
+                        &key,
+                        "a variable is either `required = true` or has a `default`, not both",
+                    ))
+                }
+                (None, false) => {
+                    return Err(self.error_at(
+                        span,
+                        &key,
+                        "give the variable a `default = \"...\"` or mark it `required = true`",
+                    ))
+                }
+                _ => {}
+            }
+            declarations.push(VariableDecl {
+                name,
+                default: var.default,
+                required: var.required,
+                secret: var.secret,
+            });
+        }
+        Ok(declarations)
+    }
+
+    fn component_variables(
+        &self,
+        component: &str,
+        raw: BTreeMap<String, Spanned<String>>,
+        declared: &[VariableDecl],
+    ) -> Result<Vec<(String, Template)>, ManifestError> {
+        let mut bindings = Vec::with_capacity(raw.len());
+        for (name, text) in raw {
+            let key = format!("component.{component}.variables.{name}");
+            if !is_valid_variable_name(&name) {
+                return Err(self.error_at(
+                    text.span(),
+                    &key,
+                    format!("variable name {name:?} may only contain lowercase letters, digits and `_`, and must start with a letter"),
+                ));
+            }
+            let template =
+                Template::parse(text.get_ref()).map_err(|e| self.error_at(text.span(), &key, e))?;
+            if let Some(unknown) = template
+                .references()
+                .find(|r| !declared.iter().any(|d| d.name == *r))
+            {
+                return Err(self.error_at(
+                    text.span(),
+                    &key,
+                    format!("refers to `{unknown}`, which is not declared; add `{unknown} = {{ default = \"...\" }}` under [variables]"),
+                ));
+            }
+            bindings.push((name, template));
+        }
+        Ok(bindings)
     }
 
     fn parse(&self) -> Result<RawManifest, ManifestError> {
@@ -93,7 +175,12 @@ impl Loader<'_> {
         })
     }
 
-    fn component(&self, id: String, raw: RawComponent) -> Result<ComponentSpec, ManifestError> {
+    fn component(
+        &self,
+        id: String,
+        raw: RawComponent,
+        declared: &[VariableDecl],
+    ) -> Result<ComponentSpec, ManifestError> {
         let key = |field: &str| format!("component.{id}.{field}");
         if !is_valid_id(&id) {
             return Err(self.error_at(
@@ -158,7 +245,9 @@ impl Loader<'_> {
                 ),
             ));
         }
+        let variables = self.component_variables(&id, raw.variables, declared)?;
         Ok(ComponentSpec {
+            variables,
             source_location: Some(Location::from_offset(self.text, raw.source.span().start)),
             id,
             source,

@@ -17,6 +17,18 @@ pub(crate) struct RawManifest {
     pub route: Vec<RawRoute>,
     #[serde(default)]
     pub component: BTreeMap<String, RawComponent>,
+    #[serde(default)]
+    pub variables: BTreeMap<String, Spanned<RawVariable>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVariable {
+    pub default: Option<String>,
+    #[serde(default)]
+    pub required: bool,
+    #[serde(default)]
+    pub secret: bool,
 }
 
 #[derive(Deserialize)]
@@ -47,6 +59,8 @@ pub(crate) struct RawComponent {
     pub allowed_outbound_hosts: Vec<OutboundRule>,
     #[serde(default)]
     pub limits: RawLimits,
+    #[serde(default)]
+    pub variables: BTreeMap<String, Spanned<String>>,
 }
 
 #[derive(Deserialize)]

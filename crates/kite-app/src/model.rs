@@ -1,7 +1,7 @@
 //! The App model: what every manifest front door loads into and what the engine,
 //! triggers and capabilities read. Paths here are absolute and already validated.
 
-use crate::{Location, ManifestError, OutboundRule, RoutePattern};
+use crate::{Location, ManifestError, OutboundRule, RoutePattern, Template, VariableDecl};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -16,6 +16,8 @@ pub struct App {
     pub dir: PathBuf,
     pub components: Vec<ComponentSpec>,
     pub routes: Vec<RouteSpec>,
+    /// `[variables]`: the app's configuration values, resolved from providers at start-up.
+    pub variables: Vec<VariableDecl>,
 }
 
 #[derive(Debug, Clone)]
@@ -29,6 +31,8 @@ pub struct ComponentSpec {
     pub environment: Vec<(String, String)>,
     pub allowed_outbound_hosts: Vec<OutboundRule>,
     pub limits: Limits,
+    /// The variables this component sees, as templates over app variables.
+    pub variables: Vec<(String, Template)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

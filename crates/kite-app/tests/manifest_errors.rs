@@ -170,6 +170,49 @@ fn bad_concurrency_limits() {
 }
 
 #[test]
+fn variable_declarations_and_templates() {
+    let err = load_err(&format!(
+        "{}[variables]\nx = {{}}\n{GOOD_COMPONENT}",
+        header()
+    ));
+    assert_eq!(err.key, "variables.x");
+    assert!(
+        err.message
+            .contains("`default = \"...\"` or mark it `required = true`"),
+        "{err}"
+    );
+
+    let err = load_err(&format!(
+        "{}[variables]\nx = {{ default = \"a\", required = true }}\n{GOOD_COMPONENT}",
+        header()
+    ));
+    assert!(err.message.contains("not both"), "{err}");
+
+    let err = load_err(&format!(
+        "{}[variables]\nx = {{ default = \"a\" }}\n{GOOD_COMPONENT}variables = {{ v = \"{{{{ y }}}}\" }}\n",
+        header()
+    ));
+    assert_eq!(err.key, "component.hello.variables.v");
+    assert_eq!(err.location.unwrap().line, 9);
+    assert!(
+        err.message.contains("refers to `y`, which is not declared"),
+        "{err}"
+    );
+
+    let err = load_err(&format!(
+        "{}{GOOD_COMPONENT}variables = {{ v = \"{{{{ y\" }}\n",
+        header()
+    ));
+    assert!(err.message.contains("without a closing"), "{err}");
+
+    let err = load_err(&format!(
+        "{}[variables]\nx = {{ default = \"a\", secrett = true }}\n{GOOD_COMPONENT}",
+        header()
+    ));
+    assert!(err.message.contains("unknown field `secrett`"), "{err}");
+}
+
+#[test]
 fn syntax_errors_and_versions() {
     let err = load_err("manifest_version = 1\n[app\n");
     assert_eq!(err.location.unwrap().line, 2, "{err}");

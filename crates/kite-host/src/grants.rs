@@ -1,10 +1,12 @@
 //! Everything one component was granted, validated once at load; each request's
 //! [`InstanceState`] is built from this and nothing else (deny by default).
 
-use crate::capability::{env::EnvGrant, files::FilesGrant, outbound_http::OutboundHttpGrant};
+use crate::capability::{
+    env::EnvGrant, files::FilesGrant, outbound_http::OutboundHttpGrant, variables::VariablesGrant,
+};
 use crate::guest_log::GuestLog;
 use crate::InstanceState;
-use kite_app::ComponentSpec;
+use kite_app::{ComponentSpec, ResolvedVariables};
 use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimitsBuilder;
@@ -26,16 +28,18 @@ pub struct ComponentGrants {
     env: EnvGrant,
     files: FilesGrant,
     outbound_http: OutboundHttpGrant,
+    variables: VariablesGrant,
     memory_limit: usize,
 }
 
 impl ComponentGrants {
-    pub fn validate(spec: &ComponentSpec) -> anyhow::Result<Self> {
+    pub fn validate(spec: &ComponentSpec, variables: &ResolvedVariables) -> anyhow::Result<Self> {
         Ok(ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
             outbound_http: OutboundHttpGrant::validate(spec)?,
+            variables: VariablesGrant::validate(spec, variables)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
         })
     }
@@ -66,6 +70,7 @@ impl ComponentGrants {
                 .memory_size(self.memory_limit)
                 .build(),
             outbound: self.outbound_http.prepare(request_id),
+            variables: self.variables.prepare(),
         })
     }
 }

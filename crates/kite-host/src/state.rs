@@ -2,6 +2,7 @@
 //! from one component's grants, dropped with the instance.
 
 use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::variables::ComponentVariables;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -13,6 +14,7 @@ pub struct InstanceState {
     pub(crate) table: ResourceTable,
     pub(crate) limits: StoreLimits,
     pub(crate) outbound: OutboundHttp,
+    pub(crate) variables: ComponentVariables,
 }
 
 impl InstanceState {

@@ -7,7 +7,7 @@ use crate::response_body::GuardedBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use kite_app::{ComponentSpec, Limits};
+use kite_app::{ComponentSpec, Limits, ResolvedVariables};
 use kite_host::{ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -44,6 +44,7 @@ impl WasiHttpExecutor {
         spec: &ComponentSpec,
         component: &Component,
         linker: &Linker<InstanceState>,
+        variables: &ResolvedVariables,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow::anyhow!(
@@ -62,7 +63,7 @@ impl WasiHttpExecutor {
         Ok(WasiHttpExecutor {
             component: spec.id.as_str().into(),
             pre,
-            grants: ComponentGrants::validate(spec)?,
+            grants: ComponentGrants::validate(spec, variables)?,
             limits: spec.limits,
             concurrency: spec
                 .limits

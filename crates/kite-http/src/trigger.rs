@@ -7,7 +7,7 @@ use crate::request_id::next_request_id;
 use crate::router::Router;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use kite_app::App;
+use kite_app::{App, ResolvedVariables};
 use kite_engine::KiteEngine;
 use kite_host::InstanceState;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ impl HttpTrigger {
     pub fn prepare(
         app: &App,
         engine: &KiteEngine,
+        variables: &ResolvedVariables,
         mut on_loaded: impl FnMut(ComponentLoaded<'_>),
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
@@ -40,7 +41,12 @@ impl HttpTrigger {
             let loaded = engine
                 .load_component(&spec.source)
                 .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-            executors.push(WasiHttpExecutor::new(spec, &loaded.component, &linker)?);
+            executors.push(WasiHttpExecutor::new(
+                spec,
+                &loaded.component,
+                &linker,
+                variables,
+            )?);
             on_loaded(ComponentLoaded {
                 id: &spec.id,
                 from_cache: loaded.from_cache,

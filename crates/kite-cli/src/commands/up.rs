@@ -4,6 +4,7 @@
 use super::AppLocation;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
+use kite_app::{ResolvedVariables, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_http::{HttpTrigger, ServeOptions};
 use std::io::{IsTerminal, Write};
@@ -42,9 +43,51 @@ pub struct UpArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// Set an app variable, overriding every other provider (repeatable).
+    #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_variable)]
+    pub variables: Vec<(String, String)>,
+
+    /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines [default: `.env` beside the manifest, if present].
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Option<PathBuf>,
+
     /// Largest number of instances alive at once across all components.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,
+}
+
+fn parse_variable(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got {text:?}"))?;
+    Ok((name.trim().to_string(), value.to_string()))
+}
+
+/// Every app variable's value from `--variable`, the environment, the dotenv file and defaults.
+fn resolve_variables(app: &kite_app::App, args: &UpArgs) -> anyhow::Result<ResolvedVariables> {
+    let default_env_file = app.dir.join(".env");
+    let env_file = match &args.env_file {
+        Some(path) => Some(path.clone()),
+        None => default_env_file.is_file().then_some(default_env_file),
+    };
+    let dotenv_text = match &env_file {
+        Some(path) => Some(
+            std::fs::read_to_string(path)
+                .with_context(|| format!("reading the dotenv file {}", path.display()))?,
+        ),
+        None => None,
+    };
+    let sources =
+        VariableSources::gather(args.variables.clone(), dotenv_text.as_deref()).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e}",
+                env_file
+                    .as_deref()
+                    .unwrap_or(std::path::Path::new(".env"))
+                    .display()
+            )
+        })?;
+    ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
 fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -57,6 +100,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         super::build::build_app(&app)?;
     }
     app.check_sources()?;
+    let variables = resolve_variables(&app, &args)?;
 
     let options = EngineOptions {
         max_memory: app
@@ -76,7 +120,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         pooling: true,
     };
     let engine = KiteEngine::new(&options).context("creating the WebAssembly engine")?;
-    let trigger = Arc::new(prepare_with_progress(&app, &engine)?);
+    let trigger = Arc::new(prepare_with_progress(&app, &engine, &variables)?);
 
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -96,7 +140,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn prepare_with_progress(app: &kite_app::App, engine: &KiteEngine) -> anyhow::Result<HttpTrigger> {
+fn prepare_with_progress(
+    app: &kite_app::App,
+    engine: &KiteEngine,
+    variables: &ResolvedVariables,
+) -> anyhow::Result<HttpTrigger> {
     let bar = if std::io::stderr().is_terminal() && app.components.len() > 1 {
         let bar = ProgressBar::new(app.components.len() as u64);
         bar.set_style(
@@ -108,7 +156,7 @@ fn prepare_with_progress(app: &kite_app::App, engine: &KiteEngine) -> anyhow::Re
     } else {
         None
     };
-    let trigger = HttpTrigger::prepare(app, engine, |loaded| {
+    let trigger = HttpTrigger::prepare(app, engine, variables, |loaded| {
         let how = if loaded.from_cache {
             "loaded from cache"
         } else {

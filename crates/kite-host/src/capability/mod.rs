@@ -5,3 +5,4 @@
 pub mod env;
 pub mod files;
 pub mod outbound_http;
+pub mod variables;

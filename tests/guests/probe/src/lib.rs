@@ -12,6 +12,17 @@ use wasip2::http::types::{
 struct Probe;
 wasip2::http::proxy::export!(Probe);
 
+/// Bindings for the configuration interfaces Kite hosts (from the repository's wit/).
+mod host {
+    wit_bindgen::generate!({
+        path: "../../../wit",
+        world: "kite:host/variables",
+        generate_all,
+    });
+}
+use host::fermyon::spin::variables as spin_variables;
+use host::wasi::config::store as config_store;
+
 impl Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
         let path_with_query = request.path_with_query().unwrap_or_default();
@@ -61,6 +72,23 @@ impl Guest for Probe {
                 }
                 respond(out, 200, &format!("holding {} handles", all.len()));
             }
+            "config" => match config_store::get(&param("key")) {
+                Ok(Some(value)) => respond(out, 200, &value),
+                Ok(None) => respond(out, 404, "none"),
+                Err(e) => respond(out, 500, &format!("error: {e:?}")),
+            },
+            "config-all" => match config_store::get_all() {
+                Ok(mut pairs) => {
+                    pairs.sort();
+                    let lines: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    respond(out, 200, &lines.join("\n"))
+                }
+                Err(e) => respond(out, 500, &format!("error: {e:?}")),
+            },
+            "spin-variable" => match spin_variables::get(&param("name")) {
+                Ok(value) => respond(out, 200, &value),
+                Err(e) => respond(out, 404, &format!("error: {e:?}")),
+            },
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 respond(out, 200, &vars.join("\n"));
