@@ -12,7 +12,7 @@ mod variables;
 
 pub use error::{Location, ManifestError};
 pub use load::{load_app, MANIFEST_FILE_NAME};
-pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec};
+pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec, DEFAULT_STORE};
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
 pub use units::{parse_duration, parse_size};

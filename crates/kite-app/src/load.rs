@@ -246,8 +246,23 @@ impl Loader<'_> {
             ));
         }
         let variables = self.component_variables(&id, raw.variables, declared)?;
+        let mut key_value_stores = Vec::with_capacity(raw.key_value_stores.len());
+        for (i, label) in raw.key_value_stores.into_iter().enumerate() {
+            if label.get_ref() != crate::DEFAULT_STORE {
+                return Err(self.error_at(
+                    label.span(),
+                    &key(&format!("key_value_stores[{i}]")),
+                    format!(
+                        "no backend is configured for key-value store {:?}; this version of Kite provides only \"default\" (an SQLite file in the app's state directory)",
+                        label.get_ref()
+                    ),
+                ));
+            }
+            key_value_stores.push(label.into_inner());
+        }
         Ok(ComponentSpec {
             variables,
+            key_value_stores,
             source_location: Some(Location::from_offset(self.text, raw.source.span().start)),
             id,
             source,

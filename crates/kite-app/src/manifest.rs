@@ -61,6 +61,8 @@ pub(crate) struct RawComponent {
     pub limits: RawLimits,
     #[serde(default)]
     pub variables: BTreeMap<String, Spanned<String>>,
+    #[serde(default)]
+    pub key_value_stores: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

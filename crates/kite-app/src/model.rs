@@ -33,7 +33,13 @@ pub struct ComponentSpec {
     pub limits: Limits,
     /// The variables this component sees, as templates over app variables.
     pub variables: Vec<(String, Template)>,
+    /// Labels of the key-value stores this component may open.
+    pub key_value_stores: Vec<String>,
 }
+
+/// The key-value store every app has without configuration: an SQLite file in its state
+/// directory.
+pub const DEFAULT_STORE: &str = "default";
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuildSpec {

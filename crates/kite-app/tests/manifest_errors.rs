@@ -213,6 +213,27 @@ fn variable_declarations_and_templates() {
 }
 
 #[test]
+fn key_value_grants_need_a_backend() {
+    let dir = write_app(&format!(
+        "{}{GOOD_COMPONENT}key_value_stores = [\"default\"]\n",
+        header()
+    ));
+    let app = load_app(dir.path()).unwrap();
+    assert_eq!(app.components[0].key_value_stores, vec!["default"]);
+    let err = load_err(&format!(
+        "{}{GOOD_COMPONENT}key_value_stores = [\"default\", \"cache\"]\n",
+        header()
+    ));
+    assert_eq!(err.key, "component.hello.key_value_stores[1]");
+    assert_eq!(err.location.unwrap().line, 7);
+    assert!(
+        err.message
+            .contains("no backend is configured for key-value store \"cache\""),
+        "{err}"
+    );
+}
+
+#[test]
 fn syntax_errors_and_versions() {
     let err = load_err("manifest_version = 1\n[app\n");
     assert_eq!(err.location.unwrap().line, 2, "{err}");

@@ -2,7 +2,8 @@
 //! [`InstanceState`] is built from this and nothing else (deny by default).
 
 use crate::capability::{
-    env::EnvGrant, files::FilesGrant, outbound_http::OutboundHttpGrant, variables::VariablesGrant,
+    env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
+    outbound_http::OutboundHttpGrant, variables::VariablesGrant,
 };
 use crate::guest_log::GuestLog;
 use crate::InstanceState;
@@ -29,17 +30,27 @@ pub struct ComponentGrants {
     files: FilesGrant,
     outbound_http: OutboundHttpGrant,
     variables: VariablesGrant,
+    key_value: KeyValueGrant,
     memory_limit: usize,
 }
 
+/// What all components of an app share, built once at start-up from the manifest and
+/// the providers: resolved variables and the key-value stores by label.
+#[derive(Default)]
+pub struct AppResources {
+    pub variables: ResolvedVariables,
+    pub key_value: KeyValueStores,
+}
+
 impl ComponentGrants {
-    pub fn validate(spec: &ComponentSpec, variables: &ResolvedVariables) -> anyhow::Result<Self> {
+    pub fn validate(spec: &ComponentSpec, resources: &AppResources) -> anyhow::Result<Self> {
         Ok(ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
             outbound_http: OutboundHttpGrant::validate(spec)?,
-            variables: VariablesGrant::validate(spec, variables)?,
+            variables: VariablesGrant::validate(spec, &resources.variables)?,
+            key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
         })
     }
@@ -71,6 +82,7 @@ impl ComponentGrants {
                 .build(),
             outbound: self.outbound_http.prepare(request_id),
             variables: self.variables.prepare(),
+            key_value: self.key_value.prepare(),
         })
     }
 }

@@ -7,6 +7,7 @@ mod guest_log;
 mod linker;
 mod state;
 
-pub use grants::{ComponentGrants, MAX_RESOURCES_PER_INSTANCE};
+pub use capability::key_value::KeyValueStores;
+pub use grants::{AppResources, ComponentGrants, MAX_RESOURCES_PER_INSTANCE};
 pub use linker::add_to_linker;
 pub use state::InstanceState;

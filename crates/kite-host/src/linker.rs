@@ -1,5 +1,5 @@
 //! Links every host interface Kite provides into a component linker, once per engine:
-//! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, and variables.
+//! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables and key-value.
 
 use crate::InstanceState;
 use wasmtime::component::Linker;
@@ -8,5 +8,6 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::capability::variables::add_to_linker(linker)?;
+    crate::capability::key_value::add_to_linker(linker)?;
     Ok(())
 }

@@ -1,6 +1,7 @@
 //! The per-instance host state (the `T` of `Store<T>`): built fresh for every request
 //! from one component's grants, dropped with the instance.
 
+use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::variables::ComponentVariables;
 use wasmtime::component::ResourceTable;
@@ -15,6 +16,7 @@ pub struct InstanceState {
     pub(crate) limits: StoreLimits,
     pub(crate) outbound: OutboundHttp,
     pub(crate) variables: ComponentVariables,
+    pub(crate) key_value: ComponentKeyValue,
 }
 
 impl InstanceState {

@@ -7,8 +7,8 @@ use crate::response_body::GuardedBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use kite_app::{ComponentSpec, Limits, ResolvedVariables};
-use kite_host::{ComponentGrants, InstanceState};
+use kite_app::{ComponentSpec, Limits};
+use kite_host::{AppResources, ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -44,7 +44,7 @@ impl WasiHttpExecutor {
         spec: &ComponentSpec,
         component: &Component,
         linker: &Linker<InstanceState>,
-        variables: &ResolvedVariables,
+        resources: &AppResources,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow::anyhow!(
@@ -63,7 +63,7 @@ impl WasiHttpExecutor {
         Ok(WasiHttpExecutor {
             component: spec.id.as_str().into(),
             pre,
-            grants: ComponentGrants::validate(spec, variables)?,
+            grants: ComponentGrants::validate(spec, resources)?,
             limits: spec.limits,
             concurrency: spec
                 .limits

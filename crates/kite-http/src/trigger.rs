@@ -7,9 +7,9 @@ use crate::request_id::next_request_id;
 use crate::router::Router;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use kite_app::{App, ResolvedVariables};
+use kite_app::App;
 use kite_engine::KiteEngine;
-use kite_host::InstanceState;
+use kite_host::{AppResources, InstanceState};
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -31,7 +31,7 @@ impl HttpTrigger {
     pub fn prepare(
         app: &App,
         engine: &KiteEngine,
-        variables: &ResolvedVariables,
+        resources: &AppResources,
         mut on_loaded: impl FnMut(ComponentLoaded<'_>),
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
@@ -45,7 +45,7 @@ impl HttpTrigger {
                 spec,
                 &loaded.component,
                 &linker,
-                variables,
+                resources,
             )?);
             on_loaded(ComponentLoaded {
                 id: &spec.id,

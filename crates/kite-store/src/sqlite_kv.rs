@@ -17,9 +17,8 @@ fn backend_error(e: impl std::fmt::Display) -> StoreError {
 impl SqliteKeyValue {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| {
-                StoreError::Backend(format!("creating {}: {e}", parent.display()))
-            })?;
+            std::fs::create_dir_all(parent)
+                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
         }
         let connection = Connection::open(path)
             .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;

@@ -6,6 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use kite_app::{ResolvedVariables, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
+use kite_host::{AppResources, KeyValueStores};
 use kite_http::{HttpTrigger, ServeOptions};
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -50,6 +51,10 @@ pub struct UpArgs {
     /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines [default: `.env` beside the manifest, if present].
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
+
+    /// Where the app's stores live [default: `.kite` beside the manifest].
+    #[arg(long, value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
 
     /// Largest number of instances alive at once across all components.
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -100,7 +105,14 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         super::build::build_app(&app)?;
     }
     app.check_sources()?;
-    let variables = resolve_variables(&app, &args)?;
+    let state_dir = args
+        .state_dir
+        .clone()
+        .unwrap_or_else(|| app.dir.join(".kite"));
+    let resources = AppResources {
+        variables: resolve_variables(&app, &args)?,
+        key_value: KeyValueStores::open(&app, &state_dir)?,
+    };
 
     let options = EngineOptions {
         max_memory: app
@@ -120,7 +132,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         pooling: true,
     };
     let engine = KiteEngine::new(&options).context("creating the WebAssembly engine")?;
-    let trigger = Arc::new(prepare_with_progress(&app, &engine, &variables)?);
+    let trigger = Arc::new(prepare_with_progress(&app, &engine, &resources)?);
 
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -143,7 +155,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 fn prepare_with_progress(
     app: &kite_app::App,
     engine: &KiteEngine,
-    variables: &ResolvedVariables,
+    resources: &AppResources,
 ) -> anyhow::Result<HttpTrigger> {
     let bar = if std::io::stderr().is_terminal() && app.components.len() > 1 {
         let bar = ProgressBar::new(app.components.len() as u64);
@@ -156,7 +168,7 @@ fn prepare_with_progress(
     } else {
         None
     };
-    let trigger = HttpTrigger::prepare(app, engine, variables, |loaded| {
+    let trigger = HttpTrigger::prepare(app, engine, resources, |loaded| {
         let how = if loaded.from_cache {
             "loaded from cache"
         } else {

@@ -245,6 +245,26 @@ impl Reply {
     }
 }
 
+/// A GET on a fresh connection that may fail (server gone): the status, if any.
+pub async fn try_send(addr: SocketAddr, method: http::Method, path: &str) -> Option<u16> {
+    let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .ok()?;
+    tokio::spawn(connection);
+    let request = http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("host", addr.to_string())
+        .body(Full::new(Bytes::new()))
+        .ok()?;
+    let response = sender.send_request(request).await.ok()?;
+    let status = response.status().as_u16();
+    response.into_body().collect().await.ok()?;
+    Some(status)
+}
+
 /// One request on a fresh connection.
 pub async fn send(addr: SocketAddr, method: http::Method, path: &str, body: Bytes) -> Reply {
     let request = http::Request::builder()

@@ -4,5 +4,6 @@
 
 pub mod env;
 pub mod files;
+pub mod key_value;
 pub mod outbound_http;
 pub mod variables;

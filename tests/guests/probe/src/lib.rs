@@ -16,10 +16,11 @@ wasip2::http::proxy::export!(Probe);
 mod host {
     wit_bindgen::generate!({
         path: "../../../wit",
-        world: "kite:host/variables",
+        world: "kite:host/all",
         generate_all,
     });
 }
+use host::fermyon::spin::key_value as spin_kv;
 use host::fermyon::spin::variables as spin_variables;
 use host::wasi::config::store as config_store;
 
@@ -89,6 +90,10 @@ impl Guest for Probe {
                 Ok(value) => respond(out, 200, &value),
                 Err(e) => respond(out, 404, &format!("error: {e:?}")),
             },
+            "kv" => {
+                let (status, text) = key_value(&param("label"), &param("op"), &param("key"), &param("value"));
+                respond(out, status, &text)
+            }
             "env" => {
                 let vars: Vec<String> = std::env::vars().map(|(k, v)| format!("{k}={v}")).collect();
                 respond(out, 200, &vars.join("\n"));
@@ -200,5 +205,34 @@ fn outbound(url: &str, out: ResponseOutparam) {
         }
         Some(Ok(Err(code))) => respond(out, 502, &format!("error: {code:?}")),
         other => respond(out, 500, &format!("unexpected: {other:?}")),
+    }
+}
+
+fn key_value(label: &str, op: &str, key: &str, value: &str) -> (u16, String) {
+    let store = match spin_kv::Store::open(label) {
+        Ok(store) => store,
+        Err(e) => {
+            let status = match e {
+                spin_kv::Error::AccessDenied => 403,
+                spin_kv::Error::NoSuchStore => 404,
+                _ => 500,
+            };
+            return (status, format!("error: {e:?}"));
+        }
+    };
+    let result = match op {
+        "get" => store.get(key).map(|v| match v {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "none".to_string(),
+        }),
+        "set" => store.set(key, value.as_bytes()).map(|()| "ok".to_string()),
+        "delete" => store.delete(key).map(|()| "ok".to_string()),
+        "exists" => store.exists(key).map(|b| b.to_string()),
+        "keys" => store.get_keys().map(|keys| keys.join(",")),
+        _ => return (400, format!("unknown op {op:?}")),
+    };
+    match result {
+        Ok(text) => (200, text),
+        Err(e) => (500, format!("error: {e:?}")),
     }
 }

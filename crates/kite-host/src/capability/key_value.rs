@@ -1,0 +1,185 @@
+//! Key-value stores through `fermyon:spin/key-value@2.0.0`: a component opens only the
+//! labels it was granted; the backend behind a label belongs to the app and is shared.
+
+use kite_app::{ComponentSpec, DEFAULT_STORE};
+use kite_store::{KeyValueBackend, SqliteKeyValue};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+use crate::InstanceState;
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/key-value",
+        with: {
+            "fermyon:spin/key-value.store": super::OpenStore,
+        },
+    });
+}
+
+use bindings::fermyon::spin::key_value::{self as spin_kv, Error};
+
+/// Stores one instance may have open at once.
+const MAX_OPEN_STORES: usize = 64;
+
+/// A store a guest has opened.
+pub struct OpenStore {
+    backend: Arc<dyn KeyValueBackend>,
+}
+
+/// The app's key-value stores by label.
+#[derive(Clone, Default)]
+pub struct KeyValueStores {
+    stores: HashMap<String, Arc<dyn KeyValueBackend>>,
+}
+
+impl KeyValueStores {
+    /// The zero-configuration stores: `default`, an SQLite file under `state_dir`, opened
+    /// only if some component is granted it.
+    pub fn open(app: &kite_app::App, state_dir: &Path) -> anyhow::Result<Self> {
+        let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
+        let used = app
+            .components
+            .iter()
+            .any(|c| c.key_value_stores.iter().any(|l| l == DEFAULT_STORE));
+        if used {
+            let path = state_dir.join("key_value").join("default.sqlite");
+            let store = SqliteKeyValue::open(&path)
+                .map_err(|e| anyhow::anyhow!("key-value store `default`: {e}"))?;
+            stores.insert(DEFAULT_STORE.to_string(), Arc::new(store));
+        }
+        Ok(KeyValueStores { stores })
+    }
+}
+
+pub struct KeyValueGrant {
+    access: Arc<StoreAccess>,
+}
+
+/// Which labels exist and which of them this component may open.
+struct StoreAccess {
+    granted: HashMap<String, Arc<dyn KeyValueBackend>>,
+    known: Vec<String>,
+}
+
+impl KeyValueGrant {
+    pub fn validate(spec: &ComponentSpec, stores: &KeyValueStores) -> anyhow::Result<Self> {
+        let mut granted = HashMap::new();
+        for label in &spec.key_value_stores {
+            let backend = stores.stores.get(label).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "component `{}`: no backend for key-value store `{label}`",
+                    spec.id
+                )
+            })?;
+            granted.insert(label.clone(), backend.clone());
+        }
+        let mut known: Vec<String> = stores.stores.keys().cloned().collect();
+        known.push(DEFAULT_STORE.to_string());
+        Ok(KeyValueGrant {
+            access: Arc::new(StoreAccess { granted, known }),
+        })
+    }
+
+    pub fn prepare(&self) -> ComponentKeyValue {
+        ComponentKeyValue {
+            access: self.access.clone(),
+            open: 0,
+        }
+    }
+}
+
+/// Per-instance key-value state.
+pub struct ComponentKeyValue {
+    access: Arc<StoreAccess>,
+    open: usize,
+}
+
+pub(crate) struct KeyValueView<'a> {
+    table: &'a mut ResourceTable,
+    state: &'a mut ComponentKeyValue,
+}
+
+struct KeyValue;
+
+impl HasData for KeyValue {
+    type Data<'a> = KeyValueView<'a>;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_kv::add_to_linker::<_, KeyValue>(linker, |state| KeyValueView {
+        table: &mut state.table,
+        state: &mut state.key_value,
+    })?;
+    Ok(())
+}
+
+fn other(e: impl std::fmt::Display) -> Error {
+    Error::Other(e.to_string())
+}
+
+impl KeyValueView<'_> {
+    fn backend(&self, store: &Resource<OpenStore>) -> Result<Arc<dyn KeyValueBackend>, Error> {
+        self.table
+            .get(store)
+            .map(|open| open.backend.clone())
+            .map_err(other)
+    }
+}
+
+impl spin_kv::Host for KeyValueView<'_> {}
+
+impl spin_kv::HostStore for KeyValueView<'_> {
+    fn open(&mut self, label: String) -> Result<Resource<OpenStore>, Error> {
+        let Some(backend) = self.state.access.granted.get(&label) else {
+            return Err(if self.state.access.known.contains(&label) {
+                Error::AccessDenied
+            } else {
+                Error::NoSuchStore
+            });
+        };
+        if self.state.open >= MAX_OPEN_STORES {
+            return Err(Error::StoreTableFull);
+        }
+        let store = OpenStore {
+            backend: backend.clone(),
+        };
+        let resource = self.table.push(store).map_err(other)?;
+        self.state.open += 1;
+        Ok(resource)
+    }
+
+    fn get(&mut self, store: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
+        self.backend(&store)?.get(&key).map_err(other)
+    }
+
+    fn set(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+        value: Vec<u8>,
+    ) -> Result<(), Error> {
+        self.backend(&store)?.set(&key, &value).map_err(other)
+    }
+
+    fn delete(&mut self, store: Resource<OpenStore>, key: String) -> Result<(), Error> {
+        self.backend(&store)?.delete(&key).map_err(other)
+    }
+
+    fn exists(&mut self, store: Resource<OpenStore>, key: String) -> Result<bool, Error> {
+        self.backend(&store)?.exists(&key).map_err(other)
+    }
+
+    fn get_keys(&mut self, store: Resource<OpenStore>) -> Result<Vec<String>, Error> {
+        self.backend(&store)?.keys().map_err(other)
+    }
+
+    fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
+        self.table.delete(store)?;
+        self.state.open = self.state.open.saturating_sub(1);
+        Ok(())
+    }
+}
