@@ -246,23 +246,20 @@ impl Loader<'_> {
             ));
         }
         let variables = self.component_variables(&id, raw.variables, declared)?;
-        let mut key_value_stores = Vec::with_capacity(raw.key_value_stores.len());
-        for (i, label) in raw.key_value_stores.into_iter().enumerate() {
-            if label.get_ref() != crate::DEFAULT_STORE {
-                return Err(self.error_at(
-                    label.span(),
-                    &key(&format!("key_value_stores[{i}]")),
-                    format!(
-                        "no backend is configured for key-value store {:?}; this version of Kite provides only \"default\" (an SQLite file in the app's state directory)",
-                        label.get_ref()
-                    ),
-                ));
-            }
-            key_value_stores.push(label.into_inner());
-        }
+        let key_value_stores = self.store_labels(
+            &key("key_value_stores"),
+            "key-value store",
+            raw.key_value_stores,
+        )?;
+        let sqlite_databases = self.store_labels(
+            &key("sqlite_databases"),
+            "SQLite database",
+            raw.sqlite_databases,
+        )?;
         Ok(ComponentSpec {
             variables,
             key_value_stores,
+            sqlite_databases,
             source_location: Some(Location::from_offset(self.text, raw.source.span().start)),
             id,
             source,
@@ -272,6 +269,30 @@ impl Loader<'_> {
             allowed_outbound_hosts: raw.allowed_outbound_hosts,
             limits,
         })
+    }
+
+    /// Store grants: only `default` has a backend until runtime configuration exists.
+    fn store_labels(
+        &self,
+        key: &str,
+        what: &str,
+        labels: Vec<Spanned<String>>,
+    ) -> Result<Vec<String>, ManifestError> {
+        let mut granted = Vec::with_capacity(labels.len());
+        for (i, label) in labels.into_iter().enumerate() {
+            if label.get_ref() != crate::DEFAULT_STORE {
+                return Err(self.error_at(
+                    label.span(),
+                    &format!("{key}[{i}]"),
+                    format!(
+                        "no backend is configured for {what} {:?}; this version of Kite provides only \"default\" (an SQLite file in the app's state directory)",
+                        label.get_ref()
+                    ),
+                ));
+            }
+            granted.push(label.into_inner());
+        }
+        Ok(granted)
     }
 
     fn file_mount(

@@ -63,6 +63,8 @@ pub(crate) struct RawComponent {
     pub variables: BTreeMap<String, Spanned<String>>,
     #[serde(default)]
     pub key_value_stores: Vec<Spanned<String>>,
+    #[serde(default)]
+    pub sqlite_databases: Vec<Spanned<String>>,
 }
 
 #[derive(Deserialize)]

@@ -35,10 +35,12 @@ pub struct ComponentSpec {
     pub variables: Vec<(String, Template)>,
     /// Labels of the key-value stores this component may open.
     pub key_value_stores: Vec<String>,
+    /// Labels of the SQLite databases this component may open.
+    pub sqlite_databases: Vec<String>,
 }
 
-/// The key-value store every app has without configuration: an SQLite file in its state
-/// directory.
+/// The key-value store and the SQLite database every app has without configuration:
+/// SQLite files in its state directory.
 pub const DEFAULT_STORE: &str = "default";
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,7 +3,8 @@
 
 use crate::capability::{
     env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
-    outbound_http::OutboundHttpGrant, variables::VariablesGrant,
+    outbound_http::OutboundHttpGrant, sqlite::SqliteDatabases, sqlite::SqliteGrant,
+    variables::VariablesGrant,
 };
 use crate::guest_log::GuestLog;
 use crate::InstanceState;
@@ -31,15 +32,17 @@ pub struct ComponentGrants {
     outbound_http: OutboundHttpGrant,
     variables: VariablesGrant,
     key_value: KeyValueGrant,
+    sqlite: SqliteGrant,
     memory_limit: usize,
 }
 
 /// What all components of an app share, built once at start-up from the manifest and
-/// the providers: resolved variables and the key-value stores by label.
+/// the providers: resolved variables, key-value stores and SQLite databases by label.
 #[derive(Default)]
 pub struct AppResources {
     pub variables: ResolvedVariables,
     pub key_value: KeyValueStores,
+    pub sqlite: SqliteDatabases,
 }
 
 impl ComponentGrants {
@@ -51,6 +54,7 @@ impl ComponentGrants {
             outbound_http: OutboundHttpGrant::validate(spec)?,
             variables: VariablesGrant::validate(spec, &resources.variables)?,
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
+            sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
         })
     }
@@ -83,6 +87,7 @@ impl ComponentGrants {
             outbound: self.outbound_http.prepare(request_id),
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),
+            sqlite: self.sqlite.prepare(),
         })
     }
 }

@@ -8,6 +8,7 @@ mod linker;
 mod state;
 
 pub use capability::key_value::KeyValueStores;
+pub use capability::sqlite::SqliteDatabases;
 pub use grants::{AppResources, ComponentGrants, MAX_RESOURCES_PER_INSTANCE};
 pub use linker::add_to_linker;
 pub use state::InstanceState;

@@ -3,6 +3,7 @@
 
 use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
@@ -17,6 +18,7 @@ pub struct InstanceState {
     pub(crate) outbound: OutboundHttp,
     pub(crate) variables: ComponentVariables,
     pub(crate) key_value: ComponentKeyValue,
+    pub(crate) sqlite: ComponentSqlite,
 }
 
 impl InstanceState {

@@ -6,7 +6,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 use kite_app::{ResolvedVariables, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
-use kite_host::{AppResources, KeyValueStores};
+use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
 use kite_http::{HttpTrigger, ServeOptions};
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
@@ -112,6 +112,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let resources = AppResources {
         variables: resolve_variables(&app, &args)?,
         key_value: KeyValueStores::open(&app, &state_dir)?,
+        sqlite: SqliteDatabases::open(&app, &state_dir)?,
     };
 
     let options = EngineOptions {

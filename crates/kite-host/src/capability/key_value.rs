@@ -8,6 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
+use super::labels::{GrantedLabels, Refusal};
 use crate::InstanceState;
 
 mod bindings {
@@ -56,31 +57,19 @@ impl KeyValueStores {
 }
 
 pub struct KeyValueGrant {
-    access: Arc<StoreAccess>,
-}
-
-/// Which labels exist and which of them this component may open.
-struct StoreAccess {
-    granted: HashMap<String, Arc<dyn KeyValueBackend>>,
-    known: Vec<String>,
+    access: Arc<GrantedLabels<dyn KeyValueBackend>>,
 }
 
 impl KeyValueGrant {
     pub fn validate(spec: &ComponentSpec, stores: &KeyValueStores) -> anyhow::Result<Self> {
-        let mut granted = HashMap::new();
-        for label in &spec.key_value_stores {
-            let backend = stores.stores.get(label).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "component `{}`: no backend for key-value store `{label}`",
-                    spec.id
-                )
-            })?;
-            granted.insert(label.clone(), backend.clone());
-        }
-        let mut known: Vec<String> = stores.stores.keys().cloned().collect();
-        known.push(DEFAULT_STORE.to_string());
+        let access = GrantedLabels::new(
+            &spec.id,
+            "key-value store",
+            &spec.key_value_stores,
+            &stores.stores,
+        )?;
         Ok(KeyValueGrant {
-            access: Arc::new(StoreAccess { granted, known }),
+            access: Arc::new(access),
         })
     }
 
@@ -94,7 +83,7 @@ impl KeyValueGrant {
 
 /// Per-instance key-value state.
 pub struct ComponentKeyValue {
-    access: Arc<StoreAccess>,
+    access: Arc<GrantedLabels<dyn KeyValueBackend>>,
     open: usize,
 }
 
@@ -134,19 +123,18 @@ impl spin_kv::Host for KeyValueView<'_> {}
 
 impl spin_kv::HostStore for KeyValueView<'_> {
     fn open(&mut self, label: String) -> Result<Resource<OpenStore>, Error> {
-        let Some(backend) = self.state.access.granted.get(&label) else {
-            return Err(if self.state.access.known.contains(&label) {
-                Error::AccessDenied
-            } else {
-                Error::NoSuchStore
-            });
-        };
+        let backend = self
+            .state
+            .access
+            .open(&label)
+            .map_err(|refusal| match refusal {
+                Refusal::AccessDenied => Error::AccessDenied,
+                Refusal::Unknown => Error::NoSuchStore,
+            })?;
         if self.state.open >= MAX_OPEN_STORES {
             return Err(Error::StoreTableFull);
         }
-        let store = OpenStore {
-            backend: backend.clone(),
-        };
+        let store = OpenStore { backend };
         let resource = self.table.push(store).map_err(other)?;
         self.state.open += 1;
         Ok(resource)

@@ -5,5 +5,7 @@
 pub mod env;
 pub mod files;
 pub mod key_value;
+mod labels;
 pub mod outbound_http;
+pub mod sqlite;
 pub mod variables;

@@ -21,6 +21,7 @@ mod host {
     });
 }
 use host::fermyon::spin::key_value as spin_kv;
+use host::fermyon::spin::sqlite as spin_sqlite;
 use host::fermyon::spin::variables as spin_variables;
 use host::wasi::config::store as config_store;
 
@@ -90,6 +91,13 @@ impl Guest for Probe {
                 Ok(value) => respond(out, 200, &value),
                 Err(e) => respond(out, 404, &format!("error: {e:?}")),
             },
+            "sql" => {
+                let body = request.consume().expect("request body");
+                let mut text = String::new();
+                let _ = Read::read_to_string(&mut body.stream().expect("input stream"), &mut text);
+                let (status, reply) = sql(&param("db"), &text);
+                respond(out, status, &reply)
+            }
             "kv" => {
                 let (status, text) = key_value(&param("label"), &param("op"), &param("key"), &param("value"));
                 respond(out, status, &text)
@@ -234,5 +242,45 @@ fn key_value(label: &str, op: &str, key: &str, value: &str) -> (u16, String) {
     match result {
         Ok(text) => (200, text),
         Err(e) => (500, format!("error: {e:?}")),
+    }
+}
+
+/// Body: the statement on the first line, then one parameter per line: `i:42`, `r:1.5`,
+/// `t:text`, `b:hex bytes`, `n` (null). Reply: the columns, then one line per row.
+fn sql(database: &str, body: &str) -> (u16, String) {
+    let mut lines = body.lines();
+    let statement = lines.next().unwrap_or_default();
+    let parameters: Vec<spin_sqlite::Value> = lines
+        .map(|line| match line.split_once(':') {
+            Some(("i", v)) => spin_sqlite::Value::Integer(v.parse().unwrap_or(0)),
+            Some(("r", v)) => spin_sqlite::Value::Real(v.parse().unwrap_or(0.0)),
+            Some(("t", v)) => spin_sqlite::Value::Text(v.to_string()),
+            Some(("b", v)) => spin_sqlite::Value::Blob(
+                (0..v.len() / 2).filter_map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok()).collect(),
+            ),
+            _ => spin_sqlite::Value::Null,
+        })
+        .collect();
+    let connection = match spin_sqlite::Connection::open(database) {
+        Ok(connection) => connection,
+        Err(e) => {
+            let status = match e {
+                spin_sqlite::Error::AccessDenied => 403,
+                spin_sqlite::Error::NoSuchDatabase => 404,
+                _ => 500,
+            };
+            return (status, format!("error: {e:?}"));
+        }
+    };
+    match connection.execute(statement, &parameters) {
+        Ok(result) => {
+            let mut text = format!("columns: {}\n", result.columns.join(","));
+            for row in result.rows {
+                let values: Vec<String> = row.values.iter().map(|v| format!("{v:?}")).collect();
+                text.push_str(&format!("row: {}\n", values.join(" | ")));
+            }
+            (200, text)
+        }
+        Err(e) => (400, format!("error: {e:?}")),
     }
 }

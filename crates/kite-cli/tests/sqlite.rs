@@ -1,0 +1,84 @@
+//! The Spin SQLite interface on the app's default database: statements with every value
+//! type, access control by grant, and data that outlives the server.
+
+mod common;
+use bytes::Bytes;
+use common::{Server, TestApp};
+
+fn app() -> TestApp {
+    TestApp::probe(
+        "[[route]]\npath = \"/stranger/...\"\ncomponent = \"stranger\"\n[[route]]\npath = \"/...\"\ncomponent = \"db\"\n\
+         [component.db]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n\
+         [component.stranger]\nsource = \"PROBE\"\n",
+    )
+}
+
+async fn sql(server: &Server, path: &str, body: &str) -> (u16, String) {
+    let reply = common::send(
+        server.addr,
+        http::Method::POST,
+        path,
+        Bytes::from(body.to_string()),
+    )
+    .await;
+    (reply.status, reply.body)
+}
+
+#[tokio::test]
+async fn statements_with_every_value_type() {
+    let app = app();
+    let server = Server::start(&app);
+    let (status, body) = sql(
+        &server,
+        "/sql?db=default",
+        "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sql(
+        &server,
+        "/sql?db=default",
+        "INSERT INTO t VALUES (?, ?, ?, ?, ?)\ni:42\nr:2.5\nt:hello\nb:00ff\nn",
+    )
+    .await;
+    assert_eq!((status, body.as_str()), (200, "columns: \n"));
+    let (status, body) = sql(
+        &server,
+        "/sql?db=default",
+        "SELECT * FROM t WHERE i = ?\ni:42",
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        "columns: i,r,s,b,n\nrow: Value::Integer(42) | Value::Real(2.5) | Value::Text(\"hello\") | Value::Blob([0, 255]) | Value::Null\n"
+    );
+    let (status, body) = sql(&server, "/sql?db=default", "SELEC broken").await;
+    assert_eq!(status, 400);
+    assert!(
+        body.contains("Error::Io") && body.contains("syntax error"),
+        "{body}"
+    );
+    assert!(app.path().join(".kite/sqlite/default.sqlite").is_file());
+    drop(server);
+
+    let server = Server::start(&app);
+    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) AS n FROM t").await;
+    assert_eq!(
+        body, "columns: n\nrow: Value::Integer(1)\n",
+        "data outlives the server"
+    );
+}
+
+#[tokio::test]
+async fn databases_open_only_where_granted() {
+    let app = app();
+    let server = Server::start(&app);
+    let (status, body) = sql(&server, "/sql?db=other", "SELECT 1").await;
+    assert_eq!(
+        (status, body.as_str()),
+        (404, "error: Error::NoSuchDatabase")
+    );
+    let (status, body) = sql(&server, "/stranger/sql?db=default", "SELECT 1").await;
+    assert_eq!((status, body.as_str()), (403, "error: Error::AccessDenied"));
+}

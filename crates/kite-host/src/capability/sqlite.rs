@@ -1,0 +1,188 @@
+//! SQLite through `fermyon:spin/sqlite@2.0.0`: a component opens only the databases it was
+//! granted and runs statements with typed parameters; the database file belongs to the app.
+
+use super::labels::{GrantedLabels, Refusal};
+use crate::InstanceState;
+use kite_app::{App, ComponentSpec, DEFAULT_STORE};
+use kite_store::{DbError, DbValue, SqliteDatabase};
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/sqlite",
+        with: {
+            "fermyon:spin/sqlite.connection": super::OpenDatabase,
+        },
+    });
+}
+
+use bindings::fermyon::spin::sqlite::{self as spin_sqlite, Error, QueryResult, RowResult, Value};
+
+/// Connections one instance may have open at once.
+const MAX_OPEN_CONNECTIONS: usize = 64;
+
+/// A database a guest has opened.
+pub struct OpenDatabase {
+    database: Arc<SqliteDatabase>,
+}
+
+/// The app's SQLite databases by label.
+#[derive(Default)]
+pub struct SqliteDatabases {
+    databases: HashMap<String, Arc<SqliteDatabase>>,
+}
+
+impl SqliteDatabases {
+    /// The zero-configuration database: `default`, a file under `state_dir`, opened only if
+    /// some component is granted it.
+    pub fn open(app: &App, state_dir: &Path) -> anyhow::Result<Self> {
+        let mut databases = HashMap::new();
+        let used = app
+            .components
+            .iter()
+            .any(|c| c.sqlite_databases.iter().any(|l| l == DEFAULT_STORE));
+        if used {
+            let path = state_dir.join("sqlite").join("default.sqlite");
+            let database = SqliteDatabase::open(&path)
+                .map_err(|e| anyhow::anyhow!("SQLite database `default`: {e}"))?;
+            databases.insert(DEFAULT_STORE.to_string(), Arc::new(database));
+        }
+        Ok(SqliteDatabases { databases })
+    }
+}
+
+pub struct SqliteGrant {
+    access: Arc<GrantedLabels<SqliteDatabase>>,
+}
+
+impl SqliteGrant {
+    pub fn validate(spec: &ComponentSpec, databases: &SqliteDatabases) -> anyhow::Result<Self> {
+        let access = GrantedLabels::new(
+            &spec.id,
+            "SQLite database",
+            &spec.sqlite_databases,
+            &databases.databases,
+        )?;
+        Ok(SqliteGrant {
+            access: Arc::new(access),
+        })
+    }
+
+    pub fn prepare(&self) -> ComponentSqlite {
+        ComponentSqlite {
+            access: self.access.clone(),
+            open: 0,
+        }
+    }
+}
+
+/// Per-instance SQLite state.
+pub struct ComponentSqlite {
+    access: Arc<GrantedLabels<SqliteDatabase>>,
+    open: usize,
+}
+
+pub(crate) struct SqliteView<'a> {
+    table: &'a mut ResourceTable,
+    state: &'a mut ComponentSqlite,
+}
+
+struct Sqlite;
+
+impl HasData for Sqlite {
+    type Data<'a> = SqliteView<'a>;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| SqliteView {
+        table: &mut state.table,
+        state: &mut state.sqlite,
+    })?;
+    Ok(())
+}
+
+fn from_guest(value: Value) -> DbValue {
+    match value {
+        Value::Integer(i) => DbValue::Integer(i),
+        Value::Real(r) => DbValue::Real(r),
+        Value::Text(t) => DbValue::Text(t),
+        Value::Blob(b) => DbValue::Blob(b),
+        Value::Null => DbValue::Null,
+    }
+}
+
+fn to_guest(value: DbValue) -> Value {
+    match value {
+        DbValue::Integer(i) => Value::Integer(i),
+        DbValue::Real(r) => Value::Real(r),
+        DbValue::Text(t) => Value::Text(t),
+        DbValue::Blob(b) => Value::Blob(b),
+        DbValue::Null => Value::Null,
+    }
+}
+
+impl spin_sqlite::Host for SqliteView<'_> {}
+
+impl spin_sqlite::HostConnection for SqliteView<'_> {
+    fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
+        let database = self
+            .state
+            .access
+            .open(&database)
+            .map_err(|refusal| match refusal {
+                Refusal::AccessDenied => Error::AccessDenied,
+                Refusal::Unknown => Error::NoSuchDatabase,
+            })?;
+        if self.state.open >= MAX_OPEN_CONNECTIONS {
+            return Err(Error::Io(format!(
+                "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
+            )));
+        }
+        let resource = self
+            .table
+            .push(OpenDatabase { database })
+            .map_err(|e| Error::Io(e.to_string()))?;
+        self.state.open += 1;
+        Ok(resource)
+    }
+
+    fn execute(
+        &mut self,
+        connection: Resource<OpenDatabase>,
+        statement: String,
+        parameters: Vec<Value>,
+    ) -> Result<QueryResult, Error> {
+        let database = self
+            .table
+            .get(&connection)
+            .map(|open| open.database.clone())
+            .map_err(|_| Error::InvalidConnection)?;
+        let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
+        let result = database
+            .execute(&statement, &parameters)
+            .map_err(|e| match e {
+                DbError::Full => Error::DatabaseFull,
+                DbError::Io(message) => Error::Io(message),
+            })?;
+        Ok(QueryResult {
+            columns: result.columns,
+            rows: result
+                .rows
+                .into_iter()
+                .map(|values| RowResult {
+                    values: values.into_iter().map(to_guest).collect(),
+                })
+                .collect(),
+        })
+    }
+
+    fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        self.state.open = self.state.open.saturating_sub(1);
+        Ok(())
+    }
+}

@@ -1,0 +1,157 @@
+//! SQLite databases for guests: a file per label in WAL mode; statements run with typed
+//! parameters and return column names and typed rows.
+
+use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::Connection;
+use std::path::Path;
+use std::sync::Mutex;
+
+/// A value as guests see it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DbValue {
+    Integer(i64),
+    Real(f64),
+    Text(String),
+    Blob(Vec<u8>),
+    Null,
+}
+
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct QueryResult {
+    pub columns: Vec<String>,
+    pub rows: Vec<Vec<DbValue>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("the database is full")]
+    Full,
+    #[error("{0}")]
+    Io(String),
+}
+
+pub struct SqliteDatabase {
+    connection: Mutex<Connection>,
+}
+
+impl SqliteDatabase {
+    pub fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbError::Io(format!("creating {}: {e}", parent.display())))?;
+        }
+        let connection = Connection::open(path)
+            .map_err(|e| DbError::Io(format!("opening {}: {e}", path.display())))?;
+        connection
+            .execute_batch(
+                "PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = NORMAL;
+                 PRAGMA busy_timeout = 5000;
+                 PRAGMA foreign_keys = ON;",
+            )
+            .map_err(map_error)?;
+        Ok(SqliteDatabase {
+            connection: Mutex::new(connection),
+        })
+    }
+
+    /// Runs one statement; rows are returned for statements that produce them.
+    pub fn execute(&self, statement: &str, parameters: &[DbValue]) -> Result<QueryResult, DbError> {
+        let connection = self
+            .connection
+            .lock()
+            .map_err(|_| DbError::Io("the database connection was poisoned".into()))?;
+        let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
+        let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
+        let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
+        let mut rows = prepared
+            .query(rusqlite::params_from_iter(parameters))
+            .map_err(map_error)?;
+        let mut result = QueryResult {
+            columns,
+            rows: Vec::new(),
+        };
+        while let Some(row) = rows.next().map_err(map_error)? {
+            let mut values = Vec::with_capacity(result.columns.len());
+            for index in 0..result.columns.len() {
+                values.push(from_sql(row.get_ref(index).map_err(map_error)?));
+            }
+            result.rows.push(values);
+        }
+        Ok(result)
+    }
+}
+
+fn to_sql(value: &DbValue) -> SqlValue {
+    match value {
+        DbValue::Integer(i) => SqlValue::Integer(*i),
+        DbValue::Real(r) => SqlValue::Real(*r),
+        DbValue::Text(t) => SqlValue::Text(t.clone()),
+        DbValue::Blob(b) => SqlValue::Blob(b.clone()),
+        DbValue::Null => SqlValue::Null,
+    }
+}
+
+fn from_sql(value: ValueRef<'_>) -> DbValue {
+    match value {
+        ValueRef::Integer(i) => DbValue::Integer(i),
+        ValueRef::Real(r) => DbValue::Real(r),
+        ValueRef::Text(t) => DbValue::Text(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => DbValue::Blob(b.to_vec()),
+        ValueRef::Null => DbValue::Null,
+    }
+}
+
+fn map_error(e: rusqlite::Error) -> DbError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DiskFull) => DbError::Full,
+        _ => DbError::Io(e.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statements_with_typed_parameters_and_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("db/default.sqlite")).unwrap();
+        db.execute(
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
+            &[],
+        )
+        .unwrap();
+        let inserted = db
+            .execute(
+                "INSERT INTO t VALUES (?, ?, ?, ?, ?)",
+                &[
+                    DbValue::Integer(7),
+                    DbValue::Real(1.5),
+                    DbValue::Text("hi".into()),
+                    DbValue::Blob(vec![0, 255]),
+                    DbValue::Null,
+                ],
+            )
+            .unwrap();
+        assert!(inserted.rows.is_empty());
+        let selected = db
+            .execute("SELECT * FROM t WHERE i = ?", &[DbValue::Integer(7)])
+            .unwrap();
+        assert_eq!(selected.columns, vec!["i", "r", "s", "b", "n"]);
+        assert_eq!(
+            selected.rows,
+            vec![vec![
+                DbValue::Integer(7),
+                DbValue::Real(1.5),
+                DbValue::Text("hi".into()),
+                DbValue::Blob(vec![0, 255]),
+                DbValue::Null
+            ]]
+        );
+        assert!(matches!(
+            db.execute("SELEC nonsense", &[]),
+            Err(DbError::Io(_))
+        ));
+    }
+}
