@@ -135,3 +135,22 @@ async fn acknowledged_writes_survive_kill_9() {
         );
     }
 }
+
+#[tokio::test]
+async fn seeded_keys_are_there_at_start() {
+    let app = app();
+    for _ in 0..2 {
+        let server = Server::start_with(
+            &app,
+            &["--no-cache", "--key-value", "default:greeting=hello"],
+        );
+        assert_eq!(
+            kv(&server, "label=default&op=get&key=greeting").await,
+            (200, "hello".into())
+        );
+        assert_eq!(
+            kv(&server, "label=default&op=keys").await,
+            (200, "greeting".into())
+        );
+    }
+}

@@ -82,3 +82,38 @@ async fn databases_open_only_where_granted() {
     let (status, body) = sql(&server, "/stranger/sql?db=default", "SELECT 1").await;
     assert_eq!((status, body.as_str()), (403, "error: Error::AccessDenied"));
 }
+
+#[tokio::test]
+async fn seed_scripts_run_once_per_database() {
+    let app = app();
+    let init = app.path().join("init.sql");
+    std::fs::write(
+        &init,
+        "CREATE TABLE todos (id INTEGER PRIMARY KEY, title TEXT NOT NULL);\nINSERT INTO todos (title) VALUES ('first');\n",
+    )
+    .unwrap();
+    let seed = format!("default:@{}", init.display());
+    for _ in 0..2 {
+        let server = Server::start_with(&app, &["--no-cache", "--sqlite", &seed]);
+        let (_, body) = sql(&server, "/sql?db=default", "SELECT title FROM todos").await;
+        assert_eq!(
+            body, "columns: title\nrow: Value::Text(\"first\")\n",
+            "applied exactly once"
+        );
+    }
+    let output = common::kite()
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--no-cache",
+            "--sqlite",
+            "other:SELECT 1",
+            "-f",
+        ])
+        .arg(app.path())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&output.stderr).contains("no SQLite database `other`"));
+}

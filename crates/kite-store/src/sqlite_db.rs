@@ -82,6 +82,53 @@ impl SqliteDatabase {
     }
 }
 
+impl SqliteDatabase {
+    /// Runs a script of statements once per database: a script whose exact text was already
+    /// applied is skipped, so seeding at every start is idempotent. Returns whether it ran.
+    pub fn apply_once(&self, script: &str) -> Result<bool, DbError> {
+        let mut connection = self
+            .connection
+            .lock()
+            .map_err(|_| DbError::Io("the database connection was poisoned".into()))?;
+        let digest = fnv1a(script.as_bytes());
+        let transaction = connection.transaction().map_err(map_error)?;
+        transaction
+            .execute_batch(
+                "CREATE TABLE IF NOT EXISTS _kite_applied_scripts (digest TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+            )
+            .map_err(map_error)?;
+        let seen: bool = transaction
+            .query_row(
+                "SELECT EXISTS (SELECT 1 FROM _kite_applied_scripts WHERE digest = ?1)",
+                [&digest],
+                |row| row.get(0),
+            )
+            .map_err(map_error)?;
+        if seen {
+            return Ok(false);
+        }
+        transaction.execute_batch(script).map_err(map_error)?;
+        transaction
+            .execute(
+                "INSERT INTO _kite_applied_scripts (digest, applied_at) VALUES (?1, datetime('now'))",
+                [&digest],
+            )
+            .map_err(map_error)?;
+        transaction.commit().map_err(map_error)?;
+        Ok(true)
+    }
+}
+
+/// A stable 64-bit FNV-1a digest, as hex: identifies a script across runs.
+fn fnv1a(bytes: &[u8]) -> String {
+    let mut hash: u64 = 0xcbf29ce484222325;
+    for byte in bytes {
+        hash ^= u64::from(*byte);
+        hash = hash.wrapping_mul(0x100000001b3);
+    }
+    format!("{hash:016x}-{}", bytes.len())
+}
+
 fn to_sql(value: &DbValue) -> SqlValue {
     match value {
         DbValue::Integer(i) => SqlValue::Integer(*i),
@@ -153,5 +200,18 @@ mod tests {
             db.execute("SELEC nonsense", &[]),
             Err(DbError::Io(_))
         ));
+    }
+
+    #[test]
+    fn scripts_apply_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let script = "CREATE TABLE seeded (x INTEGER); INSERT INTO seeded VALUES (1);";
+        assert!(db.apply_once(script).unwrap());
+        assert!(!db.apply_once(script).unwrap());
+        let count = db.execute("SELECT count(*) FROM seeded", &[]).unwrap();
+        assert_eq!(count.rows, vec![vec![DbValue::Integer(1)]]);
+        assert!(db.apply_once("CREATE TABLE broken (").is_err());
+        assert!(db.apply_once("INSERT INTO seeded VALUES (2);").unwrap());
     }
 }

@@ -52,6 +52,15 @@ pub struct UpArgs {
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
 
+    /// Set a key in a key-value store before serving (repeatable; idempotent).
+    #[arg(long = "key-value", value_name = "LABEL:KEY=VALUE", value_parser = parse_key_value_seed)]
+    pub key_value_seeds: Vec<(String, String, String)>,
+
+    /// Run SQL on a database before serving: `LABEL:@FILE` or `LABEL:STATEMENTS`
+    /// (repeatable; each distinct script runs once per database, however often Kite starts).
+    #[arg(long = "sqlite", value_name = "LABEL:@FILE|LABEL:SQL", value_parser = parse_sqlite_seed)]
+    pub sqlite_seeds: Vec<(String, String)>,
+
     /// Where the app's stores live [default: `.kite` beside the manifest].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
@@ -59,6 +68,27 @@ pub struct UpArgs {
     /// Largest number of instances alive at once across all components.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,
+}
+
+fn parse_key_value_seed(text: &str) -> Result<(String, String, String), String> {
+    let (label, pair) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected LABEL:KEY=VALUE, got {text:?}"))?;
+    let (key, value) = pair
+        .split_once('=')
+        .ok_or_else(|| format!("expected LABEL:KEY=VALUE, got {text:?}"))?;
+    Ok((label.to_string(), key.to_string(), value.to_string()))
+}
+
+fn parse_sqlite_seed(text: &str) -> Result<(String, String), String> {
+    let (label, sql) = text
+        .split_once(':')
+        .ok_or_else(|| format!("expected LABEL:@FILE or LABEL:SQL, got {text:?}"))?;
+    let script = match sql.strip_prefix('@') {
+        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?,
+        None => sql.to_string(),
+    };
+    Ok((label.to_string(), script))
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -111,9 +141,23 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| app.dir.join(".kite"));
     let resources = AppResources {
         variables: resolve_variables(&app, &args)?,
-        key_value: KeyValueStores::open(&app, &state_dir)?,
-        sqlite: SqliteDatabases::open(&app, &state_dir)?,
+        key_value: KeyValueStores::open(&app, &state_dir, !args.key_value_seeds.is_empty())?,
+        sqlite: SqliteDatabases::open(&app, &state_dir, !args.sqlite_seeds.is_empty())?,
     };
+    for (label, key, value) in &args.key_value_seeds {
+        resources.key_value.seed(label, key, value)?;
+    }
+    for (label, script) in &args.sqlite_seeds {
+        let ran = resources.sqlite.seed(label, script)?;
+        tracing::info!(
+            "SQLite database `{label}`: seed script {}",
+            if ran {
+                "applied"
+            } else {
+                "already applied, skipped"
+            }
+        );
+    }
 
     let options = EngineOptions {
         max_memory: app

@@ -39,13 +39,14 @@ pub struct KeyValueStores {
 
 impl KeyValueStores {
     /// The zero-configuration stores: `default`, an SQLite file under `state_dir`, opened
-    /// only if some component is granted it.
-    pub fn open(app: &kite_app::App, state_dir: &Path) -> anyhow::Result<Self> {
+    /// if some component is granted it or `seeded` says it is about to be written.
+    pub fn open(app: &kite_app::App, state_dir: &Path, seeded: bool) -> anyhow::Result<Self> {
         let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
-        let used = app
-            .components
-            .iter()
-            .any(|c| c.key_value_stores.iter().any(|l| l == DEFAULT_STORE));
+        let used = seeded
+            || app
+                .components
+                .iter()
+                .any(|c| c.key_value_stores.iter().any(|l| l == DEFAULT_STORE));
         if used {
             let path = state_dir.join("key_value").join("default.sqlite");
             let store = SqliteKeyValue::open(&path)
@@ -53,6 +54,18 @@ impl KeyValueStores {
             stores.insert(DEFAULT_STORE.to_string(), Arc::new(store));
         }
         Ok(KeyValueStores { stores })
+    }
+}
+
+impl KeyValueStores {
+    /// Sets `key` in the store `label` (`kite up --key-value`); setting is idempotent.
+    pub fn seed(&self, label: &str, key: &str, value: &str) -> anyhow::Result<()> {
+        let store = self.stores.get(label).ok_or_else(|| {
+            anyhow::anyhow!("--key-value {label}:...: the app has no key-value store `{label}` (only `default` in this version)")
+        })?;
+        store
+            .set(key, value.as_bytes())
+            .map_err(|e| anyhow::anyhow!("--key-value {label}:{key}=...: {e}"))
     }
 }
 

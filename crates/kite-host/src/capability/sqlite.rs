@@ -37,14 +37,15 @@ pub struct SqliteDatabases {
 }
 
 impl SqliteDatabases {
-    /// The zero-configuration database: `default`, a file under `state_dir`, opened only if
-    /// some component is granted it.
-    pub fn open(app: &App, state_dir: &Path) -> anyhow::Result<Self> {
+    /// The zero-configuration database: `default`, a file under `state_dir`, opened if some
+    /// component is granted it or `seeded` says it is about to be written.
+    pub fn open(app: &App, state_dir: &Path, seeded: bool) -> anyhow::Result<Self> {
         let mut databases = HashMap::new();
-        let used = app
-            .components
-            .iter()
-            .any(|c| c.sqlite_databases.iter().any(|l| l == DEFAULT_STORE));
+        let used = seeded
+            || app
+                .components
+                .iter()
+                .any(|c| c.sqlite_databases.iter().any(|l| l == DEFAULT_STORE));
         if used {
             let path = state_dir.join("sqlite").join("default.sqlite");
             let database = SqliteDatabase::open(&path)
@@ -52,6 +53,19 @@ impl SqliteDatabases {
             databases.insert(DEFAULT_STORE.to_string(), Arc::new(database));
         }
         Ok(SqliteDatabases { databases })
+    }
+}
+
+impl SqliteDatabases {
+    /// Runs `script` on the database `label` unless this exact script was applied before
+    /// (`kite up --sqlite`). Returns whether it ran.
+    pub fn seed(&self, label: &str, script: &str) -> anyhow::Result<bool> {
+        let database = self.databases.get(label).ok_or_else(|| {
+            anyhow::anyhow!("--sqlite {label}:...: the app has no SQLite database `{label}` (only `default` in this version)")
+        })?;
+        database
+            .apply_once(script)
+            .map_err(|e| anyhow::anyhow!("--sqlite {label}:...: {e}"))
     }
 }
 
