@@ -74,6 +74,17 @@ fn files_that_are_not_components_are_explained() {
 }
 
 #[test]
+fn an_import_kite_does_not_host_is_named() {
+    let app = TestApp::new(&format!(
+        "manifest_version = 1\n[app]\nname = \"t\"\n[component.x]\nsource = \"{}\"\n",
+        common::guest("unhosted").display()
+    ));
+    let err = up_fails(&app);
+    assert!(err.contains("component `x`"), "{err}");
+    assert!(err.contains("kite-test:unhosted/telepathy"), "{err}");
+}
+
+#[test]
 fn the_second_start_uses_the_compile_cache() {
     let app = TestApp::probe(
         "[[route]]\npath = \"/...\"\ncomponent = \"x\"\n[component.x]\nsource = \"PROBE\"\n",
