@@ -3,7 +3,9 @@
 
 use std::io::Write;
 use wasip2::exports::http::incoming_handler::Guest;
-use wasip2::http::types::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
+use wasip2::http::types::{
+    Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
+};
 
 mod kite {
     wit_bindgen::generate!({ path: "../../wit", world: "kite:host/key-value", generate_all });
