@@ -7,6 +7,7 @@ mod manifest;
 mod model;
 mod outbound;
 mod route;
+mod runtime_config;
 mod units;
 mod variables;
 
@@ -15,6 +16,7 @@ pub use load::{load_app, MANIFEST_FILE_NAME};
 pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec, DEFAULT_STORE};
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
+pub use runtime_config::{DatabaseBackend, RuntimeConfig, StoreBackend};
 pub use units::{parse_duration, parse_size};
 pub use variables::{
     env_name, is_valid_variable_name, ResolvedVariables, Template, Value, VariableDecl,

@@ -246,20 +246,22 @@ impl Loader<'_> {
             ));
         }
         let variables = self.component_variables(&id, raw.variables, declared)?;
+        let mut store_grant_locations = Vec::new();
         let key_value_stores = self.store_labels(
             &key("key_value_stores"),
-            "key-value store",
             raw.key_value_stores,
+            &mut store_grant_locations,
         )?;
         let sqlite_databases = self.store_labels(
             &key("sqlite_databases"),
-            "SQLite database",
             raw.sqlite_databases,
+            &mut store_grant_locations,
         )?;
         Ok(ComponentSpec {
             variables,
             key_value_stores,
             sqlite_databases,
+            store_grant_locations,
             source_location: Some(Location::from_offset(self.text, raw.source.span().start)),
             id,
             source,
@@ -271,25 +273,28 @@ impl Loader<'_> {
         })
     }
 
-    /// Store grants: only `default` has a backend until runtime configuration exists.
+    /// Store grant labels, remembering where each was written so that a label without a
+    /// backend can be reported against the manifest once the runtime configuration is known.
     fn store_labels(
         &self,
         key: &str,
-        what: &str,
         labels: Vec<Spanned<String>>,
+        locations: &mut Vec<(String, Location)>,
     ) -> Result<Vec<String>, ManifestError> {
         let mut granted = Vec::with_capacity(labels.len());
         for (i, label) in labels.into_iter().enumerate() {
-            if label.get_ref() != crate::DEFAULT_STORE {
+            let entry_key = format!("{key}[{i}]");
+            if label.get_ref().is_empty() {
                 return Err(self.error_at(
                     label.span(),
-                    &format!("{key}[{i}]"),
-                    format!(
-                        "no backend is configured for {what} {:?}; this version of Kite provides only \"default\" (an SQLite file in the app's state directory)",
-                        label.get_ref()
-                    ),
+                    &entry_key,
+                    "a store label cannot be empty",
                 ));
             }
+            locations.push((
+                entry_key,
+                Location::from_offset(self.text, label.span().start),
+            ));
             granted.push(label.into_inner());
         }
         Ok(granted)

@@ -37,6 +37,8 @@ pub struct ComponentSpec {
     pub key_value_stores: Vec<String>,
     /// Labels of the SQLite databases this component may open.
     pub sqlite_databases: Vec<String>,
+    /// Manifest key and location of each store grant, key-value first, for error messages.
+    pub(crate) store_grant_locations: Vec<(String, Location)>,
 }
 
 /// The key-value store and the SQLite database every app has without configuration:
@@ -92,6 +94,42 @@ pub struct RouteSpec {
 impl App {
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components.iter().find(|c| c.id == id)
+    }
+
+    /// Every store a component is granted has a backend: `default`, or a label the runtime
+    /// configuration defines.
+    pub fn check_store_grants(
+        &self,
+        key_value_labels: &[String],
+        sqlite_labels: &[String],
+    ) -> Result<(), ManifestError> {
+        for component in &self.components {
+            let grants = component
+                .key_value_stores
+                .iter()
+                .map(|l| (l, key_value_labels, "key-value store", "key_value_store"))
+                .chain(
+                    component
+                        .sqlite_databases
+                        .iter()
+                        .map(|l| (l, sqlite_labels, "SQLite database", "sqlite_database")),
+                );
+            for ((label, available, what, table), (key, location)) in
+                grants.zip(&component.store_grant_locations)
+            {
+                if label != DEFAULT_STORE && !available.contains(label) {
+                    return Err(ManifestError::new(
+                        &self.manifest_path,
+                        Some(*location),
+                        key.clone(),
+                        format!(
+                            "no backend is configured for {what} {label:?}; define [{table}.{label}] in a runtime configuration file (`kite up --runtime-config FILE`), or use \"default\""
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Every component's `source` file exists. Checked after an optional build, before

@@ -213,17 +213,14 @@ fn variable_declarations_and_templates() {
 }
 
 #[test]
-fn key_value_grants_need_a_backend() {
+fn store_grants_need_a_backend() {
     let dir = write_app(&format!(
-        "{}{GOOD_COMPONENT}key_value_stores = [\"default\"]\n",
+        "{}{GOOD_COMPONENT}key_value_stores = [\"default\", \"cache\"]\nsqlite_databases = [\"reports\"]\n",
         header()
     ));
     let app = load_app(dir.path()).unwrap();
-    assert_eq!(app.components[0].key_value_stores, vec!["default"]);
-    let err = load_err(&format!(
-        "{}{GOOD_COMPONENT}key_value_stores = [\"default\", \"cache\"]\n",
-        header()
-    ));
+    assert_eq!(app.components[0].key_value_stores, vec!["default", "cache"]);
+    let err = app.check_store_grants(&[], &[]).unwrap_err();
     assert_eq!(err.key, "component.hello.key_value_stores[1]");
     assert_eq!(err.location.unwrap().line, 7);
     assert!(
@@ -231,6 +228,12 @@ fn key_value_grants_need_a_backend() {
             .contains("no backend is configured for key-value store \"cache\""),
         "{err}"
     );
+    assert!(err.message.contains("[key_value_store.cache]"), "{err}");
+    let err = app.check_store_grants(&["cache".into()], &[]).unwrap_err();
+    assert_eq!(err.key, "component.hello.sqlite_databases[0]");
+    assert_eq!(err.location.unwrap().line, 8);
+    app.check_store_grants(&["cache".into()], &["reports".into()])
+        .unwrap();
 }
 
 #[test]

@@ -115,5 +115,7 @@ async fn seed_scripts_run_once_per_database() {
         .output()
         .unwrap();
     assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("no SQLite database `other`"));
+    assert!(
+        String::from_utf8_lossy(&output.stderr).contains("no backend for SQLite database `other`")
+    );
 }

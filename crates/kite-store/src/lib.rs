@@ -2,9 +2,11 @@
 //! which backend holds a key; the embedded SQLite backend is the zero-configuration default.
 
 mod key_value;
+mod redis_kv;
 mod sqlite_db;
 mod sqlite_kv;
 
 pub use key_value::{KeyValueBackend, StoreError};
+pub use redis_kv::RedisKeyValue;
 pub use sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
 pub use sqlite_kv::SqliteKeyValue;

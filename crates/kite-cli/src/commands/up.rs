@@ -4,7 +4,7 @@
 use super::AppLocation;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use kite_app::{ResolvedVariables, VariableSources};
+use kite_app::{ResolvedVariables, RuntimeConfig, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
 use kite_http::{HttpTrigger, ServeOptions};
@@ -60,6 +60,10 @@ pub struct UpArgs {
     /// (repeatable; each distinct script runs once per database, however often Kite starts).
     #[arg(long = "sqlite", value_name = "LABEL:@FILE|LABEL:SQL", value_parser = parse_sqlite_seed)]
     pub sqlite_seeds: Vec<(String, String)>,
+
+    /// Runtime configuration: which backend (SQLite file, Redis) serves each store label.
+    #[arg(long, value_name = "FILE")]
+    pub runtime_config: Option<PathBuf>,
 
     /// Where the app's stores live [default: `.kite` beside the manifest].
     #[arg(long, value_name = "DIR")]
@@ -139,10 +143,24 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .state_dir
         .clone()
         .unwrap_or_else(|| app.dir.join(".kite"));
+    let runtime_config = match &args.runtime_config {
+        Some(path) => RuntimeConfig::load(path)?,
+        None => RuntimeConfig::default(),
+    };
+    app.check_store_grants(
+        &runtime_config.key_value_labels(),
+        &runtime_config.sqlite_labels(),
+    )?;
+    let kv_seeded: Vec<&str> = args
+        .key_value_seeds
+        .iter()
+        .map(|(l, _, _)| l.as_str())
+        .collect();
+    let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
     let resources = AppResources {
         variables: resolve_variables(&app, &args)?,
-        key_value: KeyValueStores::open(&app, &state_dir, !args.key_value_seeds.is_empty())?,
-        sqlite: SqliteDatabases::open(&app, &state_dir, !args.sqlite_seeds.is_empty())?,
+        key_value: KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
+        sqlite: SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
     };
     for (label, key, value) in &args.key_value_seeds {
         resources.key_value.seed(label, key, value)?;

@@ -2,7 +2,8 @@
 //! labels it was granted; the backend behind a label belongs to the app and is shared.
 
 use kite_app::{ComponentSpec, DEFAULT_STORE};
-use kite_store::{KeyValueBackend, SqliteKeyValue};
+use kite_app::{RuntimeConfig, StoreBackend};
+use kite_store::{KeyValueBackend, RedisKeyValue, SqliteKeyValue};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -38,30 +39,56 @@ pub struct KeyValueStores {
 }
 
 impl KeyValueStores {
-    /// The zero-configuration stores: `default`, an SQLite file under `state_dir`, opened
-    /// if some component is granted it or `seeded` says it is about to be written.
-    pub fn open(app: &kite_app::App, state_dir: &Path, seeded: bool) -> anyhow::Result<Self> {
+    /// Opens every store some component is granted or `seeded` names: the runtime
+    /// configuration's backend for its label, or for `default` without one, an SQLite file
+    /// under `state_dir`.
+    pub fn open(
+        app: &kite_app::App,
+        state_dir: &Path,
+        config: &RuntimeConfig,
+        seeded: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut labels: Vec<&str> = app
+            .components
+            .iter()
+            .flat_map(|c| c.key_value_stores.iter().map(String::as_str))
+            .chain(seeded.iter().copied())
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
         let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
-        let used = seeded
-            || app
-                .components
-                .iter()
-                .any(|c| c.key_value_stores.iter().any(|l| l == DEFAULT_STORE));
-        if used {
-            let path = state_dir.join("key_value").join("default.sqlite");
-            let store = SqliteKeyValue::open(&path)
-                .map_err(|e| anyhow::anyhow!("key-value store `default`: {e}"))?;
-            stores.insert(DEFAULT_STORE.to_string(), Arc::new(store));
+        for label in labels {
+            let backend: Arc<dyn KeyValueBackend> = match config.key_value_stores.get(label) {
+                Some(StoreBackend::Sqlite { path }) => Arc::new(open_sqlite(label, path)?),
+                Some(StoreBackend::Redis { url }) => {
+                    let prefix = format!("kite:{}:{label}:", app.name);
+                    Arc::new(RedisKeyValue::open(url, prefix).map_err(|e| {
+                        anyhow::anyhow!("key-value store `{label}` (Redis): {e}")
+                    })?)
+                }
+                None if label == DEFAULT_STORE => Arc::new(open_sqlite(
+                    label,
+                    &state_dir.join("key_value").join("default.sqlite"),
+                )?),
+                None => anyhow::bail!(
+                    "no backend for key-value store `{label}`: define [key_value_store.{label}] in the runtime configuration"
+                ),
+            };
+            stores.insert(label.to_string(), backend);
         }
         Ok(KeyValueStores { stores })
     }
+}
+
+fn open_sqlite(label: &str, path: &Path) -> anyhow::Result<SqliteKeyValue> {
+    SqliteKeyValue::open(path).map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))
 }
 
 impl KeyValueStores {
     /// Sets `key` in the store `label` (`kite up --key-value`); setting is idempotent.
     pub fn seed(&self, label: &str, key: &str, value: &str) -> anyhow::Result<()> {
         let store = self.stores.get(label).ok_or_else(|| {
-            anyhow::anyhow!("--key-value {label}:...: the app has no key-value store `{label}` (only `default` in this version)")
+            anyhow::anyhow!("--key-value {label}:...: the app has no key-value store `{label}`")
         })?;
         store
             .set(key, value.as_bytes())

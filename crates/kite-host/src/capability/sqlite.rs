@@ -3,7 +3,7 @@
 
 use super::labels::{GrantedLabels, Refusal};
 use crate::InstanceState;
-use kite_app::{App, ComponentSpec, DEFAULT_STORE};
+use kite_app::{App, ComponentSpec, DatabaseBackend, RuntimeConfig, DEFAULT_STORE};
 use kite_store::{DbError, DbValue, SqliteDatabase};
 use std::collections::HashMap;
 use std::path::Path;
@@ -37,20 +37,35 @@ pub struct SqliteDatabases {
 }
 
 impl SqliteDatabases {
-    /// The zero-configuration database: `default`, a file under `state_dir`, opened if some
-    /// component is granted it or `seeded` says it is about to be written.
-    pub fn open(app: &App, state_dir: &Path, seeded: bool) -> anyhow::Result<Self> {
+    /// Opens every database some component is granted or `seeded` names: the runtime
+    /// configuration's file for its label, or for `default` without one, a file under
+    /// `state_dir`.
+    pub fn open(
+        app: &App,
+        state_dir: &Path,
+        config: &RuntimeConfig,
+        seeded: &[&str],
+    ) -> anyhow::Result<Self> {
+        let mut labels: Vec<&str> = app
+            .components
+            .iter()
+            .flat_map(|c| c.sqlite_databases.iter().map(String::as_str))
+            .chain(seeded.iter().copied())
+            .collect();
+        labels.sort_unstable();
+        labels.dedup();
         let mut databases = HashMap::new();
-        let used = seeded
-            || app
-                .components
-                .iter()
-                .any(|c| c.sqlite_databases.iter().any(|l| l == DEFAULT_STORE));
-        if used {
-            let path = state_dir.join("sqlite").join("default.sqlite");
+        for label in labels {
+            let path = match config.sqlite_databases.get(label) {
+                Some(DatabaseBackend::Sqlite { path }) => path.clone(),
+                None if label == DEFAULT_STORE => state_dir.join("sqlite").join("default.sqlite"),
+                None => anyhow::bail!(
+                    "no backend for SQLite database `{label}`: define [sqlite_database.{label}] in the runtime configuration"
+                ),
+            };
             let database = SqliteDatabase::open(&path)
-                .map_err(|e| anyhow::anyhow!("SQLite database `default`: {e}"))?;
-            databases.insert(DEFAULT_STORE.to_string(), Arc::new(database));
+                .map_err(|e| anyhow::anyhow!("SQLite database `{label}`: {e}"))?;
+            databases.insert(label.to_string(), Arc::new(database));
         }
         Ok(SqliteDatabases { databases })
     }
@@ -61,7 +76,7 @@ impl SqliteDatabases {
     /// (`kite up --sqlite`). Returns whether it ran.
     pub fn seed(&self, label: &str, script: &str) -> anyhow::Result<bool> {
         let database = self.databases.get(label).ok_or_else(|| {
-            anyhow::anyhow!("--sqlite {label}:...: the app has no SQLite database `{label}` (only `default` in this version)")
+            anyhow::anyhow!("--sqlite {label}:...: the app has no SQLite database `{label}`")
         })?;
         database
             .apply_once(script)

@@ -1,0 +1,156 @@
+//! The runtime configuration file (`kite up --runtime-config`): which backend serves each
+//! store label. Kept apart from the manifest so one app runs unchanged on different machines.
+
+use crate::{Location, ManifestError};
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RuntimeConfig {
+    pub key_value_stores: BTreeMap<String, StoreBackend>,
+    pub sqlite_databases: BTreeMap<String, DatabaseBackend>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreBackend {
+    /// An SQLite file (absolute, resolved from the config file's directory).
+    Sqlite { path: PathBuf },
+    /// A Redis server; keys are kept under a prefix of the app and label.
+    Redis { url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DatabaseBackend {
+    Sqlite { path: PathBuf },
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRuntimeConfig {
+    #[serde(default)]
+    key_value_store: BTreeMap<String, RawStore>,
+    #[serde(default)]
+    sqlite_database: BTreeMap<String, RawDatabase>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum RawStore {
+    Sqlite { path: String },
+    Redis { url: String },
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum RawDatabase {
+    Sqlite { path: String },
+}
+
+impl RuntimeConfig {
+    pub fn load(path: &Path) -> Result<Self, ManifestError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ManifestError::new(
+                path,
+                None,
+                "",
+                format!("cannot read runtime configuration: {e}"),
+            )
+        })?;
+        let raw: RawRuntimeConfig =
+            serde_path_to_error::deserialize(toml::Deserializer::new(&text)).map_err(|e| {
+                let key = e.path().to_string();
+                let inner = e.into_inner();
+                let location = inner.span().map(|s| Location::from_offset(&text, s.start));
+                let key = if key == "." { String::new() } else { key };
+                ManifestError::new(path, location, key, inner.message().trim().to_string())
+            })?;
+        let dir = path.parent().unwrap_or(Path::new("."));
+        let resolve = |p: &str| dir.join(p);
+        Ok(RuntimeConfig {
+            key_value_stores: raw
+                .key_value_store
+                .into_iter()
+                .map(|(label, store)| {
+                    let backend = match store {
+                        RawStore::Sqlite { path } => StoreBackend::Sqlite {
+                            path: resolve(&path),
+                        },
+                        RawStore::Redis { url } => StoreBackend::Redis { url },
+                    };
+                    (label, backend)
+                })
+                .collect(),
+            sqlite_databases: raw
+                .sqlite_database
+                .into_iter()
+                .map(|(label, RawDatabase::Sqlite { path })| {
+                    (
+                        label,
+                        DatabaseBackend::Sqlite {
+                            path: resolve(&path),
+                        },
+                    )
+                })
+                .collect(),
+        })
+    }
+
+    pub fn key_value_labels(&self) -> Vec<String> {
+        self.key_value_stores.keys().cloned().collect()
+    }
+
+    pub fn sqlite_labels(&self) -> Vec<String> {
+        self.sqlite_databases.keys().cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<RuntimeConfig, ManifestError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("runtime.toml");
+        std::fs::write(&path, text).unwrap();
+        RuntimeConfig::load(&path)
+    }
+
+    #[test]
+    fn backends_by_label() {
+        let config = load(
+            "[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\n\
+             [key_value_store.default]\ntype = \"sqlite\"\npath = \"data/kv.sqlite\"\n\
+             [sqlite_database.reports]\ntype = \"sqlite\"\npath = \"/var/reports.sqlite\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.key_value_stores["cache"],
+            StoreBackend::Redis {
+                url: "redis://127.0.0.1:6379".into()
+            }
+        );
+        assert!(
+            matches!(&config.key_value_stores["default"], StoreBackend::Sqlite { path } if path.ends_with("data/kv.sqlite"))
+        );
+        assert_eq!(
+            config.sqlite_databases["reports"],
+            DatabaseBackend::Sqlite {
+                path: "/var/reports.sqlite".into()
+            }
+        );
+    }
+
+    #[test]
+    fn errors_name_the_line_and_key() {
+        let err = load("[key_value_store.cache]\ntype = \"memcached\"\n").unwrap_err();
+        assert!(err.key.starts_with("key_value_store.cache"), "{err}");
+        assert!(err.message.contains("memcached"), "{err}");
+        let err =
+            load("[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://x\"\nport = 1\n")
+                .unwrap_err();
+        assert!(err.message.contains("port"), "{err}");
+        let err = load("[mystery]\n").unwrap_err();
+        assert!(err.message.contains("unknown field `mystery`"), "{err}");
+    }
+}
