@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Runs Kite's whole test suite: unit tests, and integration tests that build the guest
-# components in tests/guests for wasm32-wasip2 and drive the real `kite` binary on loopback.
+# components in tests/guests for wasm32-wasip2 and drive the real `kite` binary on loopback
+# (and a real redis-server, installed here with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if ! rustup target list --installed 2>/dev/null | grep -qx wasm32-wasip2; then
     rustup target add wasm32-wasip2
+fi
+
+# The Redis tests start their own redis-server on a free loopback port.
+if ! command -v redis-server >/dev/null 2>&1; then
+    apt-get update -qq && apt-get install -y -qq redis-server
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then
