@@ -7,9 +7,9 @@ use kite_store::{KeyValueBackend, RedisKeyValue, SqliteKeyValue};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource};
 
-use super::labels::{GrantedLabels, Refusal};
+use super::labels::{labels_in_use, GrantedLabels, OpenStores, Refusal, StoreView};
 use crate::InstanceState;
 
 mod bindings {
@@ -48,16 +48,9 @@ impl KeyValueStores {
         config: &RuntimeConfig,
         seeded: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut labels: Vec<&str> = app
-            .components
-            .iter()
-            .flat_map(|c| c.key_value_stores.iter().map(String::as_str))
-            .chain(seeded.iter().copied())
-            .collect();
-        labels.sort_unstable();
-        labels.dedup();
+        let granted = app.components.iter().flat_map(|c| &c.key_value_stores);
         let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
-        for label in labels {
+        for label in labels_in_use(granted, seeded) {
             let backend: Arc<dyn KeyValueBackend> = match config.key_value_stores.get(label) {
                 Some(StoreBackend::Sqlite { path }) => Arc::new(open_sqlite(label, path)?),
                 Some(StoreBackend::Redis { url }) => {
@@ -114,23 +107,13 @@ impl KeyValueGrant {
     }
 
     pub fn prepare(&self) -> ComponentKeyValue {
-        ComponentKeyValue {
-            access: self.access.clone(),
-            open: 0,
-        }
+        OpenStores::new(self.access.clone(), MAX_OPEN_STORES)
     }
 }
 
 /// Per-instance key-value state.
-pub struct ComponentKeyValue {
-    access: Arc<GrantedLabels<dyn KeyValueBackend>>,
-    open: usize,
-}
-
-pub(crate) struct KeyValueView<'a> {
-    table: &'a mut ResourceTable,
-    state: &'a mut ComponentKeyValue,
-}
+pub type ComponentKeyValue = OpenStores<dyn KeyValueBackend>;
+type KeyValueView<'a> = StoreView<'a, dyn KeyValueBackend>;
 
 struct KeyValue;
 
@@ -139,9 +122,9 @@ impl HasData for KeyValue {
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_kv::add_to_linker::<_, KeyValue>(linker, |state| KeyValueView {
+    spin_kv::add_to_linker::<_, KeyValue>(linker, |state| StoreView {
         table: &mut state.table,
-        state: &mut state.key_value,
+        stores: &mut state.key_value,
     })?;
     Ok(())
 }
@@ -163,21 +146,15 @@ impl spin_kv::Host for KeyValueView<'_> {}
 
 impl spin_kv::HostStore for KeyValueView<'_> {
     fn open(&mut self, label: String) -> Result<Resource<OpenStore>, Error> {
-        let backend = self
-            .state
-            .access
-            .open(&label)
-            .map_err(|refusal| match refusal {
-                Refusal::AccessDenied => Error::AccessDenied,
-                Refusal::Unknown => Error::NoSuchStore,
-            })?;
-        if self.state.open >= MAX_OPEN_STORES {
-            return Err(Error::StoreTableFull);
-        }
-        let store = OpenStore { backend };
-        let resource = self.table.push(store).map_err(other)?;
-        self.state.open += 1;
-        Ok(resource)
+        let backend = self.stores.open(&label).map_err(|refusal| match refusal {
+            Refusal::AccessDenied => Error::AccessDenied,
+            Refusal::Unknown => Error::NoSuchStore,
+            Refusal::TooManyOpen => Error::StoreTableFull,
+        })?;
+        self.table.push(OpenStore { backend }).map_err(|e| {
+            self.stores.closed();
+            other(e)
+        })
     }
 
     fn get(&mut self, store: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
@@ -207,7 +184,7 @@ impl spin_kv::HostStore for KeyValueView<'_> {
 
     fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
-        self.state.open = self.state.open.saturating_sub(1);
+        self.stores.closed();
         Ok(())
     }
 }

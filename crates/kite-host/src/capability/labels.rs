@@ -1,8 +1,23 @@
-//! Label-based grants shared by the store capabilities: which labels exist in the app and
-//! which of them one component may open. Opening decides between granted, denied, unknown.
+//! Label-based grants shared by the store capabilities: which labels exist in the app,
+//! which one component may open, and how many handles one instance holds open.
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use wasmtime::component::ResourceTable;
+
+/// Labels some component is granted or a seed flag names, each once.
+pub(crate) fn labels_in_use<'a>(
+    grants: impl Iterator<Item = &'a String>,
+    seeded: &[&'a str],
+) -> Vec<&'a str> {
+    let mut labels: Vec<&str> = grants
+        .map(String::as_str)
+        .chain(seeded.iter().copied())
+        .collect();
+    labels.sort_unstable();
+    labels.dedup();
+    labels
+}
 
 pub(crate) struct GrantedLabels<B: ?Sized> {
     granted: HashMap<String, Arc<B>>,
@@ -14,6 +29,45 @@ pub(crate) enum Refusal {
     AccessDenied,
     /// No such label in this app.
     Unknown,
+    /// The instance already holds the most handles it may.
+    TooManyOpen,
+}
+
+/// Per-instance store state: the component's grants and how many handles are open.
+pub struct OpenStores<B: ?Sized> {
+    access: Arc<GrantedLabels<B>>,
+    open: usize,
+    max_open: usize,
+}
+
+impl<B: ?Sized> OpenStores<B> {
+    pub(crate) fn new(access: Arc<GrantedLabels<B>>, max_open: usize) -> Self {
+        OpenStores {
+            access,
+            open: 0,
+            max_open,
+        }
+    }
+
+    /// The backend for `label`, counting one more open handle.
+    pub(crate) fn open(&mut self, label: &str) -> Result<Arc<B>, Refusal> {
+        let backend = self.access.open(label)?;
+        if self.open >= self.max_open {
+            return Err(Refusal::TooManyOpen);
+        }
+        self.open += 1;
+        Ok(backend)
+    }
+
+    pub(crate) fn closed(&mut self) {
+        self.open = self.open.saturating_sub(1);
+    }
+}
+
+/// What a store interface's host functions see: the resource table and the open stores.
+pub(crate) struct StoreView<'a, B: ?Sized> {
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) stores: &'a mut OpenStores<B>,
 }
 
 impl<B: ?Sized> GrantedLabels<B> {

@@ -1,14 +1,14 @@
 //! SQLite through `fermyon:spin/sqlite@2.0.0`: a component opens only the databases it was
 //! granted and runs statements with typed parameters; the database file belongs to the app.
 
-use super::labels::{GrantedLabels, Refusal};
+use super::labels::{labels_in_use, GrantedLabels, OpenStores, Refusal, StoreView};
 use crate::InstanceState;
 use kite_app::{App, ComponentSpec, DatabaseBackend, RuntimeConfig, DEFAULT_STORE};
 use kite_store::{DbError, DbValue, SqliteDatabase};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+use wasmtime::component::{HasData, Linker, Resource};
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -46,16 +46,9 @@ impl SqliteDatabases {
         config: &RuntimeConfig,
         seeded: &[&str],
     ) -> anyhow::Result<Self> {
-        let mut labels: Vec<&str> = app
-            .components
-            .iter()
-            .flat_map(|c| c.sqlite_databases.iter().map(String::as_str))
-            .chain(seeded.iter().copied())
-            .collect();
-        labels.sort_unstable();
-        labels.dedup();
+        let granted = app.components.iter().flat_map(|c| &c.sqlite_databases);
         let mut databases = HashMap::new();
-        for label in labels {
+        for label in labels_in_use(granted, seeded) {
             let path = match config.sqlite_databases.get(label) {
                 Some(DatabaseBackend::Sqlite { path }) => path.clone(),
                 None if label == DEFAULT_STORE => state_dir.join("sqlite").join("default.sqlite"),
@@ -102,23 +95,13 @@ impl SqliteGrant {
     }
 
     pub fn prepare(&self) -> ComponentSqlite {
-        ComponentSqlite {
-            access: self.access.clone(),
-            open: 0,
-        }
+        OpenStores::new(self.access.clone(), MAX_OPEN_CONNECTIONS)
     }
 }
 
 /// Per-instance SQLite state.
-pub struct ComponentSqlite {
-    access: Arc<GrantedLabels<SqliteDatabase>>,
-    open: usize,
-}
-
-pub(crate) struct SqliteView<'a> {
-    table: &'a mut ResourceTable,
-    state: &'a mut ComponentSqlite,
-}
+pub type ComponentSqlite = OpenStores<SqliteDatabase>;
+type SqliteView<'a> = StoreView<'a, SqliteDatabase>;
 
 struct Sqlite;
 
@@ -127,9 +110,9 @@ impl HasData for Sqlite {
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| SqliteView {
+    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| StoreView {
         table: &mut state.table,
-        state: &mut state.sqlite,
+        stores: &mut state.sqlite,
     })?;
     Ok(())
 }
@@ -159,24 +142,19 @@ impl spin_sqlite::Host for SqliteView<'_> {}
 impl spin_sqlite::HostConnection for SqliteView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
         let database = self
-            .state
-            .access
+            .stores
             .open(&database)
             .map_err(|refusal| match refusal {
                 Refusal::AccessDenied => Error::AccessDenied,
                 Refusal::Unknown => Error::NoSuchDatabase,
+                Refusal::TooManyOpen => Error::Io(format!(
+                    "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
+                )),
             })?;
-        if self.state.open >= MAX_OPEN_CONNECTIONS {
-            return Err(Error::Io(format!(
-                "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
-            )));
-        }
-        let resource = self
-            .table
-            .push(OpenDatabase { database })
-            .map_err(|e| Error::Io(e.to_string()))?;
-        self.state.open += 1;
-        Ok(resource)
+        self.table.push(OpenDatabase { database }).map_err(|e| {
+            self.stores.closed();
+            Error::Io(e.to_string())
+        })
     }
 
     fn execute(
@@ -211,7 +189,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
 
     fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
         self.table.delete(connection)?;
-        self.state.open = self.state.open.saturating_sub(1);
+        self.stores.closed();
         Ok(())
     }
 }
