@@ -3,8 +3,11 @@
 `wasmtime serve -S cli` (when a `wasmtime` binary is on PATH) and, as the baseline, a native
 hyper server; all in one run, interleaved, server pinned to core 0 and wrk to core 1.
 
-Usage: bench/run.py [--reps 3] [--duration 5] [--warmup 2] [--skip-build]
+Usage: bench/run.py [--scenario hello|kv] [--reps 3] [--duration 5] [--warmup 2] [--skip-build]
 Prints a markdown table (medians over reps) and the ratios to the baseline.
+
+The kv scenario serves examples/kv-counter-rust (get + increment + set per request) from
+Kite on SQLite and on Redis, against bench/native-kv doing the same on the same backends.
 """
 
 import argparse
@@ -15,6 +18,7 @@ import socket
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -23,6 +27,8 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 HELLO_DIR = ROOT / "examples" / "hello-rust"
 HELLO_WASM = HELLO_DIR / "target" / "wasm32-wasip2" / "release" / "hello_rust.wasm"
 NATIVE_DIR = ROOT / "bench" / "native-hello"
+KV_DIR = ROOT / "examples" / "kv-counter-rust"
+NATIVE_KV_DIR = ROOT / "bench" / "native-kv"
 SERVER_CORE, LOAD_CORE = "0", "1"
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
@@ -32,10 +38,14 @@ def run(cmd, **kw):
     subprocess.run(cmd, check=True, **kw)
 
 
-def build():
+def build(scenario):
     run(["cargo", "build", "--release", "-p", "kite-cli"], cwd=ROOT)
-    run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_DIR)
-    run(["cargo", "build", "--release"], cwd=NATIVE_DIR)
+    if scenario == "hello":
+        run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_DIR)
+        run(["cargo", "build", "--release"], cwd=NATIVE_DIR)
+    else:
+        run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=KV_DIR)
+        run(["cargo", "build", "--release"], cwd=NATIVE_KV_DIR)
 
 
 def free_port():
@@ -64,6 +74,29 @@ def servers(port, kite_log):
         yield "wasmtime serve -S cli", [
             wasmtime, "serve", "-S", "cli", "--env", "GREETING=Hello from Kite",
             "--addr", addr, str(HELLO_WASM)], {}
+
+
+def kv_servers(port, kite_log, work, redis_url):
+    kite = TARGET / "release" / "kite"
+    native = NATIVE_KV_DIR / "target" / "release" / "native-kv"
+    addr = f"127.0.0.1:{port}"
+    config = work / "redis-runtime.toml"
+    config.write_text(f'[key_value_store.default]\ntype = "redis"\nurl = "{redis_url}"\n')
+    yield "native kv, SQLite", [str(native), addr, "sqlite", str(work / "native.sqlite")], {}
+    yield "kite up kv-counter, SQLite", [str(kite), "up", "-f", str(KV_DIR), "--listen", addr,
+                                         "--state-dir", str(work / "kite-state")], {"RUST_LOG": kite_log}
+    yield "native kv, Redis", [str(native), addr, "redis", redis_url], {}
+    yield "kite up kv-counter, Redis", [str(kite), "up", "-f", str(KV_DIR), "--listen", addr,
+                                        "--runtime-config", str(config)], {"RUST_LOG": kite_log}
+
+
+def start_redis():
+    port = free_port()
+    proc = subprocess.Popen(["taskset", "-c", LOAD_CORE, "redis-server", "--port", str(port),
+                             "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_ready(port, proc)
+    return proc, f"redis://127.0.0.1:{port}"
 
 
 def wait_ready(port, proc, timeout=60):
@@ -131,6 +164,7 @@ def measure(name, cmd, env, port, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario", choices=["hello", "kv"], default="hello")
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--warmup", type=int, default=2)
@@ -139,14 +173,29 @@ def main():
                         help="RUST_LOG for kite (default info: one log line per request)")
     args = parser.parse_args()
     if not args.skip_build:
-        build()
+        build(args.scenario)
     results = {}
-    for rep in range(args.reps):
-        port = free_port()
-        for name, cmd, env in servers(port, args.kite_log):
-            print(f"rep {rep + 1}/{args.reps}: {name}", file=sys.stderr)
-            results.setdefault(name, []).append(measure(name, cmd, env, port, args))
-            time.sleep(0.5)
+    redis = None
+    work = Path(tempfile.mkdtemp(prefix="kite-bench-"))
+    try:
+        if args.scenario == "kv":
+            redis, redis_url = start_redis()
+        for rep in range(args.reps):
+            port = free_port()
+            if args.scenario == "kv":
+                candidates = kv_servers(port, args.kite_log, work, redis_url)
+            else:
+                candidates = servers(port, args.kite_log)
+            for name, cmd, env in candidates:
+                print(f"rep {rep + 1}/{args.reps}: {name}", file=sys.stderr)
+                results.setdefault(name, []).append(measure(name, cmd, env, port, args))
+                time.sleep(0.5)
+    finally:
+        if redis:
+            redis.kill()
+    if args.scenario == "kv":
+        report_kv(results, args)
+        return
 
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
            for name, runs in results.items()}
@@ -163,6 +212,21 @@ def main():
         print(f"\nkite / wasmtime serve throughput at c=32: {ratio:.2f}x (target >= 1.6x)")
     print(f"kite / native throughput at c=32: {med['kite up']['rps32'] / base['rps32']:.2f}x")
     print(f"kite added p50 latency at c=1: {med['kite up']['p50'] - base['p50']:.0f} µs (target <= 20 µs)")
+
+
+def report_kv(results, args):
+    med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+           for name, runs in results.items()}
+    print(f"\nscenario kv: reps={args.reps} duration={args.duration}s warmup={args.warmup}s "
+          f"server core {SERVER_CORE}, wrk and redis-server core {LOAD_CORE}, kite RUST_LOG={args.kite_log}\n")
+    print("| server | req/s c=32 | CPU µs/req | req/s c=1 | p50 µs c=1 | p99 µs c=1 |")
+    print("|---|---|---|---|---|---|")
+    for name, m in med.items():
+        print(f"| {name} | {m['rps32']:,.0f} | {m['cpu_us']:.1f} | {m['rps1']:,.0f} | "
+              f"{m['p50']:.0f} | {m['p99']:.0f} |")
+    for backend in ("SQLite", "Redis"):
+        ratio = med[f"kite up kv-counter, {backend}"]["rps32"] / med[f"native kv, {backend}"]["rps32"]
+        print(f"kite / native throughput on {backend} at c=32: {ratio:.2f}x (target >= 0.5x)")
 
 
 if __name__ == "__main__":
