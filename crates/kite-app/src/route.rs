@@ -15,12 +15,13 @@ enum Segment {
     Param(String),
 }
 
-/// What a request path matched: named parameters and the wildcard tail.
+/// What a request path matched: named parameters and the wildcard tail, borrowed from
+/// the pattern and the path.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
-pub struct RouteMatch {
-    pub params: Vec<(String, String)>,
+pub struct RouteMatch<'a> {
+    pub params: Vec<(&'a str, &'a str)>,
     /// The part of the path the `...` wildcard covered, with a leading `/` (empty if none).
-    pub tail: String,
+    pub tail: &'a str,
 }
 
 /// Sort key: greater is more specific. Exact beats parameters beats wildcard; then more
@@ -120,31 +121,33 @@ impl RoutePattern {
         }
     }
 
-    /// Matches a request path (without query). A trailing `/` is ignored.
-    pub fn matches(&self, path: &str) -> Option<RouteMatch> {
+    /// Matches a request path (without query). A trailing `/` is ignored. Runs on every
+    /// request for every route tried, so a miss allocates nothing.
+    pub fn matches<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
         let body = path.strip_prefix('/')?;
         let body = body.strip_suffix('/').unwrap_or(body);
-        let mut parts = if body.is_empty() {
-            Vec::new()
-        } else {
-            body.split('/').collect()
-        };
-        if parts.len() < self.segments.len()
-            || (!self.wildcard && parts.len() != self.segments.len())
-        {
-            return None;
-        }
+        let mut rest = body;
         let mut found = RouteMatch::default();
-        for (segment, part) in self.segments.iter().zip(&parts) {
+        for segment in &self.segments {
+            if rest.is_empty() {
+                return None;
+            }
+            let (part, after) = rest.split_once('/').unwrap_or((rest, ""));
             match segment {
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
-                Segment::Param(name) => found.params.push((name.clone(), part.to_string())),
+                Segment::Param(name) => found.params.push((name.as_str(), part)),
             }
+            rest = after;
         }
-        let rest = parts.split_off(self.segments.len());
         if !rest.is_empty() {
-            found.tail = format!("/{}", rest.join("/"));
+            if !self.wildcard {
+                return None;
+            }
+            // `body` is `path[1..1 + body.len()]` and `rest` is its suffix, right after a
+            // `/`; the tail keeps that `/`.
+            let end = 1 + body.len();
+            found.tail = &path[end - rest.len() - 1..end];
         }
         Some(found)
     }
@@ -165,14 +168,18 @@ mod tests {
         assert!(pat("/hello").matches("/hello/x").is_none());
         assert!(pat("/").matches("/").is_some());
         assert!(pat("/").matches("/x").is_none());
-        let m = pat("/users/:id").matches("/users/42").unwrap();
-        assert_eq!(m.params, vec![("id".into(), "42".into())]);
+        let users = pat("/users/:id");
+        let m = users.matches("/users/42").unwrap();
+        assert_eq!(m.params, vec![("id", "42")]);
         assert!(pat("/users/:id").matches("/users").is_none());
-        let m = pat("/api/...").matches("/api/a/b").unwrap();
+        let api = pat("/api/...");
+        let m = api.matches("/api/a/b").unwrap();
         assert_eq!(m.tail, "/a/b");
         assert!(pat("/api/...").matches("/api").is_some());
         assert!(pat("/api/...").matches("/apix").is_none());
         assert!(pat("/...").matches("/anything/at/all").is_some());
+        assert_eq!(pat("/...").matches("/").unwrap().tail, "");
+        assert!(pat("/a/b").matches("/a").is_none());
     }
 
     #[test]

@@ -19,7 +19,7 @@ impl Router {
         Router { routes }
     }
 
-    pub(crate) fn route(&self, path: &str) -> Option<(usize, RouteMatch)> {
+    pub(crate) fn route<'a>(&'a self, path: &'a str) -> Option<(usize, RouteMatch<'a>)> {
         self.routes
             .iter()
             .find_map(|(pattern, index)| pattern.matches(path).map(|m| (*index, m)))
