@@ -2,35 +2,14 @@
 //! cache, graceful shutdown, `kite new` + `kite build`, and the build-target hint.
 
 mod common;
-use common::{kite, Server, TestApp};
+use common::{kite, up_fails, Server, TestApp};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
-
-fn up_fails(app: &TestApp) -> String {
-    let output = kite()
-        .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
-        .arg(app.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        !stdout.contains("listening"),
-        "must fail before listening: {stdout}"
-    );
-    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
-    assert!(
-        !stderr.contains("panicked") && !stderr.contains("backtrace"),
-        "{stderr}"
-    );
-    assert!(stderr.starts_with("error: "), "{stderr}");
-    stderr
-}
 
 #[test]
 fn manifest_errors_stop_kite_up_with_file_line_and_key() {
     let app = TestApp::probe("[component.x]\nsource = \"PROBE\"\nlimits = { memory = \"lots\" }\n");
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(err.contains("kite.toml:6:"), "{err}");
     assert!(
         err.contains("`component.x.limits.memory`: invalid size \"lots\""),
@@ -38,14 +17,14 @@ fn manifest_errors_stop_kite_up_with_file_line_and_key() {
     );
 
     let app = TestApp::probe("[[route]]\npath = \"/\"\ncomponent = \"ghost\"\n");
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(
         err.contains("`route[0].component`") && err.contains("\"ghost\", which is not defined"),
         "{err}"
     );
 
     let app = TestApp::probe("[component.x]\nsource = \"missing.wasm\"\n");
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(
         err.contains("`component.x.source`") && err.contains("does not exist"),
         "{err}"
@@ -57,7 +36,7 @@ fn files_that_are_not_components_are_explained() {
     let app = TestApp::probe("[component.x]\nsource = \"module.wasm\"\n");
     // The smallest valid core module: magic and version 1.
     std::fs::write(app.path().join("module.wasm"), b"\0asm\x01\0\0\0").unwrap();
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(
         err.contains("is not a component: it is a core WebAssembly module"),
         "{err}"
@@ -65,11 +44,11 @@ fn files_that_are_not_components_are_explained() {
     assert!(err.contains("Wagi"), "{err}");
 
     std::fs::write(app.path().join("module.wasm"), b"not wasm at all").unwrap();
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(err.contains("is not a WebAssembly file"), "{err}");
 
     std::fs::write(app.path().join("module.wasm"), b"\0asm\x0d\0\x01\0garbage").unwrap();
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(err.contains("is not a valid component"), "{err}");
 }
 
@@ -79,7 +58,7 @@ fn an_import_kite_does_not_host_is_named() {
         "manifest_version = 1\n[app]\nname = \"t\"\n[component.x]\nsource = \"{}\"\n",
         common::guest("unhosted").display()
     ));
-    let err = up_fails(&app);
+    let err = up_fails(&app, &[]);
     assert!(err.contains("component `x`"), "{err}");
     assert!(err.contains("kite-test:unhosted/telepathy"), "{err}");
 }

@@ -121,21 +121,7 @@ fn an_unreachable_redis_stops_kite_up() {
     let app = app("first", &redis);
     drop(redis);
     let config = app.path().join("runtime.toml");
-    let output = common::kite()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-cache",
-            "--runtime-config",
-        ])
-        .arg(&config)
-        .arg("-f")
-        .arg(app.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stderr = common::up_fails(&app, &["--runtime-config", config.to_str().unwrap()]);
     assert!(
         stderr.contains("key-value store `cache` (Redis)")
             && stderr.contains("connecting to redis://"),

@@ -101,21 +101,9 @@ async fn seed_scripts_run_once_per_database() {
             "applied exactly once"
         );
     }
-    let output = common::kite()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-cache",
-            "--sqlite",
-            "other:SELECT 1",
-            "-f",
-        ])
-        .arg(app.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
+    let stderr = common::up_fails(&app, &["--sqlite", "other:SELECT 1"]);
     assert!(
-        String::from_utf8_lossy(&output.stderr).contains("no backend for SQLite database `other`")
+        stderr.contains("no backend for SQLite database `other`"),
+        "{stderr}"
     );
 }

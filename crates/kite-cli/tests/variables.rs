@@ -98,14 +98,12 @@ async fn providers_environment_dotenv_and_command_line() {
 #[test]
 fn a_required_variable_without_a_value_stops_kite_up() {
     let app = app();
-    let output = kite()
+    let mut command = kite();
+    command
         .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
         .arg(app.path())
-        .env_remove("KITE_VARIABLE_API_TOKEN")
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+        .env_remove("KITE_VARIABLE_API_TOKEN");
+    let stderr = common::expect_failure(command);
     assert!(
         stderr.contains("variable `api_token` is required"),
         "{stderr}"
@@ -115,19 +113,6 @@ fn a_required_variable_without_a_value_stops_kite_up() {
         "{stderr}"
     );
 
-    let output = kite()
-        .args([
-            "up",
-            "--listen",
-            "127.0.0.1:0",
-            "--no-cache",
-            "--variable",
-            "nope=1",
-            "-f",
-        ])
-        .arg(app.path())
-        .output()
-        .unwrap();
-    assert_eq!(output.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&output.stderr).contains("declares no variable `nope`"));
+    let stderr = common::up_fails(&app, &["--variable", "nope=1"]);
+    assert!(stderr.contains("declares no variable `nope`"), "{stderr}");
 }

@@ -71,6 +71,36 @@ impl TestApp {
     }
 }
 
+/// `kite up` for `app` with `extra` arguments, expected to fail before listening: exit 1,
+/// a one-paragraph `error: ...`, no panic. Returns stderr.
+pub fn up_fails(app: &TestApp, extra: &[&str]) -> String {
+    let mut command = kite();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--no-cache"])
+        .args(extra)
+        .arg("-f")
+        .arg(app.path());
+    expect_failure(command)
+}
+
+/// Runs a prepared `kite` command that must fail before listening; returns stderr.
+pub fn expect_failure(mut command: Command) -> String {
+    let output = command.output().unwrap();
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains("listening"),
+        "must fail before listening: {stdout}"
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(
+        !stderr.contains("panicked") && !stderr.contains("backtrace"),
+        "{stderr}"
+    );
+    assert!(stderr.starts_with("error: "), "{stderr}");
+    stderr
+}
+
 /// A running `kite up`. Killed on drop.
 pub struct Server {
     child: Child,
