@@ -4,6 +4,7 @@
 mod key_value;
 mod redis_kv;
 mod sqlite_db;
+mod sqlite_file;
 mod sqlite_kv;
 
 pub use key_value::{KeyValueBackend, StoreError};

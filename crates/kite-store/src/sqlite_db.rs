@@ -1,6 +1,7 @@
 //! SQLite databases for guests: a file per label in WAL mode; statements run with typed
 //! parameters and return column names and typed rows.
 
+use crate::sqlite_file::open_sqlite_file;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::Connection;
 use std::path::Path;
@@ -36,20 +37,8 @@ pub struct SqliteDatabase {
 
 impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| DbError::Io(format!("creating {}: {e}", parent.display())))?;
-        }
-        let connection = Connection::open(path)
-            .map_err(|e| DbError::Io(format!("opening {}: {e}", path.display())))?;
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA busy_timeout = 5000;
-                 PRAGMA foreign_keys = ON;",
-            )
-            .map_err(map_error)?;
+        let connection =
+            open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
         Ok(SqliteDatabase {
             connection: Mutex::new(connection),
         })

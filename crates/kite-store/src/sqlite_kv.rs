@@ -1,6 +1,7 @@
 //! Key-value store in an SQLite file: WAL mode, one table, every write committed before it
 //! is acknowledged, so an acknowledged write survives the server being killed.
 
+use crate::sqlite_file::open_sqlite_file;
 use crate::{KeyValueBackend, StoreError};
 use rusqlite::{params, Connection, OptionalExtension};
 use std::path::Path;
@@ -16,22 +17,11 @@ fn backend_error(e: impl std::fmt::Display) -> StoreError {
 
 impl SqliteKeyValue {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| StoreError::Backend(format!("creating {}: {e}", parent.display())))?;
-        }
-        let connection = Connection::open(path)
-            .map_err(|e| StoreError::Backend(format!("opening {}: {e}", path.display())))?;
-        // WAL with synchronous=NORMAL: a committed write is in the WAL file before the call
-        // returns, so it survives the process being killed (not necessarily power loss).
-        connection
-            .execute_batch(
-                "PRAGMA journal_mode = WAL;
-                 PRAGMA synchronous = NORMAL;
-                 PRAGMA busy_timeout = 5000;
-                 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
-            )
-            .map_err(backend_error)?;
+        let connection = open_sqlite_file(
+            path,
+            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+        )
+        .map_err(StoreError::Backend)?;
         Ok(SqliteKeyValue {
             connection: Mutex::new(connection),
         })
