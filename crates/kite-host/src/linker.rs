@@ -1,5 +1,6 @@
 //! Links every host interface Kite provides into a component linker, once per engine:
-//! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables, key-value and SQLite.
+//! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables,
+//! key-value (Spin and `wasi:keyvalue`) and SQLite.
 
 use crate::InstanceState;
 use wasmtime::component::Linker;
@@ -9,6 +10,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::capability::variables::add_to_linker(linker)?;
     crate::capability::key_value::add_to_linker(linker)?;
+    crate::capability::wasi_keyvalue::add_to_linker(linker)?;
     crate::capability::sqlite::add_to_linker(linker)?;
     Ok(())
 }

@@ -7,7 +7,7 @@ mod sqlite_db;
 mod sqlite_file;
 mod sqlite_kv;
 
-pub use key_value::{KeyValueBackend, StoreError};
+pub use key_value::{KeyValueBackend, StoreError, SwapOutcome};
 pub use redis_kv::RedisKeyValue;
 pub use sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
 pub use sqlite_kv::SqliteKeyValue;

@@ -1,15 +1,37 @@
 //! Key-value store on a Redis server: every key lives under a prefix of the app and the
 //! store label, so apps and stores sharing one server never see each other's keys.
 
-use crate::{KeyValueBackend, StoreError};
+use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use redis::Commands;
-use std::sync::Mutex;
+use std::sync::{LazyLock, Mutex};
 
 pub struct RedisKeyValue {
     client: redis::Client,
     connection: Mutex<Option<redis::Connection>>,
     prefix: String,
 }
+
+/// Compare-and-swap in one atomic step on the server. ARGV: whether a value is expected
+/// ("1") or absence ("0"), the expected value, the new value. Returns {1, false} when swapped,
+/// else {0, current value or false}.
+static SWAP_IF_UNCHANGED: LazyLock<redis::Script> = LazyLock::new(|| {
+    redis::Script::new(
+        r"
+        local current = redis.call('GET', KEYS[1])
+        local unchanged
+        if ARGV[1] == '1' then unchanged = (current == ARGV[2]) else unchanged = (current == false) end
+        if unchanged then
+            redis.call('SET', KEYS[1], ARGV[3])
+            return {1, false}
+        end
+        return {0, current}
+        ",
+    )
+});
+
+/// INCRBY's replies for a stored value it cannot read as an integer and for an overflow.
+const REDIS_NOT_AN_INTEGER: &str = "not an integer";
+const REDIS_OVERFLOW: &str = "overflow";
 
 fn backend_error(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
@@ -58,6 +80,10 @@ impl RedisKeyValue {
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
+
+    fn keys_of(&self, keys: &[String]) -> Vec<String> {
+        keys.iter().map(|key| self.key(key)).collect()
+    }
 }
 
 impl KeyValueBackend for RedisKeyValue {
@@ -92,6 +118,84 @@ impl KeyValueBackend for RedisKeyValue {
         }
         keys.sort();
         Ok(keys)
+    }
+
+    /// Redis has no ordered key listing, so this sorts a full scan: pages cost as much as
+    /// listing every key, the price of the same order and cursor as the SQLite backend.
+    fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let keys = self.keys()?;
+        let start = after.map_or(0, |after| keys.partition_point(|key| key.as_str() <= after));
+        Ok(keys.into_iter().skip(start).take(limit).collect())
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let full_key = self.key(key);
+        let reply: Result<i64, StoreError> = self.with(|c| c.incr(&full_key, delta));
+        match reply {
+            Err(StoreError::Backend(message)) if message.contains(REDIS_OVERFLOW) => {
+                Err(StoreError::Overflow {
+                    key: key.to_string(),
+                    delta,
+                })
+            }
+            // Redis reads stored values exactly as `parse_counter` does, so this is the
+            // same refusal the other backends give.
+            Err(StoreError::Backend(message)) if message.contains(REDIS_NOT_AN_INTEGER) => {
+                Err(StoreError::NotAnInteger(key.to_string()))
+            }
+            other => other,
+        }
+    }
+
+    fn swap_if_unchanged(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<SwapOutcome, StoreError> {
+        let key = self.key(key);
+        let expects_value = if expected.is_some() { "1" } else { "0" };
+        let expected = expected.unwrap_or_default();
+        let (swapped, current): (i64, Option<Vec<u8>>) = self.with(|c| {
+            SWAP_IF_UNCHANGED
+                .key(&key)
+                .arg(expects_value)
+                .arg(expected)
+                .arg(value)
+                .invoke(c)
+        })?;
+        Ok(if swapped == 1 {
+            SwapOutcome::Swapped
+        } else {
+            SwapOutcome::Changed(current)
+        })
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        if keys.is_empty() {
+            return Ok(Vec::new());
+        }
+        let keys = self.keys_of(keys);
+        self.with(|c| c.mget(&keys))
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let entries: Vec<(String, &[u8])> = entries
+            .iter()
+            .map(|(key, value)| (self.key(key), value.as_slice()))
+            .collect();
+        self.with(|c| c.mset(&entries))
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        if keys.is_empty() {
+            return Ok(());
+        }
+        let keys = self.keys_of(keys);
+        self.with(|c| c.del(&keys))
     }
 }
 

@@ -1,9 +1,10 @@
 //! Key-value store in an SQLite file: WAL mode, one table, every write committed before it
 //! is acknowledged, so an acknowledged write survives the server being killed.
 
+use crate::key_value::{add_to_counter, parse_counter};
 use crate::sqlite_file::open_sqlite_file;
-use crate::{KeyValueBackend, StoreError};
-use rusqlite::{params, Connection, OptionalExtension};
+use crate::{KeyValueBackend, StoreError, SwapOutcome};
+use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::Mutex;
 
@@ -34,34 +35,56 @@ impl SqliteKeyValue {
             .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))?;
         f(&connection).map_err(backend_error)
     }
+
+    /// Runs `f` in one write transaction, committed only if `f` succeeds.
+    fn in_transaction<T>(
+        &self,
+        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let connection = self
+            .connection
+            .lock()
+            .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))?;
+        let transaction = Transaction::new_unchecked(&connection, TransactionBehavior::Immediate)
+            .map_err(backend_error)?;
+        let value = f(&transaction)?;
+        transaction.commit().map_err(backend_error)?;
+        Ok(value)
+    }
+}
+
+fn read(c: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+    c.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
+        .query_row(params![key], |row| row.get(0))
+        .optional()
+}
+
+fn write(c: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+    c.prepare_cached(
+        "INSERT INTO kv (key, value) VALUES (?1, ?2)
+         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+    )?
+    .execute(params![key, value])
+    .map(|_| ())
+}
+
+fn remove(c: &Connection, key: &str) -> rusqlite::Result<()> {
+    c.prepare_cached("DELETE FROM kv WHERE key = ?1")?
+        .execute(params![key])
+        .map(|_| ())
 }
 
 impl KeyValueBackend for SqliteKeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| {
-            c.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
-                .query_row(params![key], |row| row.get(0))
-                .optional()
-        })
+        self.with(|c| read(c, key))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.prepare_cached(
-                "INSERT INTO kv (key, value) VALUES (?1, ?2)
-                 ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-            )?
-            .execute(params![key, value])
-            .map(|_| ())
-        })
+        self.with(|c| write(c, key, value))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.with(|c| {
-            c.prepare_cached("DELETE FROM kv WHERE key = ?1")?
-                .execute(params![key])
-                .map(|_| ())
-        })
+        self.with(|c| remove(c, key))
     }
 
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
@@ -78,6 +101,67 @@ impl KeyValueBackend for SqliteKeyValue {
             let mut statement = c.prepare_cached("SELECT key FROM kv ORDER BY key")?;
             let keys = statement.query_map([], |row| row.get(0))?;
             keys.collect()
+        })
+    }
+
+    fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|c| {
+            let mut statement = c.prepare_cached(
+                "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
+            )?;
+            let keys = statement.query_map(params![after, limit], |row| row.get(0))?;
+            keys.collect()
+        })
+    }
+
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        self.in_transaction(|c| {
+            let current = match read(c, key).map_err(backend_error)? {
+                Some(value) => parse_counter(key, &value)?,
+                None => 0,
+            };
+            let sum = add_to_counter(key, current, delta)?;
+            write(c, key, sum.to_string().as_bytes()).map_err(backend_error)?;
+            Ok(sum)
+        })
+    }
+
+    fn swap_if_unchanged(
+        &self,
+        key: &str,
+        expected: Option<&[u8]>,
+        value: &[u8],
+    ) -> Result<SwapOutcome, StoreError> {
+        self.in_transaction(|c| {
+            let current = read(c, key).map_err(backend_error)?;
+            if current.as_deref() != expected {
+                return Ok(SwapOutcome::Changed(current));
+            }
+            write(c, key, value).map_err(backend_error)?;
+            Ok(SwapOutcome::Swapped)
+        })
+    }
+
+    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+        self.with(|c| keys.iter().map(|key| read(c, key)).collect())
+    }
+
+    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+        self.in_transaction(|c| {
+            for (key, value) in entries {
+                write(c, key, value).map_err(backend_error)?;
+            }
+            Ok(())
+        })
+    }
+
+    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+        self.in_transaction(|c| {
+            for key in keys {
+                remove(c, key).map_err(backend_error)?;
+            }
+            Ok(())
         })
     }
 }
@@ -104,5 +188,53 @@ mod tests {
         drop(store);
         let reopened = SqliteKeyValue::open(&path).unwrap();
         assert_eq!(reopened.keys().unwrap(), vec!["a"]);
+    }
+
+    #[test]
+    fn atomics_batches_and_pages() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteKeyValue::open(&dir.path().join("kv.sqlite")).unwrap();
+        assert_eq!(store.increment("n", 5).unwrap(), 5);
+        assert_eq!(store.increment("n", -7).unwrap(), -2);
+        assert_eq!(store.get("n").unwrap(), Some(b"-2".to_vec()));
+        store.set("text", b"abc").unwrap();
+        assert!(matches!(
+            store.increment("text", 1),
+            Err(StoreError::NotAnInteger(_))
+        ));
+        assert_eq!(store.get("text").unwrap(), Some(b"abc".to_vec()));
+
+        assert_eq!(
+            store.swap_if_unchanged("text", Some(b"abd"), b"x").unwrap(),
+            SwapOutcome::Changed(Some(b"abc".to_vec()))
+        );
+        assert_eq!(
+            store.swap_if_unchanged("text", Some(b"abc"), b"x").unwrap(),
+            SwapOutcome::Swapped
+        );
+        assert_eq!(
+            store.swap_if_unchanged("new", None, b"1").unwrap(),
+            SwapOutcome::Swapped
+        );
+        assert_eq!(
+            store.swap_if_unchanged("new", None, b"2").unwrap(),
+            SwapOutcome::Changed(Some(b"1".to_vec()))
+        );
+
+        let entries = vec![
+            ("b".to_string(), b"B".to_vec()),
+            ("a".to_string(), b"A".to_vec()),
+        ];
+        store.set_many(&entries).unwrap();
+        let asked = ["a", "zz", "b"].map(String::from);
+        assert_eq!(
+            store.get_many(&asked).unwrap(),
+            vec![Some(b"A".to_vec()), None, Some(b"B".to_vec())]
+        );
+        assert_eq!(store.keys_after(None, 2).unwrap(), vec!["a", "b"]);
+        assert_eq!(store.keys_after(Some("b"), 2).unwrap(), vec!["n", "new"]);
+        assert_eq!(store.keys_after(Some("new"), 2).unwrap(), vec!["text"]);
+        store.delete_many(&asked).unwrap();
+        assert_eq!(store.keys().unwrap(), vec!["n", "new", "text"]);
     }
 }

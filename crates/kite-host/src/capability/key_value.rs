@@ -1,5 +1,6 @@
 //! Key-value stores through `fermyon:spin/key-value@2.0.0`: a component opens only the
 //! labels it was granted; the backend behind a label belongs to the app and is shared.
+//! (`wasi_keyvalue` hosts the standard interface over the same stores and grants.)
 
 use kite_app::{ComponentSpec, DEFAULT_STORE};
 use kite_app::{RuntimeConfig, StoreBackend};
@@ -27,9 +28,9 @@ use bindings::fermyon::spin::key_value::{self as spin_kv, Error};
 /// Stores one instance may have open at once.
 const MAX_OPEN_STORES: usize = 64;
 
-/// A store a guest has opened.
+/// A store a guest has opened (a Spin `store` or a `wasi:keyvalue` bucket).
 pub struct OpenStore {
-    backend: Arc<dyn KeyValueBackend>,
+    pub(super) backend: Arc<dyn KeyValueBackend>,
 }
 
 /// The app's key-value stores by label.
@@ -113,7 +114,7 @@ impl KeyValueGrant {
 
 /// Per-instance key-value state.
 pub type ComponentKeyValue = OpenStores<dyn KeyValueBackend>;
-type KeyValueView<'a> = StoreView<'a, dyn KeyValueBackend>;
+pub(super) type KeyValueView<'a> = StoreView<'a, dyn KeyValueBackend>;
 
 struct KeyValue;
 

@@ -9,3 +9,4 @@ mod labels;
 pub mod outbound_http;
 pub mod sqlite;
 pub mod variables;
+pub mod wasi_keyvalue;

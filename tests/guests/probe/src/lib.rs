@@ -24,6 +24,7 @@ use host::fermyon::spin::key_value as spin_kv;
 use host::fermyon::spin::sqlite as spin_sqlite;
 use host::fermyon::spin::variables as spin_variables;
 use host::wasi::config::store as config_store;
+use host::wasi::keyvalue::{atomics as wasi_atomics, batch as wasi_batch, store as wasi_kv};
 
 impl Guest for Probe {
     fn handle(request: IncomingRequest, out: ResponseOutparam) {
@@ -82,7 +83,8 @@ impl Guest for Probe {
             "config-all" => match config_store::get_all() {
                 Ok(mut pairs) => {
                     pairs.sort();
-                    let lines: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    let lines: Vec<String> =
+                        pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     respond(out, 200, &lines.join("\n"))
                 }
                 Err(e) => respond(out, 500, &format!("error: {e:?}")),
@@ -99,7 +101,16 @@ impl Guest for Probe {
                 respond(out, status, &reply)
             }
             "kv" => {
-                let (status, text) = key_value(&param("label"), &param("op"), &param("key"), &param("value"));
+                let (status, text) = key_value(
+                    &param("label"),
+                    &param("op"),
+                    &param("key"),
+                    &param("value"),
+                );
+                respond(out, status, &text)
+            }
+            "wkv" => {
+                let (status, text) = wasi_key_value(&param("label"), &param("op"), &param);
                 respond(out, status, &text)
             }
             "env" => {
@@ -116,7 +127,10 @@ impl Guest for Probe {
                     request.scheme(),
                 );
                 for (name, value) in headers {
-                    text.push_str(&format!("header {name}: {}\n", String::from_utf8_lossy(&value)));
+                    text.push_str(&format!(
+                        "header {name}: {}\n",
+                        String::from_utf8_lossy(&value)
+                    ));
                 }
                 respond(out, 200, &text);
             }
@@ -195,7 +209,11 @@ fn outbound(url: &str, out: ResponseOutparam) {
     };
     let request = OutgoingRequest::new(Fields::new());
     let _ = request.set_method(&Method::Get);
-    let _ = request.set_scheme(Some(&if scheme == "https" { Scheme::Https } else { Scheme::Http }));
+    let _ = request.set_scheme(Some(&if scheme == "https" {
+        Scheme::Https
+    } else {
+        Scheme::Http
+    }));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
     let future = match outgoing_handler::handle(request, None) {
@@ -245,6 +263,162 @@ fn key_value(label: &str, op: &str, key: &str, value: &str) -> (u16, String) {
     }
 }
 
+/// `wasi:keyvalue` operations; parameters `key`, `value`, `delta`, `cursor`, `keys`
+/// (comma-separated), `pairs` (`k:v,...`), `n` and `prefix` (for `fill`).
+fn wasi_key_value(label: &str, op: &str, param: &dyn Fn(&str) -> String) -> (u16, String) {
+    let bucket = match wasi_kv::open(label) {
+        Ok(bucket) => bucket,
+        Err(e) => {
+            let status = match e {
+                wasi_kv::Error::AccessDenied => 403,
+                wasi_kv::Error::NoSuchStore => 404,
+                _ => 500,
+            };
+            return (status, format!("error: {e:?}"));
+        }
+    };
+    let show = |value: Option<Vec<u8>>| match value {
+        Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+        None => "none".to_string(),
+    };
+    let list = |name: &str| -> Vec<String> {
+        param(name)
+            .split(',')
+            .filter(|k| !k.is_empty())
+            .map(String::from)
+            .collect()
+    };
+    let key = param("key");
+    let result = match op {
+        "get" => bucket.get(&key).map(show),
+        "set" => bucket
+            .set(&key, param("value").as_bytes())
+            .map(|()| "ok".into()),
+        "delete" => bucket.delete(&key).map(|()| "ok".into()),
+        "exists" => bucket.exists(&key).map(|b| b.to_string()),
+        "list" => {
+            let cursor = Some(param("cursor")).filter(|c| !c.is_empty());
+            bucket.list_keys(cursor.as_deref()).map(|page| {
+                format!(
+                    "keys: {}\ncursor: {}",
+                    page.keys.join(","),
+                    page.cursor.unwrap_or_else(|| "none".into())
+                )
+            })
+        }
+        "list-all" => list_all(&bucket),
+        "increment" => wasi_atomics::increment(&bucket, &key, param("delta").parse().unwrap_or(1))
+            .map(|n| n.to_string()),
+        "cas-race" => return cas_race(&bucket, &key, &param("value")),
+        "cas-increment" => return cas_increment(&bucket, &key),
+        "get-many" => wasi_batch::get_many(&bucket, &list("keys")).map(|entries| {
+            let shown: Vec<String> = entries
+                .into_iter()
+                .map(|(k, v)| format!("{k}={}", show(v)))
+                .collect();
+            shown.join(",")
+        }),
+        "set-many" => {
+            let pairs: Vec<(String, Vec<u8>)> = list("pairs")
+                .iter()
+                .filter_map(|pair| pair.split_once(':'))
+                .map(|(k, v)| (k.to_string(), v.as_bytes().to_vec()))
+                .collect();
+            wasi_batch::set_many(&bucket, &pairs).map(|()| "ok".into())
+        }
+        "delete-many" => wasi_batch::delete_many(&bucket, &list("keys")).map(|()| "ok".into()),
+        "fill" => {
+            let n: usize = param("n").parse().unwrap_or(0);
+            let prefix = param("prefix");
+            let pairs: Vec<(String, Vec<u8>)> = (0..n)
+                .map(|i| (format!("{prefix}{i:05}"), i.to_string().into_bytes()))
+                .collect();
+            wasi_batch::set_many(&bucket, &pairs).map(|()| "ok".into())
+        }
+        _ => return (400, format!("unknown op {op:?}")),
+    };
+    match result {
+        Ok(text) => (200, text),
+        Err(e) => (500, format!("error: {e:?}")),
+    }
+}
+
+/// Walks every page of keys; replies with the page count, the key count and whether the
+/// keys came in order without repeats.
+fn list_all(bucket: &wasi_kv::Bucket) -> Result<String, wasi_kv::Error> {
+    let (mut keys, mut pages, mut cursor) = (Vec::<String>::new(), 0, None);
+    loop {
+        let page = bucket.list_keys(cursor.as_deref())?;
+        pages += 1;
+        keys.extend(page.keys);
+        match page.cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    let ordered = keys.windows(2).all(|pair| pair[0] < pair[1]);
+    Ok(format!(
+        "pages: {pages}\nkeys: {}\nordered: {ordered}",
+        keys.len()
+    ))
+}
+
+/// Takes a CAS handle, changes the key behind its back, and checks that the swap fails with
+/// a fresh handle that sees the change and then succeeds.
+fn cas_race(bucket: &wasi_kv::Bucket, key: &str, value: &str) -> (u16, String) {
+    let run = || -> Result<String, String> {
+        let cas = wasi_atomics::Cas::new(bucket, key).map_err(|e| format!("new: {e:?}"))?;
+        let before = cas.current().map_err(|e| format!("current: {e:?}"))?;
+        bucket
+            .set(key, b"intruder")
+            .map_err(|e| format!("set: {e:?}"))?;
+        let retry = match wasi_atomics::swap(cas, value.as_bytes()) {
+            Err(wasi_atomics::CasError::CasFailed(retry)) => retry,
+            other => return Err(format!("first swap: {other:?}")),
+        };
+        let seen = retry
+            .current()
+            .map_err(|e| format!("retry current: {e:?}"))?;
+        wasi_atomics::swap(retry, value.as_bytes()).map_err(|e| format!("second swap: {e:?}"))?;
+        let after = bucket.get(key).map_err(|e| format!("get: {e:?}"))?;
+        let show = |v: Option<Vec<u8>>| {
+            v.map_or("none".into(), |b| String::from_utf8_lossy(&b).into_owned())
+        };
+        Ok(format!(
+            "before: {}\nretry saw: {}\nafter: {}",
+            show(before),
+            show(seen),
+            show(after)
+        ))
+    };
+    match run() {
+        Ok(text) => (200, text),
+        Err(text) => (500, text),
+    }
+}
+
+/// Increments a decimal counter by read-modify-swap, retrying on conflict; replies with the
+/// new value and how many attempts it took.
+fn cas_increment(bucket: &wasi_kv::Bucket, key: &str) -> (u16, String) {
+    let mut cas = match wasi_atomics::Cas::new(bucket, key) {
+        Ok(cas) => cas,
+        Err(e) => return (500, format!("error: {e:?}")),
+    };
+    for attempt in 1..=1000 {
+        let current: i64 = match cas.current() {
+            Ok(value) => value.map_or(0, |b| String::from_utf8_lossy(&b).parse().unwrap_or(0)),
+            Err(e) => return (500, format!("error: {e:?}")),
+        };
+        let next = (current + 1).to_string();
+        match wasi_atomics::swap(cas, next.as_bytes()) {
+            Ok(()) => return (200, format!("{next} after {attempt}")),
+            Err(wasi_atomics::CasError::CasFailed(retry)) => cas = retry,
+            Err(e) => return (500, format!("error: {e:?}")),
+        }
+    }
+    (500, "gave up after 1000 attempts".into())
+}
+
 /// Body: the statement on the first line, then one parameter per line: `i:42`, `r:1.5`,
 /// `t:text`, `b:hex bytes`, `n` (null). Reply: the columns, then one line per row.
 fn sql(database: &str, body: &str) -> (u16, String) {
@@ -256,7 +430,9 @@ fn sql(database: &str, body: &str) -> (u16, String) {
             Some(("r", v)) => spin_sqlite::Value::Real(v.parse().unwrap_or(0.0)),
             Some(("t", v)) => spin_sqlite::Value::Text(v.to_string()),
             Some(("b", v)) => spin_sqlite::Value::Blob(
-                (0..v.len() / 2).filter_map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok()).collect(),
+                (0..v.len() / 2)
+                    .filter_map(|i| u8::from_str_radix(&v[2 * i..2 * i + 2], 16).ok())
+                    .collect(),
             ),
             _ => spin_sqlite::Value::Null,
         })
