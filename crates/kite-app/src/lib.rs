@@ -9,6 +9,7 @@ mod outbound;
 mod route;
 mod runtime_config;
 mod units;
+mod variable_providers;
 mod variables;
 
 pub use error::{Location, ManifestError};
@@ -18,7 +19,5 @@ pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
 pub use runtime_config::{DatabaseBackend, RuntimeConfig, StoreBackend};
 pub use units::{parse_duration, parse_size};
-pub use variables::{
-    env_name, is_valid_variable_name, ResolvedVariables, Template, Value, VariableDecl,
-    VariableSources,
-};
+pub use variable_providers::{prefixed_name, VariableProvider, VariableSources, ENV_PREFIX};
+pub use variables::{is_valid_variable_name, ResolvedVariables, Template, Value, VariableDecl};

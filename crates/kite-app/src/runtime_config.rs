@@ -1,7 +1,8 @@
 //! The runtime configuration file (`kite up --runtime-config`): which backend serves each
-//! store label. Kept apart from the manifest so one app runs unchanged on different machines.
+//! store label and where variable values come from. Kept apart from the manifest so one app
+//! runs unchanged on different machines.
 
-use crate::{Location, ManifestError};
+use crate::{Location, ManifestError, VariableProvider, ENV_PREFIX};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +11,8 @@ use std::path::{Path, PathBuf};
 pub struct RuntimeConfig {
     pub key_value_stores: BTreeMap<String, StoreBackend>,
     pub sqlite_databases: BTreeMap<String, DatabaseBackend>,
+    /// The variable providers in priority order; empty means the default chain.
+    pub variable_providers: Vec<VariableProvider>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +35,23 @@ struct RawRuntimeConfig {
     key_value_store: BTreeMap<String, RawStore>,
     #[serde(default)]
     sqlite_database: BTreeMap<String, RawDatabase>,
+    #[serde(default)]
+    variable_provider: Vec<RawVariableProvider>,
+}
+
+#[derive(Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+enum RawVariableProvider {
+    Env {
+        prefix: Option<String>,
+    },
+    Dotenv {
+        path: String,
+        prefix: Option<String>,
+    },
+    Directory {
+        path: String,
+    },
 }
 
 #[derive(Deserialize)]
@@ -93,6 +113,27 @@ impl RuntimeConfig {
                     )
                 })
                 .collect(),
+            variable_providers: raw
+                .variable_provider
+                .into_iter()
+                .map(|provider| {
+                    let prefix = |p: Option<String>| p.unwrap_or_else(|| ENV_PREFIX.to_string());
+                    match provider {
+                        RawVariableProvider::Env { prefix: p } => {
+                            VariableProvider::Environment { prefix: prefix(p) }
+                        }
+                        RawVariableProvider::Dotenv { path, prefix: p } => {
+                            VariableProvider::Dotenv {
+                                path: resolve(&path),
+                                prefix: prefix(p),
+                            }
+                        }
+                        RawVariableProvider::Directory { path } => VariableProvider::Directory {
+                            path: resolve(&path),
+                        },
+                    }
+                })
+                .collect(),
         })
     }
 
@@ -139,6 +180,35 @@ mod tests {
                 path: "/var/reports.sqlite".into()
             }
         );
+    }
+
+    #[test]
+    fn variable_providers_in_order() {
+        let config = load(
+            "[[variable_provider]]\ntype = \"env\"\nprefix = \"APP_\"\n\
+             [[variable_provider]]\ntype = \"directory\"\npath = \"/run/secrets\"\n\
+             [[variable_provider]]\ntype = \"dotenv\"\npath = \"prod.env\"\n",
+        )
+        .unwrap();
+        assert_eq!(
+            config.variable_providers[0],
+            VariableProvider::Environment {
+                prefix: "APP_".into()
+            }
+        );
+        assert_eq!(
+            config.variable_providers[1],
+            VariableProvider::Directory {
+                path: "/run/secrets".into()
+            }
+        );
+        assert!(matches!(
+            &config.variable_providers[2],
+            VariableProvider::Dotenv { path, prefix } if path.ends_with("prod.env") && prefix == "KITE_VARIABLE_"
+        ));
+        let err = load("[[variable_provider]]\ntype = \"vault\"\n").unwrap_err();
+        assert!(err.key.starts_with("variable_provider"), "{err}");
+        assert!(err.message.contains("vault"), "{err}");
     }
 
     #[test]

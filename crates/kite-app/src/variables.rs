@@ -1,6 +1,7 @@
 //! App variables: `[variables]` declarations, component bindings written as `{{ name }}`
 //! templates, and their resolution from providers. Secret values never reach a log line.
 
+use crate::VariableSources;
 use std::collections::HashMap;
 use std::fmt;
 
@@ -125,78 +126,6 @@ impl fmt::Display for Value {
     }
 }
 
-/// Where variable values come from, highest priority first: `--variable` pairs, then
-/// `KITE_VARIABLE_<NAME>` from the environment, then the same names from a dotenv file,
-/// then the declaration's default.
-#[derive(Debug, Default, Clone)]
-pub struct VariableSources {
-    pub overrides: Vec<(String, String)>,
-    pub environment: HashMap<String, String>,
-    pub dotenv: HashMap<String, String>,
-}
-
-pub const ENV_PREFIX: &str = "KITE_VARIABLE_";
-
-/// The environment variable that supplies `name`, e.g. `KITE_VARIABLE_API_TOKEN`.
-pub fn env_name(name: &str) -> String {
-    format!("{ENV_PREFIX}{}", name.to_ascii_uppercase())
-}
-
-impl VariableSources {
-    /// `KITE_VARIABLE_*` from the process environment, `--variable` pairs and an optional
-    /// dotenv file (`NAME=value` lines; `#` comments; optional quotes).
-    pub fn gather(
-        overrides: Vec<(String, String)>,
-        dotenv_text: Option<&str>,
-    ) -> Result<Self, String> {
-        let environment = std::env::vars()
-            .filter(|(k, _)| k.starts_with(ENV_PREFIX))
-            .collect();
-        let dotenv = match dotenv_text {
-            Some(text) => parse_dotenv(text)?,
-            None => HashMap::new(),
-        };
-        Ok(VariableSources {
-            overrides,
-            environment,
-            dotenv,
-        })
-    }
-
-    fn lookup(&self, name: &str) -> Option<String> {
-        if let Some((_, v)) = self.overrides.iter().rev().find(|(k, _)| k == name) {
-            return Some(v.clone());
-        }
-        let env_key = env_name(name);
-        self.environment
-            .get(&env_key)
-            .or_else(|| self.dotenv.get(&env_key))
-            .cloned()
-    }
-}
-
-fn parse_dotenv(text: &str) -> Result<HashMap<String, String>, String> {
-    let mut values = HashMap::new();
-    for (number, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let line = line.strip_prefix("export ").unwrap_or(line);
-        let (key, value) = line
-            .split_once('=')
-            .ok_or_else(|| format!("line {}: expected NAME=value", number + 1))?;
-        let value = value.trim();
-        let value = value
-            .strip_prefix('"')
-            .and_then(|v| v.strip_suffix('"'))
-            .or_else(|| value.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
-            .unwrap_or(value);
-        values.insert(key.trim().to_string(), value.to_string());
-    }
-    Ok(values)
-}
-
 /// Every app variable's value, resolved once at start-up.
 #[derive(Debug, Clone, Default)]
 pub struct ResolvedVariables {
@@ -218,14 +147,17 @@ impl ResolvedVariables {
         }
         let mut values = HashMap::new();
         for decl in declarations {
-            let text = match sources.lookup(&decl.name).or_else(|| decl.default.clone()) {
+            let text = match sources
+                .lookup(&decl.name)
+                .map_err(|e| format!("variable `{}`: {e}", decl.name))?
+                .or_else(|| decl.default.clone())
+            {
                 Some(text) => text,
                 None => {
                     return Err(format!(
-                        "variable `{}` is required and has no value: set {} in the environment or the dotenv file, or pass `--variable {}=VALUE`",
+                        "variable `{}` is required and has no value: {}",
                         decl.name,
-                        env_name(&decl.name),
-                        decl.name
+                        sources.how_to_supply(&decl.name)
                     ))
                 }
             };
@@ -252,6 +184,7 @@ impl ResolvedVariables {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::VariableProvider;
 
     fn decl(name: &str, default: Option<&str>, secret: bool) -> VariableDecl {
         VariableDecl {
@@ -301,39 +234,42 @@ mod tests {
     #[test]
     fn providers_in_priority_order() {
         let decls = [decl("token", None, true), decl("url", Some("d"), false)];
-        let mut sources = VariableSources::default();
-        assert!(ResolvedVariables::resolve(&decls, &sources)
-            .unwrap_err()
-            .contains("KITE_VARIABLE_TOKEN"));
-        sources
-            .dotenv
-            .insert("KITE_VARIABLE_TOKEN".into(), "from-dotenv".into());
-        let r = ResolvedVariables::resolve(&decls, &sources).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dotenv = dir.path().join(".env");
+        std::fs::write(&dotenv, "KITE_VARIABLE_TOKEN=from-dotenv\n").unwrap();
+        let load = |overrides: &[(&str, &str)], environment: &[(&str, &str)], dotenv| {
+            VariableSources::load_with_environment(
+                overrides
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                &VariableProvider::default_chain(dotenv),
+                environment
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            )
+            .unwrap()
+        };
+        let err = ResolvedVariables::resolve(&decls, &load(&[], &[], None)).unwrap_err();
+        assert_eq!(
+            err,
+            "variable `token` is required and has no value: set KITE_VARIABLE_TOKEN in the environment, or pass `--variable token=VALUE`"
+        );
+        let r = ResolvedVariables::resolve(&decls, &load(&[], &[], Some(dotenv.clone()))).unwrap();
         assert_eq!(r.values["token"].expose(), "from-dotenv");
         assert_eq!(r.values["url"].expose(), "d");
-        sources
-            .environment
-            .insert("KITE_VARIABLE_TOKEN".into(), "from-env".into());
-        let r = ResolvedVariables::resolve(&decls, &sources).unwrap();
+        let environment = [("KITE_VARIABLE_TOKEN", "from-env")];
+        let r = ResolvedVariables::resolve(&decls, &load(&[], &environment, Some(dotenv.clone())))
+            .unwrap();
         assert_eq!(r.values["token"].expose(), "from-env");
-        sources.overrides.push(("token".into(), "from-cli".into()));
-        let r = ResolvedVariables::resolve(&decls, &sources).unwrap();
+        let cli = [("token", "from-cli")];
+        let r = ResolvedVariables::resolve(&decls, &load(&cli, &environment, Some(dotenv.clone())))
+            .unwrap();
         assert_eq!(r.values["token"].expose(), "from-cli");
-        sources.overrides.push(("nope".into(), "x".into()));
-        assert!(ResolvedVariables::resolve(&decls, &sources)
-            .unwrap_err()
-            .contains("declares no variable `nope`"));
-    }
-
-    #[test]
-    fn dotenv_files() {
-        let parsed = parse_dotenv(
-            "# c\nexport KITE_VARIABLE_A=\"q\"\nKITE_VARIABLE_B='s'\n\nKITE_VARIABLE_C=x=y\n",
-        )
-        .unwrap();
-        assert_eq!(parsed["KITE_VARIABLE_A"], "q");
-        assert_eq!(parsed["KITE_VARIABLE_B"], "s");
-        assert_eq!(parsed["KITE_VARIABLE_C"], "x=y");
-        assert!(parse_dotenv("novalue").is_err());
+        assert!(
+            ResolvedVariables::resolve(&decls, &load(&[("nope", "x")], &[], None))
+                .unwrap_err()
+                .contains("declares no variable `nope`")
+        );
     }
 }

@@ -116,3 +116,88 @@ fn a_required_variable_without_a_value_stops_kite_up() {
     let stderr = common::up_fails(&app, &["--variable", "nope=1"]);
     assert!(stderr.contains("declares no variable `nope`"), "{stderr}");
 }
+
+/// A runtime configuration whose providers are an environment prefix, a secrets
+/// directory and a dotenv file, in that order; the default chain is then not consulted.
+fn app_with_providers() -> TestApp {
+    let app = app();
+    let secrets = app.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("api_token"), format!("{SECRET}\n")).unwrap();
+    std::fs::write(
+        app.path().join("prod.env"),
+        "MYAPP_API_URL=http://dotenv.test\nMYAPP_API_TOKEN=from-dotenv\n",
+    )
+    .unwrap();
+    std::fs::write(
+        app.path().join("runtime.toml"),
+        "[[variable_provider]]\ntype = \"env\"\nprefix = \"MYAPP_\"\n\
+         [[variable_provider]]\ntype = \"directory\"\npath = \"secrets\"\n\
+         [[variable_provider]]\ntype = \"dotenv\"\npath = \"prod.env\"\nprefix = \"MYAPP_\"\n",
+    )
+    .unwrap();
+    app
+}
+
+#[tokio::test]
+async fn providers_from_the_runtime_configuration() {
+    let app = app_with_providers();
+    let config = app.path().join("runtime.toml");
+    let config = config.to_str().unwrap();
+    // A secret file beats the dotenv file listed after it; the default chain is off.
+    let server = start(
+        &app,
+        &[("KITE_VARIABLE_API_URL", "http://ignored.test")],
+        &["--runtime-config", config],
+    );
+    assert_eq!(server.get("/config?key=token").await.body, SECRET);
+    assert_eq!(
+        server.get("/config?key=url").await.body,
+        "http://dotenv.test/v1"
+    );
+    let log = server.wait_for_log("GET /config?key=url");
+    assert!(!log.contains(SECRET), "the secret leaked:\n{log}");
+    drop(server);
+
+    // The environment provider, listed first, beats both files.
+    let server = start(
+        &app,
+        &[("MYAPP_API_TOKEN", "from-env")],
+        &["--runtime-config", config],
+    );
+    assert_eq!(server.get("/config?key=token").await.body, "from-env");
+}
+
+#[test]
+fn runtime_configuration_provider_errors() {
+    let app = app_with_providers();
+    let config = app.path().join("runtime.toml");
+    let config = config.to_str().unwrap();
+    std::fs::remove_file(app.path().join("secrets/api_token")).unwrap();
+    std::fs::write(app.path().join("prod.env"), "MYAPP_API_URL=x\n").unwrap();
+    let stderr = common::up_fails(&app, &["--runtime-config", config]);
+    let secret_file = app.path().join("secrets").join("api_token");
+    assert!(
+        stderr.contains(&format!(
+            "variable `api_token` is required and has no value: set MYAPP_API_TOKEN in the environment, write it to {}, set MYAPP_API_TOKEN in {}, or pass `--variable api_token=VALUE`",
+            secret_file.display(),
+            app.path().join("prod.env").display()
+        )),
+        "{stderr}"
+    );
+
+    let stderr = common::up_fails(&app, &["--runtime-config", config, "--env-file", "x.env"]);
+    assert!(
+        stderr.contains(
+            "--env-file x.env: the runtime configuration lists its own variable providers"
+        ),
+        "{stderr}"
+    );
+
+    std::fs::remove_dir_all(app.path().join("secrets")).unwrap();
+    let stderr = common::up_fails(&app, &["--runtime-config", config]);
+    assert!(
+        stderr.contains("is not a directory") && stderr.contains("secrets"),
+        "{stderr}"
+    );
+}

@@ -4,7 +4,7 @@
 use super::AppLocation;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use kite_app::{ResolvedVariables, RuntimeConfig, VariableSources};
+use kite_app::{ResolvedVariables, RuntimeConfig, VariableProvider, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
 use kite_http::{HttpTrigger, ServeOptions};
@@ -48,7 +48,8 @@ pub struct UpArgs {
     #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub variables: Vec<(String, String)>,
 
-    /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines [default: `.env` beside the manifest, if present].
+    /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines [default: `.env` beside the manifest,
+    /// if present]. Not with a runtime configuration that lists variable providers.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
 
@@ -102,30 +103,31 @@ fn parse_variable(text: &str) -> Result<(String, String), String> {
     Ok((name.trim().to_string(), value.to_string()))
 }
 
-/// Every app variable's value from `--variable`, the environment, the dotenv file and defaults.
-fn resolve_variables(app: &kite_app::App, args: &UpArgs) -> anyhow::Result<ResolvedVariables> {
-    let default_env_file = app.dir.join(".env");
-    let env_file = match &args.env_file {
-        Some(path) => Some(path.clone()),
-        None => default_env_file.is_file().then_some(default_env_file),
+/// Every app variable's value from `--variable`, the providers (the runtime configuration's,
+/// or the environment and the dotenv file) and the defaults.
+fn resolve_variables(
+    app: &kite_app::App,
+    args: &UpArgs,
+    runtime_config: &RuntimeConfig,
+) -> anyhow::Result<ResolvedVariables> {
+    let providers = if runtime_config.variable_providers.is_empty() {
+        let default_env_file = app.dir.join(".env");
+        let env_file = match &args.env_file {
+            Some(path) => Some(path.clone()),
+            None => default_env_file.is_file().then_some(default_env_file),
+        };
+        VariableProvider::default_chain(env_file)
+    } else {
+        if let Some(env_file) = &args.env_file {
+            anyhow::bail!(
+                "--env-file {}: the runtime configuration lists its own variable providers; add this file there as [[variable_provider]] type = \"dotenv\"",
+                env_file.display()
+            );
+        }
+        runtime_config.variable_providers.clone()
     };
-    let dotenv_text = match &env_file {
-        Some(path) => Some(
-            std::fs::read_to_string(path)
-                .with_context(|| format!("reading the dotenv file {}", path.display()))?,
-        ),
-        None => None,
-    };
-    let sources =
-        VariableSources::gather(args.variables.clone(), dotenv_text.as_deref()).map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e}",
-                env_file
-                    .as_deref()
-                    .unwrap_or(std::path::Path::new(".env"))
-                    .display()
-            )
-        })?;
+    let sources = VariableSources::load(args.variables.clone(), &providers)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
@@ -158,7 +160,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .collect();
     let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
     let resources = AppResources {
-        variables: resolve_variables(&app, &args)?,
+        variables: resolve_variables(&app, &args, &runtime_config)?,
         key_value: KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         sqlite: SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
     };
