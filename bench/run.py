@@ -6,7 +6,7 @@ hyper server; all in one run, interleaved, server pinned to core 0 and wrk to co
 Usage: bench/run.py [--scenario hello|kv] [--reps 3] [--duration 5] [--warmup 2] [--skip-build]
 Prints a markdown table (medians over reps) and the ratios to the baseline.
 
-The kv scenario serves examples/kv-counter-rust (get + increment + set per request) from
+The kv scenario serves examples/kv-counter-rust (an atomic get + increment + set per request) from
 Kite on SQLite and on Redis, against bench/native-kv doing the same on the same backends.
 """
 

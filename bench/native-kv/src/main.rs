@@ -1,6 +1,6 @@
-//! Native baseline for the key-value benchmark: per request, read `visits`, add one and
-//! write it back, on SQLite (WAL, synchronous=NORMAL, as Kite) or Redis, with Kite's
-//! threading (one current-thread runtime per CPU sharing one listener).
+//! Native baseline for the key-value benchmark: per request, atomically add one to `visits`
+//! (get + increment + set in one step), on SQLite (WAL, synchronous=NORMAL, as Kite) or
+//! Redis, with Kite's threading (one current-thread runtime per CPU sharing one listener).
 //!
 //! Usage: native-kv ADDR sqlite PATH | native-kv ADDR redis URL
 
@@ -15,37 +15,41 @@ enum Store {
 }
 
 impl Store {
-    fn count_visit(&self) -> u64 {
+    /// Adds one to `visits` atomically, as Kite's `wasi:keyvalue` increment does on each
+    /// backend: an immediate transaction reading and writing the row on SQLite, INCRBY on Redis.
+    fn count_visit(&self) -> i64 {
         match self {
             Store::Sqlite(connection) => {
                 let c = connection.lock().expect("lock");
-                let previous: Option<Vec<u8>> = c
+                let transaction =
+                    rusqlite::Transaction::new_unchecked(&c, rusqlite::TransactionBehavior::Immediate)
+                        .expect("begin");
+                let previous: Option<Vec<u8>> = transaction
                     .prepare_cached("SELECT value FROM kv WHERE key = 'visits'")
                     .expect("prepare")
                     .query_row([], |row| row.get(0))
                     .ok();
                 let visits = parse(previous) + 1;
-                c.prepare_cached(
-                    "INSERT INTO kv (key, value) VALUES ('visits', ?1)
-                     ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-                )
-                .expect("prepare")
-                .execute([visits.to_string().into_bytes()])
-                .expect("set");
+                transaction
+                    .prepare_cached(
+                        "INSERT INTO kv (key, value) VALUES ('visits', ?1)
+                         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                    )
+                    .expect("prepare")
+                    .execute([visits.to_string().into_bytes()])
+                    .expect("set");
+                transaction.commit().expect("commit");
                 visits
             }
             Store::Redis(connection) => {
                 let mut c = connection.lock().expect("lock");
-                let previous: Option<Vec<u8>> = redis::cmd("GET").arg("bench:visits").query(&mut *c).expect("get");
-                let visits = parse(previous) + 1;
-                let () = redis::cmd("SET").arg("bench:visits").arg(visits.to_string()).query(&mut *c).expect("set");
-                visits
+                redis::cmd("INCRBY").arg("bench:visits").arg(1).query(&mut *c).expect("incrby")
             }
         }
     }
 }
 
-fn parse(bytes: Option<Vec<u8>>) -> u64 {
+fn parse(bytes: Option<Vec<u8>>) -> i64 {
     bytes
         .and_then(|b| String::from_utf8(b).ok())
         .and_then(|t| t.parse().ok())

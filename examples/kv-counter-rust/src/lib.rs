@@ -1,5 +1,5 @@
-//! A visit counter: each request reads `visits` from the `default` key-value store,
-//! adds one, writes it back and answers with the new count.
+//! A visit counter: each request atomically adds one to `visits` in the `default`
+//! key-value store and answers with the new count.
 
 use std::io::Write;
 use wasip2::exports::http::incoming_handler::Guest;
@@ -8,23 +8,17 @@ use wasip2::http::types::{
 };
 
 mod kite {
-    wit_bindgen::generate!({ path: "../../wit", world: "kite:host/key-value", generate_all });
+    wit_bindgen::generate!({ path: "../../wit", world: "kite:host/wasi-keyvalue", generate_all });
 }
-use kite::fermyon::spin::key_value::{Error, Store};
+use kite::wasi::keyvalue::{atomics, store};
 
 struct Counter;
 wasip2::http::proxy::export!(Counter);
 
-fn count_visit() -> Result<u64, Error> {
-    let store = Store::open("default")?;
-    let previous = store
-        .get("visits")?
-        .and_then(|bytes| String::from_utf8(bytes).ok())
-        .and_then(|text| text.parse::<u64>().ok())
-        .unwrap_or(0);
-    let visits = previous + 1;
-    store.set("visits", visits.to_string().as_bytes())?;
-    Ok(visits)
+fn count_visit() -> Result<i64, store::Error> {
+    let bucket = store::open("default")?;
+    // One atomic step on the host: parallel requests never lose a visit.
+    atomics::increment(&bucket, "visits", 1)
 }
 
 impl Guest for Counter {
