@@ -1,0 +1,146 @@
+//! The apps in examples/ work as their READMEs say: each is built from source (sharing the
+//! test guests' target directory, so dependencies compile once) and served by `kite up`.
+
+mod common;
+use common::{kite, send, Server, TestApp};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// Builds `examples/<name>` for wasm32-wasip2 and returns an app directory holding its
+/// manifest with `source` pointing at the built component.
+fn example(name: &str) -> TestApp {
+    let root = common::repo_root();
+    let dir = root.join("examples").join(name);
+    let target_dir = root.join("tests/guests/target");
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(&dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("running cargo to build an example");
+    assert!(
+        output.status.success(),
+        "building examples/{name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let built: PathBuf = target_dir.join("wasm32-wasip2/release");
+    let manifest = std::fs::read_to_string(dir.join("kite.toml")).unwrap();
+    let manifest = manifest.replace(
+        "source = \"target/wasm32-wasip2/release/",
+        &format!("source = \"{}/", built.display()),
+    );
+    TestApp::new(&manifest)
+}
+
+#[tokio::test]
+async fn hello_rust_greets() {
+    let app = example("hello-rust");
+    let server = Server::start(&app);
+    let reply = server.get("/anything").await;
+    assert_eq!(reply.status, 200);
+    assert!(reply.body.contains("Hello from Kite"), "{}", reply.body);
+}
+
+#[tokio::test]
+async fn outbound_rust_reaches_the_allowed_host_and_is_refused_the_other() {
+    let app = example("outbound-rust");
+    // The manifest names the server's own address, so serve on a port known in advance.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let manifest_path = app.path().join("kite.toml");
+    let manifest = std::fs::read_to_string(&manifest_path).unwrap();
+    std::fs::write(
+        &manifest_path,
+        manifest.replace("127.0.0.1:3000", &format!("127.0.0.1:{port}")),
+    )
+    .unwrap();
+    let mut command = kite();
+    command
+        .args([
+            "up",
+            "--no-cache",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "-f",
+        ])
+        .arg(app.path());
+    let server = Server::spawn(command);
+    let allowed = server.get("/fetch/allowed").await;
+    assert_eq!(allowed.status, 200, "{}", allowed.body);
+    assert!(
+        allowed.body.contains("/upstream -> 200"),
+        "{}",
+        allowed.body
+    );
+    let denied = server.get("/fetch/denied").await;
+    assert!(
+        denied.body.contains("https://example.com/ was denied"),
+        "{}",
+        denied.body
+    );
+    let hint = "add \"https://example.com\" to `allowed_outbound_hosts` of component `fetcher`";
+    let log = server.wait_for_log(hint);
+    assert!(log.contains(hint), "{log}");
+}
+
+#[tokio::test]
+async fn kv_counter_rust_counts_every_visit() {
+    let app = example("kv-counter-rust");
+    let server = Server::start(&app);
+    assert_eq!(server.get("/").await.body, "visit number 1\n");
+    assert_eq!(server.get("/").await.body, "visit number 2\n");
+    let visits: Vec<_> = (0..40)
+        .map(|_| {
+            let addr = server.addr;
+            tokio::spawn(
+                async move { send(addr, http::Method::GET, "/", Default::default()).await },
+            )
+        })
+        .collect();
+    for visit in visits {
+        assert_eq!(visit.await.unwrap().status, 200);
+    }
+    assert_eq!(server.get("/").await.body, "visit number 43\n");
+}
+
+#[tokio::test]
+async fn todo_sqlite_rust_keeps_todos() {
+    let app = example("todo-sqlite-rust");
+    let server = Server::start(&app);
+    let post = |path: &'static str, body: &'static str| {
+        send(server.addr, http::Method::POST, path, body.into())
+    };
+    let created = post("/todos", r#"{"title":"write docs"}"#).await;
+    assert_eq!(
+        (created.status, created.body.as_str()),
+        (201, r#"{"id":1,"title":"write docs","done":false}"#)
+    );
+    post("/todos", r#"{"title":"ship"}"#).await;
+    assert_eq!(post("/todos/1/done", "").await.body, r#"{"id":1}"#);
+    let deleted = send(
+        server.addr,
+        http::Method::DELETE,
+        "/todos/2",
+        Default::default(),
+    )
+    .await;
+    assert_eq!(deleted.body, r#"{"id":2}"#);
+    let list = server.get("/todos").await;
+    assert_eq!(
+        (list.status, list.body.as_str()),
+        (200, r#"[{"id":1,"title":"write docs","done":true}]"#)
+    );
+    let bad = post("/todos", "not json").await;
+    assert_eq!(bad.status, 400, "{}", bad.body);
+}
