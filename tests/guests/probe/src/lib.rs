@@ -109,6 +109,7 @@ impl Guest for Probe {
                 );
                 respond(out, status, &text)
             }
+            "remember" => respond(out, 200, &remember(&param("value"))),
             "wkv" => {
                 let (status, text) = wasi_key_value(&param("label"), &param("op"), &param);
                 respond(out, status, &text)
@@ -261,6 +262,34 @@ fn key_value(label: &str, op: &str, key: &str, value: &str) -> (u16, String) {
         Ok(text) => (200, text),
         Err(e) => (500, format!("error: {e:?}")),
     }
+}
+
+/// Stores `value` in a static buffer and dirties a large heap block, replying with what a
+/// previous request left behind: a fresh instance must see neither.
+fn remember(value: &str) -> String {
+    static mut SLOT: [u8; 64] = [0; 64];
+    const BLOCK: usize = 512 << 10;
+    // SAFETY: a component instance runs one request on one thread.
+    let slot = unsafe { &mut *std::ptr::addr_of_mut!(SLOT) };
+    let previous: Vec<u8> = slot.iter().copied().take_while(|b| *b != 0).collect();
+    let bytes = value.as_bytes();
+    let len = bytes.len().min(slot.len() - 1);
+    slot[..len].copy_from_slice(&bytes[..len]);
+    let layout = std::alloc::Layout::from_size_align(BLOCK, 16).expect("layout");
+    // SAFETY: the layout is non-zero; the block is read as bytes and deliberately leaked.
+    let heap_clean = unsafe {
+        let block = std::alloc::alloc_zeroed(layout);
+        let clean = std::slice::from_raw_parts(block, BLOCK)
+            .iter()
+            .all(|b| *b == 0);
+        std::ptr::write_bytes(block, 0xAB, BLOCK);
+        clean
+    };
+    format!(
+        "previous={} heap={}",
+        String::from_utf8_lossy(&previous),
+        if heap_clean { "clean" } else { "dirty" }
+    )
 }
 
 /// `wasi:keyvalue` operations; parameters `key`, `value`, `delta`, `cursor`, `keys`
