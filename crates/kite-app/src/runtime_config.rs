@@ -19,8 +19,8 @@ pub struct RuntimeConfig {
 pub enum StoreBackend {
     /// An SQLite file (absolute, resolved from the config file's directory).
     Sqlite { path: PathBuf },
-    /// A Redis server; keys are kept under a prefix of the app and label.
-    Redis { url: String },
+    /// A Redis server; keys are kept under `prefix`, or `kite:<app>:<label>:` without one.
+    Redis { url: String, prefix: Option<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,7 +58,7 @@ enum RawVariableProvider {
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum RawStore {
     Sqlite { path: String },
-    Redis { url: String },
+    Redis { url: String, prefix: Option<String> },
 }
 
 #[derive(Deserialize)]
@@ -96,7 +96,7 @@ impl RuntimeConfig {
                         RawStore::Sqlite { path } => StoreBackend::Sqlite {
                             path: resolve(&path),
                         },
-                        RawStore::Redis { url } => StoreBackend::Redis { url },
+                        RawStore::Redis { url, prefix } => StoreBackend::Redis { url, prefix },
                     };
                     (label, backend)
                 })
@@ -168,7 +168,8 @@ mod tests {
         assert_eq!(
             config.key_value_stores["cache"],
             StoreBackend::Redis {
-                url: "redis://127.0.0.1:6379".into()
+                url: "redis://127.0.0.1:6379".into(),
+                prefix: None
             }
         );
         assert!(

@@ -115,6 +115,47 @@ async fn apps_and_stores_sharing_one_redis_are_isolated() {
     );
 }
 
+#[tokio::test]
+async fn a_prefix_in_the_runtime_configuration_separates_or_shares_stores() {
+    let redis = RedisServer::start();
+    // Two apps with the same name: the default prefix would mix their keys, so each
+    // deployment gets its own prefix; a third names the first one's prefix to share it.
+    let with_prefix = |prefix: &str| {
+        let app = app("same", &redis);
+        std::fs::write(
+            app.path().join("runtime.toml"),
+            format!(
+                "[key_value_store.cache]\ntype = \"redis\"\nurl = \"{}\"\nprefix = \"{prefix}\"\n\
+                 [key_value_store.other]\ntype = \"redis\"\nurl = \"{}\"\n",
+                redis.url(),
+                redis.url()
+            ),
+        )
+        .unwrap();
+        app
+    };
+    let (staging, production, reader) = (
+        with_prefix("staging:"),
+        with_prefix("production:"),
+        with_prefix("staging:"),
+    );
+    let (staging, production, reader) = (start(&staging), start(&production), start(&reader));
+    assert_eq!(
+        kv(&staging, "label=cache&op=set&key=k&value=staged")
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        kv(&production, "label=cache&op=get&key=k").await,
+        (200, "none".into())
+    );
+    assert_eq!(
+        kv(&reader, "label=cache&op=get&key=k").await,
+        (200, "staged".into())
+    );
+}
+
 #[test]
 fn an_unreachable_redis_stops_kite_up() {
     let redis = RedisServer::start();

@@ -54,8 +54,10 @@ impl KeyValueStores {
         for label in labels_in_use(granted, seeded) {
             let backend: Arc<dyn KeyValueBackend> = match config.key_value_stores.get(label) {
                 Some(StoreBackend::Sqlite { path }) => Arc::new(open_sqlite(label, path)?),
-                Some(StoreBackend::Redis { url }) => {
-                    let prefix = format!("kite:{}:{label}:", app.name);
+                Some(StoreBackend::Redis { url, prefix }) => {
+                    let prefix = prefix
+                        .clone()
+                        .unwrap_or_else(|| format!("kite:{}:{label}:", app.name));
                     Arc::new(RedisKeyValue::open(url, prefix).map_err(|e| {
                         anyhow::anyhow!("key-value store `{label}` (Redis): {e}")
                     })?)
