@@ -2,10 +2,15 @@
 //! store label and where variable values come from. Kept apart from the manifest so one app
 //! runs unchanged on different machines.
 
+use crate::units::duration_serde;
 use crate::{Location, ManifestError, VariableProvider, ENV_PREFIX};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a Redis connect, command or reply may take unless `timeout` says otherwise.
+pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RuntimeConfig {
@@ -20,7 +25,12 @@ pub enum StoreBackend {
     /// An SQLite file (absolute, resolved from the config file's directory).
     Sqlite { path: PathBuf },
     /// A Redis server; keys are kept under `prefix`, or `kite:<app>:<label>:` without one.
-    Redis { url: String, prefix: Option<String> },
+    /// No connect, command or reply may take longer than `timeout`.
+    Redis {
+        url: String,
+        prefix: Option<String>,
+        timeout: Duration,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,8 +67,15 @@ enum RawVariableProvider {
 #[derive(Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 enum RawStore {
-    Sqlite { path: String },
-    Redis { url: String, prefix: Option<String> },
+    Sqlite {
+        path: String,
+    },
+    Redis {
+        url: String,
+        prefix: Option<String>,
+        #[serde(default, deserialize_with = "duration_serde::deserialize")]
+        timeout: Option<Duration>,
+    },
 }
 
 #[derive(Deserialize)]
@@ -96,7 +113,15 @@ impl RuntimeConfig {
                         RawStore::Sqlite { path } => StoreBackend::Sqlite {
                             path: resolve(&path),
                         },
-                        RawStore::Redis { url, prefix } => StoreBackend::Redis { url, prefix },
+                        RawStore::Redis {
+                            url,
+                            prefix,
+                            timeout,
+                        } => StoreBackend::Redis {
+                            url,
+                            prefix,
+                            timeout: timeout.unwrap_or(DEFAULT_REDIS_TIMEOUT),
+                        },
                     };
                     (label, backend)
                 })
@@ -169,7 +194,8 @@ mod tests {
             config.key_value_stores["cache"],
             StoreBackend::Redis {
                 url: "redis://127.0.0.1:6379".into(),
-                prefix: None
+                prefix: None,
+                timeout: DEFAULT_REDIS_TIMEOUT,
             }
         );
         assert!(
@@ -221,6 +247,15 @@ mod tests {
             load("[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://x\"\nport = 1\n")
                 .unwrap_err();
         assert!(err.message.contains("port"), "{err}");
+        // Inside a tagged table serde reports the table: its line and key, and the value.
+        let err = load(
+            "[key_value_store.a]\ntype = \"sqlite\"\npath = \"a\"\n\
+             [key_value_store.c]\ntype = \"redis\"\nurl = \"redis://x\"\ntimeout = \"soon\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "key_value_store.c", "{err}");
+        assert!(err.message.contains("invalid duration \"soon\""), "{err}");
+        assert_eq!(err.location.map(|l| l.line), Some(4), "{err}");
         let err = load("[mystery]\n").unwrap_err();
         assert!(err.message.contains("unknown field `mystery`"), "{err}");
     }

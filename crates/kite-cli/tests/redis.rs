@@ -169,3 +169,81 @@ fn an_unreachable_redis_stops_kite_up() {
         "{stderr}"
     );
 }
+
+/// A runtime configuration for `app` whose `cache` store is at `url` with `timeout`
+/// (and `other` on `redis`).
+fn with_timeout(app: &TestApp, url: &str, timeout: &str, redis: &RedisServer) {
+    std::fs::write(
+        app.path().join("runtime.toml"),
+        format!(
+            "[key_value_store.cache]\ntype = \"redis\"\nurl = \"{url}\"\ntimeout = \"{timeout}\"\n\
+             [key_value_store.other]\ntype = \"redis\"\nurl = \"{}\"\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn a_redis_that_never_answers_stops_kite_up_within_the_timeout() {
+    // Accepts connections and never says a word.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://{}", silent.local_addr().unwrap());
+    let held = std::thread::spawn(move || {
+        let mut connections = Vec::new();
+        while let Ok((connection, _)) = silent.accept() {
+            connections.push(connection);
+            if connections.len() == 4 {
+                break;
+            }
+        }
+    });
+    let redis = RedisServer::start();
+    let app = app("first", &redis);
+    with_timeout(&app, &url, "1s", &redis);
+    let config = app.path().join("runtime.toml");
+    let started = std::time::Instant::now();
+    let stderr = common::up_fails(&app, &["--runtime-config", config.to_str().unwrap()]);
+    assert!(
+        stderr.contains("key-value store `cache` (Redis)")
+            && stderr.contains("did not answer within 1s"),
+        "{stderr}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(20));
+    drop(held);
+}
+
+#[tokio::test]
+async fn a_stalled_redis_fails_the_request_and_the_store_recovers() {
+    let redis = RedisServer::start();
+    let app = app("first", &redis);
+    with_timeout(&app, &redis.url(), "1s", &redis);
+    let server = start(&app);
+    assert_eq!(
+        kv(&server, "label=cache&op=set&key=k&value=v").await,
+        (200, "ok".into())
+    );
+    // Redis stops answering every client for 3 s.
+    let mut admin = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    std::io::Write::write_all(
+        &mut admin,
+        b"*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n",
+    )
+    .unwrap();
+    let mut reply = [0u8; 5];
+    std::io::Read::read_exact(&mut admin, &mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+
+    let started = std::time::Instant::now();
+    let (status, body) = kv(&server, "label=cache&op=get&key=k").await;
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("did not answer within 1s"), "{body}");
+    assert!(started.elapsed() < std::time::Duration::from_millis(2500));
+
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    assert_eq!(
+        kv(&server, "label=cache&op=get&key=k").await,
+        (200, "v".into()),
+        "a new connection after the stall"
+    );
+}

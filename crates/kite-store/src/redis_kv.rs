@@ -4,11 +4,22 @@
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use redis::Commands;
 use std::sync::{LazyLock, Mutex};
+use std::time::Duration;
 
 pub struct RedisKeyValue {
     client: redis::Client,
     connection: Mutex<Option<redis::Connection>>,
     prefix: String,
+    /// How long connecting, sending a command or waiting for its reply may take.
+    timeout: Duration,
+}
+
+/// Whether an operation may run again on a new connection after the old one failed: only
+/// when running it twice does the same as once.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Retry {
+    Idempotent,
+    Never,
 }
 
 /// Compare-and-swap in one atomic step on the server. ARGV: whether a value is expected
@@ -39,42 +50,78 @@ fn backend_error(e: impl std::fmt::Display) -> StoreError {
 
 impl RedisKeyValue {
     /// Connects to `url` (checked now, so a wrong address fails at start-up); keys are stored
-    /// as `<prefix><key>`.
-    pub fn open(url: &str, prefix: String) -> Result<Self, StoreError> {
-        let client =
-            redis::Client::open(url).map_err(|e| StoreError::Backend(format!("{url}: {e}")))?;
-        let connection = client
-            .get_connection()
-            .map_err(|e| StoreError::Backend(format!("connecting to {url}: {e}")))?;
-        Ok(RedisKeyValue {
+    /// as `<prefix><key>`. No connect, send or reply may take longer than `timeout`.
+    pub fn open(url: &str, prefix: String, timeout: Duration) -> Result<Self, StoreError> {
+        let client = redis::Client::open(url)
+            .map_err(|e| StoreError::Backend(format!("{}: {e}", without_password(url))))?;
+        let store = RedisKeyValue {
             client,
-            connection: Mutex::new(Some(connection)),
+            connection: Mutex::new(None),
             prefix,
-        })
+            timeout,
+        };
+        let connection = store.connect().map_err(|e| {
+            StoreError::Backend(format!("connecting to {}: {e}", without_password(url)))
+        })?;
+        *store.connection.lock().expect("a new mutex") = Some(connection);
+        Ok(store)
     }
 
-    /// Runs `f` on the connection, reconnecting once if the server dropped it.
+    fn connect(&self) -> Result<redis::Connection, StoreError> {
+        let connection = self
+            .client
+            .get_connection_with_timeout(self.timeout)
+            .map_err(|e| self.error(e))?;
+        connection
+            .set_read_timeout(Some(self.timeout))
+            .and_then(|()| connection.set_write_timeout(Some(self.timeout)))
+            .map_err(|e| self.error(e))?;
+        Ok(connection)
+    }
+
+    fn error(&self, e: redis::RedisError) -> StoreError {
+        if e.is_timeout() {
+            StoreError::Backend(format!(
+                "Redis at {} did not answer within {:?}",
+                self.client.get_connection_info().addr,
+                self.timeout
+            ))
+        } else {
+            backend_error(e)
+        }
+    }
+
+    /// Runs `f` on the connection (connecting first if there is none). A connection that
+    /// failed or timed out is dropped, since a late reply would answer the next command;
+    /// `Retry::Idempotent` operations then run once more on a new connection, unless the
+    /// failure was a timeout (the server is slow, not gone).
     fn with<T>(
         &self,
+        retry: Retry,
         f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
     ) -> Result<T, StoreError> {
         let mut slot = self
             .connection
             .lock()
             .map_err(|_| StoreError::Backend("the Redis connection was poisoned".into()))?;
-        if let Some(connection) = slot.as_mut() {
+        let attempts = if retry == Retry::Idempotent { 2 } else { 1 };
+        for attempt in 1..=attempts {
+            let connection = match slot.as_mut() {
+                Some(connection) => connection,
+                None => slot.insert(self.connect()?),
+            };
             match f(connection) {
                 Ok(value) => return Ok(value),
-                Err(e) if !(e.is_io_error() || e.is_connection_dropped()) => {
-                    return Err(backend_error(e))
+                Err(e) if !e.is_io_error() => return Err(backend_error(e)),
+                Err(e) => {
+                    *slot = None;
+                    if e.is_timeout() || attempt == attempts {
+                        return Err(self.error(e));
+                    }
                 }
-                Err(_) => *slot = None,
             }
         }
-        let mut connection = self.client.get_connection().map_err(backend_error)?;
-        let result = f(&mut connection).map_err(backend_error);
-        *slot = Some(connection);
-        result
+        unreachable!("the last attempt returns")
     }
 
     fn key(&self, key: &str) -> String {
@@ -89,27 +136,27 @@ impl RedisKeyValue {
 impl KeyValueBackend for RedisKeyValue {
     fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.key(key);
-        self.with(|c| c.get(&key))
+        self.with(Retry::Idempotent, |c| c.get(&key))
     }
 
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         let key = self.key(key);
-        self.with(|c| c.set(&key, value))
+        self.with(Retry::Idempotent, |c| c.set(&key, value))
     }
 
     fn delete(&self, key: &str) -> Result<(), StoreError> {
         let key = self.key(key);
-        self.with(|c| c.del(&key))
+        self.with(Retry::Idempotent, |c| c.del(&key))
     }
 
     fn exists(&self, key: &str) -> Result<bool, StoreError> {
         let key = self.key(key);
-        self.with(|c| c.exists(&key))
+        self.with(Retry::Idempotent, |c| c.exists(&key))
     }
 
     fn keys(&self) -> Result<Vec<String>, StoreError> {
         let pattern = format!("{}*", escape_glob(&self.prefix));
-        let mut keys: Vec<String> = self.with(|c| {
+        let mut keys: Vec<String> = self.with(Retry::Idempotent, |c| {
             let found: Vec<String> = c.scan_match(&pattern)?.collect();
             Ok(found)
         })?;
@@ -130,7 +177,7 @@ impl KeyValueBackend for RedisKeyValue {
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         let full_key = self.key(key);
-        let reply: Result<i64, StoreError> = self.with(|c| c.incr(&full_key, delta));
+        let reply: Result<i64, StoreError> = self.with(Retry::Never, |c| c.incr(&full_key, delta));
         match reply {
             Err(StoreError::Backend(message)) if message.contains(REDIS_OVERFLOW) => {
                 Err(StoreError::Overflow {
@@ -156,7 +203,7 @@ impl KeyValueBackend for RedisKeyValue {
         let key = self.key(key);
         let expects_value = if expected.is_some() { "1" } else { "0" };
         let expected = expected.unwrap_or_default();
-        let (swapped, current): (i64, Option<Vec<u8>>) = self.with(|c| {
+        let (swapped, current): (i64, Option<Vec<u8>>) = self.with(Retry::Never, |c| {
             SWAP_IF_UNCHANGED
                 .key(&key)
                 .arg(expects_value)
@@ -176,7 +223,7 @@ impl KeyValueBackend for RedisKeyValue {
             return Ok(Vec::new());
         }
         let keys = self.keys_of(keys);
-        self.with(|c| c.mget(&keys))
+        self.with(Retry::Idempotent, |c| c.mget(&keys))
     }
 
     fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
@@ -187,7 +234,7 @@ impl KeyValueBackend for RedisKeyValue {
             .iter()
             .map(|(key, value)| (self.key(key), value.as_slice()))
             .collect();
-        self.with(|c| c.mset(&entries))
+        self.with(Retry::Idempotent, |c| c.mset(&entries))
     }
 
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
@@ -195,7 +242,32 @@ impl KeyValueBackend for RedisKeyValue {
             return Ok(());
         }
         let keys = self.keys_of(keys);
-        self.with(|c| c.del(&keys))
+        self.with(Retry::Idempotent, |c| c.del(&keys))
+    }
+}
+
+/// `url` without the password in its user info, for messages.
+fn without_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_never_show_the_password() {
+        assert_eq!(
+            super::without_password("redis://user:hunter2@cache:6379/0"),
+            "redis://***@cache:6379/0"
+        );
+        assert_eq!(
+            super::without_password("redis://127.0.0.1:6379"),
+            "redis://127.0.0.1:6379"
+        );
     }
 }
 

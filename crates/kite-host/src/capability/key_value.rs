@@ -54,11 +54,15 @@ impl KeyValueStores {
         for label in labels_in_use(granted, seeded) {
             let backend: Arc<dyn KeyValueBackend> = match config.key_value_stores.get(label) {
                 Some(StoreBackend::Sqlite { path }) => Arc::new(open_sqlite(label, path)?),
-                Some(StoreBackend::Redis { url, prefix }) => {
+                Some(StoreBackend::Redis {
+                    url,
+                    prefix,
+                    timeout,
+                }) => {
                     let prefix = prefix
                         .clone()
                         .unwrap_or_else(|| format!("kite:{}:{label}:", app.name));
-                    Arc::new(RedisKeyValue::open(url, prefix).map_err(|e| {
+                    Arc::new(RedisKeyValue::open(url, prefix, *timeout).map_err(|e| {
                         anyhow::anyhow!("key-value store `{label}` (Redis): {e}")
                     })?)
                 }
