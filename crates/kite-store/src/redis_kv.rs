@@ -256,6 +256,18 @@ fn without_password(url: &str) -> String {
     }
 }
 
+/// Escapes Redis glob characters so a prefix matches only itself.
+fn escape_glob(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -269,16 +281,4 @@ mod tests {
             "redis://127.0.0.1:6379"
         );
     }
-}
-
-/// Escapes Redis glob characters so a prefix matches only itself.
-fn escape_glob(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        if matches!(c, '*' | '?' | '[' | ']' | '\\') {
-            out.push('\\');
-        }
-        out.push(c);
-    }
-    out
 }
