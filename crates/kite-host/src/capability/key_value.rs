@@ -4,13 +4,13 @@
 
 use kite_app::{ComponentSpec, DEFAULT_STORE};
 use kite_app::{RuntimeConfig, StoreBackend};
-use kite_store::{KeyValueBackend, RedisKeyValue, SqliteKeyValue};
+use kite_store::{KeyValueBackend, RedisKeyValue, SqliteKeyValue, StoreError};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
-use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTableError};
 
-use super::labels::{labels_in_use, GrantedLabels, OpenStores, Refusal, StoreView};
+use super::labels::{labels_in_use, GrantedLabels, Handle, OpenStores, Refusal, StoreView};
 use crate::InstanceState;
 
 mod bindings {
@@ -29,9 +29,7 @@ use bindings::fermyon::spin::key_value::{self as spin_kv, Error};
 const MAX_OPEN_STORES: usize = 64;
 
 /// A store a guest has opened (a Spin `store` or a `wasi:keyvalue` bucket).
-pub struct OpenStore {
-    pub(super) backend: Arc<dyn KeyValueBackend>,
-}
+pub type OpenStore = Handle<dyn KeyValueBackend>;
 
 /// The app's key-value stores by label.
 #[derive(Clone, Default)]
@@ -128,11 +126,16 @@ impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_kv::add_to_linker::<_, KeyValue>(linker, |state| StoreView {
+/// The key-value part of an instance's state, as both key-value interfaces see it.
+pub(super) fn view(state: &mut InstanceState) -> KeyValueView<'_> {
+    StoreView {
         table: &mut state.table,
         stores: &mut state.key_value,
-    })?;
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_kv::add_to_linker::<_, KeyValue>(linker, view)?;
     Ok(())
 }
 
@@ -140,12 +143,15 @@ fn other(e: impl std::fmt::Display) -> Error {
     Error::Other(e.to_string())
 }
 
-impl KeyValueView<'_> {
-    fn backend(&self, store: &Resource<OpenStore>) -> Result<Arc<dyn KeyValueBackend>, Error> {
-        self.table
-            .get(store)
-            .map(|open| open.backend.clone())
-            .map_err(other)
+impl From<ResourceTableError> for Error {
+    fn from(e: ResourceTableError) -> Self {
+        other(e)
+    }
+}
+
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        other(e)
     }
 }
 
@@ -153,19 +159,15 @@ impl spin_kv::Host for KeyValueView<'_> {}
 
 impl spin_kv::HostStore for KeyValueView<'_> {
     fn open(&mut self, label: String) -> Result<Resource<OpenStore>, Error> {
-        let backend = self.stores.open(&label).map_err(|refusal| match refusal {
+        StoreView::open(self, &label).map_err(|refusal| match refusal {
             Refusal::AccessDenied => Error::AccessDenied,
             Refusal::Unknown => Error::NoSuchStore,
-            Refusal::TooManyOpen => Error::StoreTableFull,
-        })?;
-        self.table.push(OpenStore { backend }).map_err(|e| {
-            self.stores.closed();
-            other(e)
+            Refusal::TooManyOpen | Refusal::TableFull(_) => Error::StoreTableFull,
         })
     }
 
     fn get(&mut self, store: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.backend(&store)?.get(&key).map_err(other)
+        self.backend(&store)?.get(&key).map_err(Error::from)
     }
 
     fn set(
@@ -174,24 +176,22 @@ impl spin_kv::HostStore for KeyValueView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        self.backend(&store)?.set(&key, &value).map_err(other)
+        self.backend(&store)?.set(&key, &value).map_err(Error::from)
     }
 
     fn delete(&mut self, store: Resource<OpenStore>, key: String) -> Result<(), Error> {
-        self.backend(&store)?.delete(&key).map_err(other)
+        self.backend(&store)?.delete(&key).map_err(Error::from)
     }
 
     fn exists(&mut self, store: Resource<OpenStore>, key: String) -> Result<bool, Error> {
-        self.backend(&store)?.exists(&key).map_err(other)
+        self.backend(&store)?.exists(&key).map_err(Error::from)
     }
 
     fn get_keys(&mut self, store: Resource<OpenStore>) -> Result<Vec<String>, Error> {
-        self.backend(&store)?.keys().map_err(other)
+        self.backend(&store)?.keys().map_err(Error::from)
     }
 
     fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {
-        self.table.delete(store)?;
-        self.stores.closed();
-        Ok(())
+        self.close(store)
     }
 }

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 
 /// Labels some component is granted or a seed flag names, each once.
 pub(crate) fn labels_in_use<'a>(
@@ -31,6 +31,13 @@ pub(crate) enum Refusal {
     Unknown,
     /// The instance already holds the most handles it may.
     TooManyOpen,
+    /// The instance's resource table is full.
+    TableFull(ResourceTableError),
+}
+
+/// A handle a guest holds on a store or database: the backend behind the label it opened.
+pub struct Handle<B: ?Sized> {
+    backend: Arc<B>,
 }
 
 /// Per-instance store state: the component's grants and how many handles are open.
@@ -68,6 +75,32 @@ impl<B: ?Sized> OpenStores<B> {
 pub(crate) struct StoreView<'a, B: ?Sized> {
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) stores: &'a mut OpenStores<B>,
+}
+
+impl<B: ?Sized + Send + Sync + 'static> StoreView<'_, B> {
+    /// A new handle on `label`, counted against the instance's limit of open handles.
+    pub(crate) fn open(&mut self, label: &str) -> Result<Resource<Handle<B>>, Refusal> {
+        let backend = self.stores.open(label)?;
+        self.table.push(Handle { backend }).map_err(|e| {
+            self.stores.closed();
+            Refusal::TableFull(e)
+        })
+    }
+
+    /// The backend behind a handle the guest holds.
+    pub(crate) fn backend(
+        &self,
+        handle: &Resource<Handle<B>>,
+    ) -> Result<Arc<B>, ResourceTableError> {
+        self.table.get(handle).map(|open| open.backend.clone())
+    }
+
+    /// The guest dropped a handle.
+    pub(crate) fn close(&mut self, handle: Resource<Handle<B>>) -> wasmtime::Result<()> {
+        self.table.delete(handle)?;
+        self.stores.closed();
+        Ok(())
+    }
 }
 
 impl<B: ?Sized> GrantedLabels<B> {

@@ -1,7 +1,7 @@
 //! SQLite through `fermyon:spin/sqlite@2.0.0`: a component opens only the databases it was
 //! granted and runs statements with typed parameters; the database file belongs to the app.
 
-use super::labels::{labels_in_use, GrantedLabels, OpenStores, Refusal, StoreView};
+use super::labels::{labels_in_use, GrantedLabels, Handle, OpenStores, Refusal, StoreView};
 use crate::InstanceState;
 use kite_app::{App, ComponentSpec, DatabaseBackend, RuntimeConfig, DEFAULT_STORE};
 use kite_store::{DbError, DbValue, SqliteDatabase};
@@ -26,9 +26,7 @@ use bindings::fermyon::spin::sqlite::{self as spin_sqlite, Error, QueryResult, R
 const MAX_OPEN_CONNECTIONS: usize = 64;
 
 /// A database a guest has opened.
-pub struct OpenDatabase {
-    database: Arc<SqliteDatabase>,
-}
+pub type OpenDatabase = Handle<SqliteDatabase>;
 
 /// The app's SQLite databases by label.
 #[derive(Default)]
@@ -141,19 +139,13 @@ impl spin_sqlite::Host for SqliteView<'_> {}
 
 impl spin_sqlite::HostConnection for SqliteView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
-        let database = self
-            .stores
-            .open(&database)
-            .map_err(|refusal| match refusal {
-                Refusal::AccessDenied => Error::AccessDenied,
-                Refusal::Unknown => Error::NoSuchDatabase,
-                Refusal::TooManyOpen => Error::Io(format!(
-                    "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
-                )),
-            })?;
-        self.table.push(OpenDatabase { database }).map_err(|e| {
-            self.stores.closed();
-            Error::Io(e.to_string())
+        StoreView::open(self, &database).map_err(|refusal| match refusal {
+            Refusal::AccessDenied => Error::AccessDenied,
+            Refusal::Unknown => Error::NoSuchDatabase,
+            Refusal::TooManyOpen => Error::Io(format!(
+                "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
+            )),
+            Refusal::TableFull(e) => Error::Io(e.to_string()),
         })
     }
 
@@ -164,9 +156,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
         let database = self
-            .table
-            .get(&connection)
-            .map(|open| open.database.clone())
+            .backend(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
         let result = database
@@ -188,8 +178,6 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
     }
 
     fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
-        self.table.delete(connection)?;
-        self.stores.closed();
-        Ok(())
+        self.close(connection)
     }
 }

@@ -3,9 +3,9 @@
 
 use kite_store::{KeyValueBackend, StoreError, SwapOutcome};
 use std::sync::Arc;
-use wasmtime::component::{HasData, Linker, Resource};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTableError};
 
-use super::key_value::{KeyValueView, OpenStore};
+use super::key_value::{view, KeyValueView, OpenStore};
 use super::labels::{Refusal, StoreView};
 use crate::InstanceState;
 
@@ -40,12 +40,6 @@ impl HasData for WasiKeyValue {
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    fn view(state: &mut InstanceState) -> KeyValueView<'_> {
-        StoreView {
-            table: &mut state.table,
-            stores: &mut state.key_value,
-        }
-    }
     store::add_to_linker::<_, WasiKeyValue>(linker, view)?;
     atomics::add_to_linker::<_, WasiKeyValue>(linker, view)?;
     batch::add_to_linker::<_, WasiKeyValue>(linker, view)?;
@@ -56,52 +50,38 @@ fn other(e: impl std::fmt::Display) -> Error {
     Error::Other(e.to_string())
 }
 
-fn store_error(e: StoreError) -> Error {
-    Error::Other(e.to_string())
+fn cas_store_error(e: impl std::fmt::Display) -> atomics::CasError {
+    atomics::CasError::StoreError(other(e))
 }
 
-impl KeyValueView<'_> {
-    fn bucket(&self, bucket: &Resource<OpenStore>) -> Result<Arc<dyn KeyValueBackend>, Error> {
-        self.table
-            .get(bucket)
-            .map(|open| open.backend.clone())
-            .map_err(other)
+impl From<ResourceTableError> for Error {
+    fn from(e: ResourceTableError) -> Self {
+        other(e)
     }
+}
 
-    fn pending_swap(
-        &mut self,
-        backend: Arc<dyn KeyValueBackend>,
-        key: String,
-    ) -> Result<Resource<PendingSwap>, Error> {
-        let seen = backend.get(&key).map_err(store_error)?;
-        self.table
-            .push(PendingSwap { backend, key, seen })
-            .map_err(other)
+impl From<StoreError> for Error {
+    fn from(e: StoreError) -> Self {
+        other(e)
     }
 }
 
 impl store::Host for KeyValueView<'_> {
     fn open(&mut self, identifier: String) -> Result<Resource<OpenStore>, Error> {
-        let backend = self
-            .stores
-            .open(&identifier)
-            .map_err(|refusal| match refusal {
-                Refusal::AccessDenied => Error::AccessDenied,
-                Refusal::Unknown => Error::NoSuchStore,
-                Refusal::TooManyOpen => {
-                    Error::Other("this instance has too many buckets open; drop some first".into())
-                }
-            })?;
-        self.table.push(OpenStore { backend }).map_err(|e| {
-            self.stores.closed();
-            other(e)
+        StoreView::open(self, &identifier).map_err(|refusal| match refusal {
+            Refusal::AccessDenied => Error::AccessDenied,
+            Refusal::Unknown => Error::NoSuchStore,
+            Refusal::TooManyOpen => {
+                Error::Other("this instance has too many buckets open; drop some first".into())
+            }
+            Refusal::TableFull(e) => other(e),
         })
     }
 }
 
 impl store::HostBucket for KeyValueView<'_> {
     fn get(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.bucket(&bucket)?.get(&key).map_err(store_error)
+        self.backend(&bucket)?.get(&key).map_err(Error::from)
     }
 
     fn set(
@@ -110,15 +90,17 @@ impl store::HostBucket for KeyValueView<'_> {
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        self.bucket(&bucket)?.set(&key, &value).map_err(store_error)
+        self.backend(&bucket)?
+            .set(&key, &value)
+            .map_err(Error::from)
     }
 
     fn delete(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<(), Error> {
-        self.bucket(&bucket)?.delete(&key).map_err(store_error)
+        self.backend(&bucket)?.delete(&key).map_err(Error::from)
     }
 
     fn exists(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<bool, Error> {
-        self.bucket(&bucket)?.exists(&key).map_err(store_error)
+        self.backend(&bucket)?.exists(&key).map_err(Error::from)
     }
 
     fn list_keys(
@@ -127,9 +109,8 @@ impl store::HostBucket for KeyValueView<'_> {
         cursor: Option<String>,
     ) -> Result<KeyResponse, Error> {
         let mut keys = self
-            .bucket(&bucket)?
-            .keys_after(cursor.as_deref(), KEYS_PER_PAGE + 1)
-            .map_err(store_error)?;
+            .backend(&bucket)?
+            .keys_after(cursor.as_deref(), KEYS_PER_PAGE + 1)?;
         let cursor = if keys.len() > KEYS_PER_PAGE {
             keys.truncate(KEYS_PER_PAGE);
             keys.last().cloned()
@@ -140,9 +121,7 @@ impl store::HostBucket for KeyValueView<'_> {
     }
 
     fn drop(&mut self, bucket: Resource<OpenStore>) -> wasmtime::Result<()> {
-        self.table.delete(bucket)?;
-        self.stores.closed();
-        Ok(())
+        self.close(bucket)
     }
 }
 
@@ -153,9 +132,9 @@ impl atomics::Host for KeyValueView<'_> {
         key: String,
         delta: i64,
     ) -> Result<i64, Error> {
-        self.bucket(&bucket)?
+        self.backend(&bucket)?
             .increment(&key, delta)
-            .map_err(store_error)
+            .map_err(Error::from)
     }
 
     fn swap(
@@ -163,13 +142,11 @@ impl atomics::Host for KeyValueView<'_> {
         swap: Resource<PendingSwap>,
         value: Vec<u8>,
     ) -> Result<(), atomics::CasError> {
-        let PendingSwap { backend, key, seen } = self
-            .table
-            .delete(swap)
-            .map_err(|e| atomics::CasError::StoreError(other(e)))?;
+        let PendingSwap { backend, key, seen } =
+            self.table.delete(swap).map_err(cas_store_error)?;
         let outcome = backend
             .swap_if_unchanged(&key, seen.as_deref(), &value)
-            .map_err(|e| atomics::CasError::StoreError(store_error(e)))?;
+            .map_err(cas_store_error)?;
         match outcome {
             SwapOutcome::Swapped => Ok(()),
             SwapOutcome::Changed(current) => {
@@ -180,7 +157,7 @@ impl atomics::Host for KeyValueView<'_> {
                         key,
                         seen: current,
                     })
-                    .map_err(|e| atomics::CasError::StoreError(other(e)))?;
+                    .map_err(cas_store_error)?;
                 Err(atomics::CasError::CasFailed(retry))
             }
         }
@@ -193,15 +170,16 @@ impl atomics::HostCas for KeyValueView<'_> {
         bucket: Resource<OpenStore>,
         key: String,
     ) -> Result<Resource<PendingSwap>, Error> {
-        let backend = self.bucket(&bucket)?;
-        self.pending_swap(backend, key)
+        let backend = self.backend(&bucket)?;
+        let seen = backend.get(&key)?;
+        Ok(self.table.push(PendingSwap { backend, key, seen })?)
     }
 
     fn current(&mut self, swap: Resource<PendingSwap>) -> Result<Option<Vec<u8>>, Error> {
         self.table
             .get(&swap)
             .map(|pending| pending.seen.clone())
-            .map_err(other)
+            .map_err(Error::from)
     }
 
     fn drop(&mut self, swap: Resource<PendingSwap>) -> wasmtime::Result<()> {
@@ -216,7 +194,7 @@ impl batch::Host for KeyValueView<'_> {
         bucket: Resource<OpenStore>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, Error> {
-        let values = self.bucket(&bucket)?.get_many(&keys).map_err(store_error)?;
+        let values = self.backend(&bucket)?.get_many(&keys)?;
         Ok(keys.into_iter().zip(values).collect())
     }
 
@@ -225,14 +203,14 @@ impl batch::Host for KeyValueView<'_> {
         bucket: Resource<OpenStore>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), Error> {
-        self.bucket(&bucket)?
+        self.backend(&bucket)?
             .set_many(&key_values)
-            .map_err(store_error)
+            .map_err(Error::from)
     }
 
     fn delete_many(&mut self, bucket: Resource<OpenStore>, keys: Vec<String>) -> Result<(), Error> {
-        self.bucket(&bucket)?
+        self.backend(&bucket)?
             .delete_many(&keys)
-            .map_err(store_error)
+            .map_err(Error::from)
     }
 }
