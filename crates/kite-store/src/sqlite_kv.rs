@@ -6,14 +6,16 @@ use crate::sqlite_file::open_sqlite_file;
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 pub struct SqliteKeyValue {
     connection: Mutex<Connection>,
 }
 
-fn backend_error(e: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend(e.to_string())
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Backend(e.to_string())
+    }
 }
 
 impl SqliteKeyValue {
@@ -28,12 +30,14 @@ impl SqliteKeyValue {
         })
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        let connection = self
-            .connection
+    fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
+        self.connection
             .lock()
-            .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))?;
-        f(&connection).map_err(backend_error)
+            .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))
+    }
+
+    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
+        Ok(f(&*self.lock()?)?)
     }
 
     /// Runs `f` in one write transaction, committed only if `f` succeeds.
@@ -41,14 +45,10 @@ impl SqliteKeyValue {
         &self,
         f: impl FnOnce(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let connection = self
-            .connection
-            .lock()
-            .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))?;
-        let transaction = Transaction::new_unchecked(&connection, TransactionBehavior::Immediate)
-            .map_err(backend_error)?;
+        let connection = self.lock()?;
+        let transaction = Transaction::new_unchecked(&connection, TransactionBehavior::Immediate)?;
         let value = f(&transaction)?;
-        transaction.commit().map_err(backend_error)?;
+        transaction.commit()?;
         Ok(value)
     }
 }
@@ -117,12 +117,12 @@ impl KeyValueBackend for SqliteKeyValue {
 
     fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.in_transaction(|c| {
-            let current = match read(c, key).map_err(backend_error)? {
+            let current = match read(c, key)? {
                 Some(value) => parse_counter(key, &value)?,
                 None => 0,
             };
             let sum = add_to_counter(key, current, delta)?;
-            write(c, key, sum.to_string().as_bytes()).map_err(backend_error)?;
+            write(c, key, sum.to_string().as_bytes())?;
             Ok(sum)
         })
     }
@@ -134,11 +134,11 @@ impl KeyValueBackend for SqliteKeyValue {
         value: &[u8],
     ) -> Result<SwapOutcome, StoreError> {
         self.in_transaction(|c| {
-            let current = read(c, key).map_err(backend_error)?;
+            let current = read(c, key)?;
             if current.as_deref() != expected {
                 return Ok(SwapOutcome::Changed(current));
             }
-            write(c, key, value).map_err(backend_error)?;
+            write(c, key, value)?;
             Ok(SwapOutcome::Swapped)
         })
     }
@@ -150,7 +150,7 @@ impl KeyValueBackend for SqliteKeyValue {
     fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         self.in_transaction(|c| {
             for (key, value) in entries {
-                write(c, key, value).map_err(backend_error)?;
+                write(c, key, value)?;
             }
             Ok(())
         })
@@ -159,7 +159,7 @@ impl KeyValueBackend for SqliteKeyValue {
     fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         self.in_transaction(|c| {
             for key in keys {
-                remove(c, key).map_err(backend_error)?;
+                remove(c, key)?;
             }
             Ok(())
         })
