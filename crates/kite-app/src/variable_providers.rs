@@ -139,7 +139,7 @@ impl VariableSources {
 
     /// How a person could supply `name`, one clause per source.
     pub(crate) fn how_to_supply(&self, name: &str) -> String {
-        let mut ways: Vec<String> = self
+        let ways: Vec<String> = self
             .sources
             .iter()
             .map(|source| match source {
@@ -151,11 +151,11 @@ impl VariableSources {
                 }
             })
             .collect();
-        ways.push(format!("pass `--variable {name}=VALUE`"));
-        match ways.split_last() {
-            Some((last, [])) => last.clone(),
-            Some((last, rest)) => format!("{}, or {last}", rest.join(", ")),
-            None => unreachable!("the --variable clause is always there"),
+        let last = format!("pass `--variable {name}=VALUE`");
+        if ways.is_empty() {
+            last
+        } else {
+            format!("{}, or {last}", ways.join(", "))
         }
     }
 }

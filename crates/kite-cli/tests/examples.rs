@@ -3,35 +3,12 @@
 
 mod common;
 use common::{kite, send, Server, TestApp};
-use std::path::PathBuf;
-use std::process::Command;
 
 /// Builds `examples/<name>` for wasm32-wasip2 and returns an app directory holding its
 /// manifest with `source` pointing at the built component.
 fn example(name: &str) -> TestApp {
-    let root = common::repo_root();
-    let dir = root.join("examples").join(name);
-    let target_dir = root.join("tests/guests/target");
-    let output = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
-        .arg(&target_dir)
-        .current_dir(&dir)
-        .env_remove("RUSTFLAGS")
-        .env_remove("CARGO_TARGET_DIR")
-        .output()
-        .expect("running cargo to build an example");
-    assert!(
-        output.status.success(),
-        "building examples/{name} failed:\n{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let built: PathBuf = target_dir.join("wasm32-wasip2/release");
+    let dir = common::repo_root().join("examples").join(name);
+    let built = common::build_wasm(&dir);
     let manifest = std::fs::read_to_string(dir.join("kite.toml")).unwrap();
     let manifest = manifest.replace(
         "source = \"target/wasm32-wasip2/release/",
@@ -53,11 +30,7 @@ async fn hello_rust_greets() {
 async fn outbound_rust_reaches_the_allowed_host_and_is_refused_the_other() {
     let app = example("outbound-rust");
     // The manifest names the server's own address, so serve on a port known in advance.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = common::free_port();
     let manifest_path = app.path().join("kite.toml");
     let manifest = std::fs::read_to_string(&manifest_path).unwrap();
     std::fs::write(

@@ -104,8 +104,8 @@ impl RedisKeyValue {
             .connection
             .lock()
             .map_err(|_| StoreError::Backend("the Redis connection was poisoned".into()))?;
-        let attempts = if retry == Retry::Idempotent { 2 } else { 1 };
-        for attempt in 1..=attempts {
+        let mut may_retry = retry == Retry::Idempotent;
+        loop {
             let connection = match slot.as_mut() {
                 Some(connection) => connection,
                 None => slot.insert(self.connect()?),
@@ -115,13 +115,13 @@ impl RedisKeyValue {
                 Err(e) if !e.is_io_error() => return Err(backend_error(e)),
                 Err(e) => {
                     *slot = None;
-                    if e.is_timeout() || attempt == attempts {
+                    if e.is_timeout() || !may_retry {
                         return Err(self.error(e));
                     }
+                    may_retry = false;
                 }
             }
         }
-        unreachable!("the last attempt returns")
     }
 
     fn key(&self, key: &str) -> String {

@@ -18,28 +18,44 @@ pub fn repo_root() -> PathBuf {
         .unwrap()
 }
 
+/// The target directory shared by the test guests and the examples (same toolchain and
+/// dependency versions, so dependencies compile once).
+pub fn wasm_target_dir() -> PathBuf {
+    repo_root().join("tests/guests/target")
+}
+
+/// Builds the cargo project in `dir` for wasm32-wasip2 (release) into [`wasm_target_dir`];
+/// returns the directory holding the built `.wasm` files.
+pub fn build_wasm(dir: &Path) -> PathBuf {
+    let target_dir = wasm_target_dir();
+    let output = Command::new(env!("CARGO"))
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "wasm32-wasip2",
+            "--target-dir",
+        ])
+        .arg(&target_dir)
+        .current_dir(dir)
+        .env_remove("RUSTFLAGS")
+        .env_remove("CARGO_TARGET_DIR")
+        .output()
+        .expect("running cargo to build a wasm component");
+    assert!(
+        output.status.success(),
+        "building {} failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+        dir.display(),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    target_dir.join("wasm32-wasip2/release")
+}
+
 /// Path of a guest component, building tests/guests once per test process.
 pub fn guest(name: &str) -> PathBuf {
     static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    let target_dir = BUILT.get_or_init(|| {
-        let guests = repo_root().join("tests/guests");
-        let target_dir = guests.join("target");
-        let output = Command::new(env!("CARGO"))
-            .args(["build", "--release", "--target", "wasm32-wasip2", "--target-dir"])
-            .arg(&target_dir)
-            .current_dir(&guests)
-            .env_remove("RUSTFLAGS")
-            .env_remove("CARGO_TARGET_DIR")
-            .output()
-            .expect("running cargo to build the test guests");
-        assert!(
-            output.status.success(),
-            "building tests/guests failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        target_dir
-    });
-    let path = target_dir.join(format!("wasm32-wasip2/release/{name}.wasm"));
+    let built = BUILT.get_or_init(|| build_wasm(&repo_root().join("tests/guests")));
+    let path = built.join(format!("{name}.wasm"));
     assert!(path.is_file(), "no guest {}", path.display());
     path
 }
@@ -338,6 +354,16 @@ pub fn rss_bytes(pid: u32) -> u64 {
 }
 
 /// A real redis-server on a free loopback port, without persistence; killed on drop.
+/// A loopback port the OS just handed out and nobody listens on, for servers whose address
+/// must be known before they start.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct RedisServer {
     child: Child,
     pub port: u16,
@@ -345,11 +371,7 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = free_port();
         let child = Command::new("redis-server")
             .args([
                 "--port",

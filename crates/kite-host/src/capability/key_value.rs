@@ -76,13 +76,7 @@ impl KeyValueStores {
         }
         Ok(KeyValueStores { stores })
     }
-}
 
-fn open_sqlite(label: &str, path: &Path) -> anyhow::Result<SqliteKeyValue> {
-    SqliteKeyValue::open(path).map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))
-}
-
-impl KeyValueStores {
     /// Sets `key` in the store `label` (`kite up --key-value`); setting is idempotent.
     pub fn seed(&self, label: &str, key: &str, value: &str) -> anyhow::Result<()> {
         let store = self.stores.get(label).ok_or_else(|| {
@@ -92,6 +86,10 @@ impl KeyValueStores {
             .set(key, value.as_bytes())
             .map_err(|e| anyhow::anyhow!("--key-value {label}:{key}=...: {e}"))
     }
+}
+
+fn open_sqlite(label: &str, path: &Path) -> anyhow::Result<SqliteKeyValue> {
+    SqliteKeyValue::open(path).map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))
 }
 
 pub struct KeyValueGrant {

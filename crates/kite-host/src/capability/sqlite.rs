@@ -60,9 +60,7 @@ impl SqliteDatabases {
         }
         Ok(SqliteDatabases { databases })
     }
-}
 
-impl SqliteDatabases {
     /// Runs `script` on the database `label` unless this exact script was applied before
     /// (`kite up --sqlite`). Returns whether it ran.
     pub fn seed(&self, label: &str, script: &str) -> anyhow::Result<bool> {
