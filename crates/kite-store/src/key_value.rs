@@ -26,7 +26,9 @@ pub trait KeyValueBackend: Send + Sync {
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// Every key, in byte order.
-    fn keys(&self) -> Result<Vec<String>, StoreError>;
+    fn keys(&self) -> Result<Vec<String>, StoreError> {
+        self.keys_after(None, usize::MAX)
+    }
     /// At most `limit` keys greater than `after` (all keys when `None`), in byte order.
     fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
     /// Atomically adds `delta` to the decimal integer under `key` (a missing key counts as 0)

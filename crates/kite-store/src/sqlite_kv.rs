@@ -96,14 +96,6 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn keys(&self) -> Result<Vec<String>, StoreError> {
-        self.with(|c| {
-            let mut statement = c.prepare_cached("SELECT key FROM kv ORDER BY key")?;
-            let keys = statement.query_map([], |row| row.get(0))?;
-            keys.collect()
-        })
-    }
-
     fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
