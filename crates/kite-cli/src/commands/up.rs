@@ -62,7 +62,8 @@ pub struct UpArgs {
     #[arg(long = "sqlite", value_name = "LABEL:@FILE|LABEL:SQL", value_parser = parse_sqlite_seed)]
     pub sqlite_seeds: Vec<(String, String)>,
 
-    /// Runtime configuration: which backend (SQLite file, Redis) serves each store label.
+    /// Runtime configuration: which backend (SQLite file, Redis) serves each store label, and
+    /// where variable values come from (docs/runtime-config.md).
     #[arg(long, value_name = "FILE")]
     pub runtime_config: Option<PathBuf>,
 
