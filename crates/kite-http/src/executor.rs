@@ -226,6 +226,10 @@ impl WasiHttpExecutor {
                 failure.log(&component, &request_id);
             }
             let _ = handler_done.send(outcome.is_ok());
+            // Resetting the instance's memory and tables can wait until the response has
+            // been written: yielding lets the connection task send it first.
+            tokio::task::yield_now().await;
+            drop(store);
             outcome
         }
     }
