@@ -139,6 +139,22 @@ async fn past_the_instance_limit_requests_get_503() {
 }
 
 #[tokio::test]
+async fn instances_built_ahead_give_their_slots_to_requests() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/one/...\"\ncomponent = \"one\"\n[[route]]\npath = \"/...\"\ncomponent = \"other\"\n\
+         [component.one]\nsource = \"PROBE\"\n[component.other]\nsource = \"PROBE\"\n",
+    );
+    let server = Server::start_with(&app, &["--max-instances", "1"]);
+    for path in ["/one/hello", "/hello", "/one/hello", "/hello"] {
+        // After each response an instance of that component is built ahead and holds the
+        // only slot; the next request, for the other component, must still be served.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+    }
+}
+
+#[tokio::test]
 async fn a_component_past_its_max_concurrency_gets_503_and_others_do_not() {
     let app = TestApp::probe(
         "[[route]]\npath = \"/one/...\"\ncomponent = \"one\"\n[[route]]\npath = \"/...\"\ncomponent = \"other\"\n\

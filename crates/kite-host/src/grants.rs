@@ -7,6 +7,7 @@ use crate::capability::{
     variables::VariablesGrant,
 };
 use crate::guest_log::GuestLog;
+use crate::request_tag::RequestTag;
 use crate::InstanceState;
 use kite_app::{ComponentSpec, ResolvedVariables};
 use std::sync::Arc;
@@ -59,20 +60,21 @@ impl ComponentGrants {
         })
     }
 
-    /// A fresh instance state for one request.
-    pub fn instance_state(&self, request_id: Arc<str>) -> anyhow::Result<InstanceState> {
+    /// A fresh instance state, for exactly one request (see [`InstanceState::begin_request`]).
+    pub fn instance_state(&self) -> anyhow::Result<InstanceState> {
+        let request = RequestTag::default();
         let mut wasi = WasiCtxBuilder::new();
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
         wasi.stdout(GuestLog::new(
             self.component.clone(),
-            request_id.clone(),
+            request.clone(),
             "stdout",
         ));
         wasi.stderr(GuestLog::new(
             self.component.clone(),
-            request_id.clone(),
+            request.clone(),
             "stderr",
         ));
         self.env.prepare(&mut wasi);
@@ -84,7 +86,8 @@ impl ComponentGrants {
             limits: StoreLimitsBuilder::new()
                 .memory_size(self.memory_limit)
                 .build(),
-            outbound: self.outbound_http.prepare(request_id),
+            outbound: self.outbound_http.prepare(request.clone()),
+            request,
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),
             sqlite: self.sqlite.prepare(),

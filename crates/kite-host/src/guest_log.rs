@@ -1,6 +1,7 @@
 //! Guest stdout and stderr, written line by line into Kite's log, tagged with the
 //! component and request id. Nothing a guest prints reaches the host's own stdio.
 
+use crate::request_tag::RequestTag;
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -14,15 +15,15 @@ const MAX_LINE: usize = 16 * 1024;
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     component: Arc<str>,
-    request_id: Arc<str>,
+    request: RequestTag,
     stream: &'static str,
 }
 
 impl GuestLog {
-    pub(crate) fn new(component: Arc<str>, request_id: Arc<str>, stream: &'static str) -> Self {
+    pub(crate) fn new(component: Arc<str>, request: RequestTag, stream: &'static str) -> Self {
         GuestLog {
             component,
-            request_id,
+            request,
             stream,
         }
     }
@@ -55,7 +56,7 @@ impl LineWriter {
         tracing::info!(
             target: "kite::guest",
             component = %self.log.component,
-            request_id = %self.log.request_id,
+            request_id = %self.log.request,
             stream = self.log.stream,
             "{line}"
         );

@@ -5,6 +5,7 @@ pub mod capability;
 mod grants;
 mod guest_log;
 mod linker;
+mod request_tag;
 mod state;
 
 pub use capability::key_value::KeyValueStores;

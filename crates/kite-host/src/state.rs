@@ -5,6 +5,8 @@ use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
+use crate::request_tag::RequestTag;
+use std::sync::Arc;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -19,9 +21,16 @@ pub struct InstanceState {
     pub(crate) variables: ComponentVariables,
     pub(crate) key_value: ComponentKeyValue,
     pub(crate) sqlite: ComponentSqlite,
+    pub(crate) request: RequestTag,
 }
 
 impl InstanceState {
+    /// Hands the instance its request: from now on its logs carry `request_id`. An instance
+    /// serves one request only.
+    pub fn begin_request(&mut self, request_id: Arc<str>) {
+        self.request.set(request_id);
+    }
+
     /// The memory and table limits the store enforces (`Store::limiter`).
     pub fn limits(&mut self) -> &mut StoreLimits {
         &mut self.limits

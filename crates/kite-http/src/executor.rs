@@ -1,8 +1,9 @@
-//! The wasi:http executor: one fresh `Store` and instance per request, filled from the
-//! component's grants, with its memory limit and deadline; guest failures become 5xx.
+//! The wasi:http executor: one fresh instance per request, filled from the component's
+//! grants, with its memory limit and deadline; guest failures become 5xx.
 
 use crate::body_limit::LimitedBody;
 use crate::failure::{busy_response, error_response, set_request_id, GuestFailure};
+use crate::instances::{instantiate_for_request, FreshInstance, InstanceFactory, ReadyInstances};
 use crate::response_body::GuardedBody;
 use http::{Request, Response, StatusCode};
 use http_body_util::BodyExt;
@@ -11,30 +12,36 @@ use kite_app::{ComponentSpec, Limits};
 use kite_host::{AppResources, ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 use tokio::sync::{oneshot, Semaphore};
 use wasmtime::component::{Component, Linker, Resource};
-use wasmtime::{Store, UpdateDeadline};
+use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
 type GuestResponse = Result<Response<HyperOutgoingBody>, ErrorCode>;
 
+/// How the guest's handler ended: sent once it returns, traps or runs out of time.
+pub(crate) type HandlerOutcome = Result<(), GuestFailure>;
+
 pub(crate) struct WasiHttpExecutor {
     component: Arc<str>,
-    pre: ProxyPre<InstanceState>,
-    grants: ComponentGrants,
+    /// This component's index in the trigger (its key in `ready`).
+    index: usize,
+    factory: Arc<InstanceFactory>,
+    ready: Arc<ReadyInstances>,
     limits: Limits,
     /// Present when the manifest sets `limits.max_concurrency`.
     concurrency: Option<Arc<Semaphore>>,
 }
 
-/// One request's instance, ready to run.
+/// One request's instance, ready to run; `proxy` is `None` when it still has to be
+/// instantiated.
 struct PreparedCall {
     store: Store<InstanceState>,
+    proxy: Option<Proxy>,
     request: Resource<HostIncomingRequest>,
     outparam: Resource<HostResponseOutparam>,
 }
@@ -42,9 +49,11 @@ struct PreparedCall {
 impl WasiHttpExecutor {
     pub(crate) fn new(
         spec: &ComponentSpec,
+        index: usize,
         component: &Component,
         linker: &Linker<InstanceState>,
         resources: &AppResources,
+        ready: Arc<ReadyInstances>,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
             anyhow::anyhow!(
@@ -60,10 +69,12 @@ impl WasiHttpExecutor {
                 spec.source.display()
             )
         })?;
+        let grants = ComponentGrants::validate(spec, resources)?;
         Ok(WasiHttpExecutor {
             component: spec.id.as_str().into(),
-            pre,
-            grants: ComponentGrants::validate(spec, resources)?,
+            index,
+            factory: Arc::new(InstanceFactory::new(pre, grants, spec.limits.timeout)),
+            ready,
             limits: spec.limits,
             concurrency: spec
                 .limits
@@ -71,7 +82,6 @@ impl WasiHttpExecutor {
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
         })
     }
-
     pub(crate) fn component(&self) -> &str {
         &self.component
     }
@@ -111,18 +121,23 @@ impl WasiHttpExecutor {
             Ok(call) => call,
             Err(response) => return *response,
         };
-        let (handler_done, handler_ok) = oneshot::channel();
+        let (handler_done, handler_outcome) = oneshot::channel();
         let guest = self.run_guest(call, request_id.clone(), handler_done);
-        let task = tokio::spawn(async move {
-            let outcome = guest.await;
+        let (factory, ready, index) = (self.factory.clone(), self.ready.clone(), self.index);
+        tokio::spawn(async move {
+            let used = guest.await;
             drop(permit);
-            outcome
+            // Resetting the used instance and building the next one can wait until the
+            // response has been written: yielding lets the connection task send it first.
+            tokio::task::yield_now().await;
+            drop(used);
+            ready.refill(index, &factory).await;
         });
 
         let failure = match response_receiver.await {
             Ok(Ok(response)) => {
                 let mut response =
-                    response.map(|body| GuardedBody::new(body, handler_ok).boxed_unsync());
+                    response.map(|body| GuardedBody::new(body, handler_outcome).boxed_unsync());
                 set_request_id(&mut response, request_id);
                 return response;
             }
@@ -130,14 +145,14 @@ impl WasiHttpExecutor {
                 tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code:?}");
                 None
             }
-            Err(_) => match task.await {
+            Err(_) => match handler_outcome.await {
                 Ok(Err(failure)) => Some(failure),
                 Ok(Ok(())) => {
                     tracing::error!(component = %self.component, request_id = %request_id, "the component returned without sending a response");
                     None
                 }
-                Err(join_error) => {
-                    tracing::error!(component = %self.component, request_id = %request_id, "the request task failed: {join_error}");
+                Err(_) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "the request task ended without an outcome");
                     None
                 }
             },
@@ -155,22 +170,30 @@ impl WasiHttpExecutor {
         }
     }
 
-    /// A fresh store from this component's grants, with the request and the response slot
-    /// in its resource table. `Err` is the response to send instead.
+    /// This request's fresh instance (built ahead if one is ready), with the request and
+    /// the response slot in its resource table. `Err` is the response to send instead.
     fn prepare(
         &self,
         req: Request<LimitedBody<Incoming>>,
         request_id: &Arc<str>,
         response_sender: oneshot::Sender<GuestResponse>,
     ) -> Result<PreparedCall, Box<Response<HyperOutgoingBody>>> {
-        let mut store = self.new_store(request_id).map_err(|e| {
-            tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
-            Box::new(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                request_id,
-                "the component could not be started",
-            ))
-        })?;
+        let (mut store, proxy) = match self.ready.take(self.index) {
+            Some(FreshInstance { store, proxy }) => (store, Some(proxy)),
+            None => (
+                self.factory.new_store().map_err(|e| {
+                    tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
+                    Box::new(error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        request_id,
+                        "the component could not be started",
+                    ))
+                })?,
+                None,
+            ),
+        };
+        store.data_mut().begin_request(request_id.clone());
+        self.factory.start_deadline(&mut store);
         let mut http = store.data_mut().http();
         let request = http.new_incoming_request(Scheme::Http, req).map_err(|e| {
             Box::new(error_response(
@@ -188,30 +211,37 @@ impl WasiHttpExecutor {
         })?;
         Ok(PreparedCall {
             store,
+            proxy,
             request,
             outparam,
         })
     }
 
-    /// Instantiates and runs the guest's handler within the deadline; logs any failure and
-    /// reports through `handler_done` whether the handler finished normally.
+    /// Instantiates (unless built ahead) and runs the guest's handler within the deadline;
+    /// logs any failure and reports the outcome through `handler_done`. Resolves to the
+    /// used store, for the caller to drop once the response is out.
     fn run_guest(
         &self,
         call: PreparedCall,
         request_id: Arc<str>,
-        handler_done: oneshot::Sender<bool>,
-    ) -> impl std::future::Future<Output = Result<(), GuestFailure>> + Send + 'static {
-        let pre = self.pre.clone();
-        let timeout = self.limits.timeout;
+        handler_done: oneshot::Sender<HandlerOutcome>,
+    ) -> impl std::future::Future<Output = Store<InstanceState>> + Send + 'static {
+        let factory = self.factory.clone();
+        let ready = self.ready.clone();
         let component = self.component.clone();
         async move {
             let PreparedCall {
                 mut store,
+                proxy,
                 request,
                 outparam,
             } = call;
+            let timeout = factory.timeout();
             let run = async {
-                let proxy = pre.instantiate_async(&mut store).await?;
+                let proxy = match proxy {
+                    Some(proxy) => proxy,
+                    None => instantiate_for_request(&factory, &ready, &mut store).await?,
+                };
                 proxy
                     .wasi_http_incoming_handler()
                     .call_handle(&mut store, request, outparam)
@@ -225,32 +255,9 @@ impl WasiHttpExecutor {
             if let Err(failure) = &outcome {
                 failure.log(&component, &request_id);
             }
-            let _ = handler_done.send(outcome.is_ok());
-            // Resetting the instance's memory and tables can wait until the response has
-            // been written: yielding lets the connection task send it first.
-            tokio::task::yield_now().await;
-            drop(store);
-            outcome
+            let _ = handler_done.send(outcome);
+            store
         }
-    }
-
-    fn new_store(&self, request_id: &Arc<str>) -> anyhow::Result<Store<InstanceState>> {
-        let state = self.grants.instance_state(request_id.clone())?;
-        let mut store = Store::new(self.pre.engine(), state);
-        store.limiter(|state| state.limits());
-        // On every epoch tick a running guest yields to the event loop, so a guest that
-        // computes for long never holds up other requests on its thread; past its deadline
-        // it is interrupted.
-        let deadline = Instant::now() + self.limits.timeout;
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
-                UpdateDeadline::Interrupt
-            } else {
-                UpdateDeadline::Yield(1)
-            })
-        });
-        Ok(store)
     }
 
     fn too_large(&self, request_id: &str) -> Response<HyperOutgoingBody> {

@@ -4,6 +4,7 @@
 mod body_limit;
 mod executor;
 mod failure;
+mod instances;
 mod request_id;
 mod response_body;
 mod router;

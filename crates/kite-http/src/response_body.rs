@@ -1,6 +1,7 @@
 //! A response body that ends cleanly only if the guest's handler finished without a trap
 //! or deadline; otherwise it ends with an error so the client sees a broken response.
 
+use crate::executor::HandlerOutcome;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
@@ -12,12 +13,15 @@ use wasmtime_wasi_http::Error as HttpError;
 
 pub(crate) struct GuardedBody {
     inner: HyperOutgoingBody,
-    /// Resolves to whether the handler completed successfully.
-    handler_ok: Option<oneshot::Receiver<bool>>,
+    /// Resolves to how the handler ended.
+    handler_ok: Option<oneshot::Receiver<HandlerOutcome>>,
 }
 
 impl GuardedBody {
-    pub(crate) fn new(inner: HyperOutgoingBody, handler_ok: oneshot::Receiver<bool>) -> Self {
+    pub(crate) fn new(
+        inner: HyperOutgoingBody,
+        handler_ok: oneshot::Receiver<HandlerOutcome>,
+    ) -> Self {
         GuardedBody {
             inner,
             handler_ok: Some(handler_ok),
@@ -42,7 +46,7 @@ impl Body for GuardedBody {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(outcome) => {
                         self.handler_ok = None;
-                        if outcome == Ok(true) {
+                        if matches!(outcome, Ok(Ok(()))) {
                             Poll::Ready(None)
                         } else {
                             Poll::Ready(Some(Err(HttpError::HttpResponseIncomplete)))

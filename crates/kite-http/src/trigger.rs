@@ -3,6 +3,7 @@
 
 use crate::executor::WasiHttpExecutor;
 use crate::failure::error_response;
+use crate::instances::ReadyInstances;
 use crate::request_id::next_request_id;
 use crate::router::Router;
 use http::{Request, Response, StatusCode};
@@ -10,6 +11,7 @@ use hyper::body::Incoming;
 use kite_app::App;
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, InstanceState};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -37,15 +39,19 @@ impl HttpTrigger {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut executors = Vec::with_capacity(app.components.len());
-        for spec in &app.components {
+        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let ready = Arc::new(ReadyInstances::new(workers));
+        for (index, spec) in app.components.iter().enumerate() {
             let loaded = engine
                 .load_component(&spec.source)
                 .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
             executors.push(WasiHttpExecutor::new(
                 spec,
+                index,
                 &loaded.component,
                 &linker,
                 resources,
+                ready.clone(),
             )?);
             on_loaded(ComponentLoaded {
                 id: &spec.id,

@@ -235,6 +235,20 @@ impl Server {
         }
     }
 
+    /// Waits for a log line that `matches` and returns it; fails the test, showing the
+    /// log, if none appears within 10 s.
+    pub fn expect_log_line(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let log = self.log();
+            if let Some(line) = log.lines().find(|l| matches(l)) {
+                return line.to_string();
+            }
+            assert!(Instant::now() < deadline, "no log line {what}:\n{log}");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }

@@ -1,6 +1,7 @@
 //! Outbound HTTP through `wasi:http/outgoing-handler`: a request leaves only if its URL
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
 
+use crate::request_tag::RequestTag;
 use http::uri::Scheme;
 use kite_app::{ComponentSpec, OutboundRule};
 use std::future::Future;
@@ -27,10 +28,10 @@ impl OutboundHttpGrant {
         })
     }
 
-    pub fn prepare(&self, request_id: Arc<str>) -> OutboundHttp {
+    pub(crate) fn prepare(&self, request: RequestTag) -> OutboundHttp {
         OutboundHttp {
             policy: self.policy.clone(),
-            request_id,
+            request,
         }
     }
 }
@@ -38,7 +39,7 @@ impl OutboundHttpGrant {
 /// Per-instance hooks that wasi:http calls for every outgoing request.
 pub struct OutboundHttp {
     policy: Arc<OutboundPolicy>,
-    request_id: Arc<str>,
+    request: RequestTag,
 }
 
 type SendFuture = Box<
@@ -86,7 +87,7 @@ impl WasiHttpHooks for OutboundHttp {
         if let Err(rule) = self.policy.check(request.uri()) {
             tracing::warn!(
                 component = %self.policy.component,
-                request_id = %self.request_id,
+                request_id = %self.request,
                 "denied outbound request to {}: add \"{rule}\" to `allowed_outbound_hosts` of component `{}` to allow it",
                 request.uri(),
                 self.policy.component,

@@ -1,0 +1,156 @@
+//! Fresh instances, each used for exactly one request: built from the component's grants,
+//! and after a request the next one's built ahead, off the path of the response just sent.
+
+use kite_host::{ComponentGrants, InstanceState};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+
+/// A store with a never-run instance in it (only instantiation, including any start
+/// functions, has happened).
+pub(crate) struct FreshInstance {
+    pub(crate) store: Store<InstanceState>,
+    pub(crate) proxy: Proxy,
+}
+
+/// Builds one component's instances from its grants.
+pub(crate) struct InstanceFactory {
+    pre: ProxyPre<InstanceState>,
+    grants: ComponentGrants,
+    timeout: Duration,
+}
+
+impl InstanceFactory {
+    pub(crate) fn new(
+        pre: ProxyPre<InstanceState>,
+        grants: ComponentGrants,
+        timeout: Duration,
+    ) -> Self {
+        InstanceFactory {
+            pre,
+            grants,
+            timeout,
+        }
+    }
+
+    /// A store filled from the component's grants, with no instance yet.
+    pub(crate) fn new_store(&self) -> anyhow::Result<Store<InstanceState>> {
+        let mut store = Store::new(self.pre.engine(), self.grants.instance_state()?);
+        store.limiter(|state| state.limits());
+        self.start_deadline(&mut store);
+        Ok(store)
+    }
+
+    /// Gives the store's guest the component's full deadline from now. On every epoch tick
+    /// a running guest yields to the event loop, so a guest that computes for long never
+    /// holds up other requests on its thread; past its deadline it is interrupted.
+    pub(crate) fn start_deadline(&self, store: &mut Store<InstanceState>) {
+        let deadline = Instant::now() + self.timeout;
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(move |_| {
+            Ok(if Instant::now() >= deadline {
+                UpdateDeadline::Interrupt
+            } else {
+                UpdateDeadline::Yield(1)
+            })
+        });
+    }
+
+    pub(crate) async fn instantiate(
+        &self,
+        store: &mut Store<InstanceState>,
+    ) -> wasmtime::Result<Proxy> {
+        self.pre.instantiate_async(store).await
+    }
+
+    /// A complete fresh instance, or `None` if one cannot be built now (no free slot, or
+    /// the grants cannot be filled; a request will report why).
+    pub(crate) async fn build(&self) -> Option<FreshInstance> {
+        let mut store = self.new_store().ok()?;
+        match self.instantiate(&mut store).await {
+            Ok(proxy) => Some(FreshInstance { store, proxy }),
+            Err(e) => {
+                tracing::debug!("an instance could not be built ahead: {e:#}");
+                None
+            }
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+}
+
+/// Instances built ahead, for every component of a trigger, shared by its worker threads.
+/// Each holds an instance slot; when slots run out they are given back before a request
+/// is refused.
+pub(crate) struct ReadyInstances {
+    ready: Mutex<Vec<(usize, FreshInstance)>>,
+    per_component: usize,
+}
+
+impl ReadyInstances {
+    /// Keeps at most `per_component` instances ahead for each component (one per worker
+    /// thread is enough for every worker to find one).
+    pub(crate) fn new(per_component: usize) -> Self {
+        ReadyInstances {
+            ready: Mutex::new(Vec::new()),
+            per_component,
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, FreshInstance)>> {
+        // The list stays consistent whatever a panicking holder did, so a poisoned lock is
+        // still usable.
+        self.ready
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    pub(crate) fn take(&self, component: usize) -> Option<FreshInstance> {
+        let mut ready = self.lock();
+        let position = ready.iter().position(|(c, _)| *c == component)?;
+        Some(ready.swap_remove(position).1)
+    }
+
+    fn has_room(&self, component: usize) -> bool {
+        self.lock().iter().filter(|(c, _)| *c == component).count() < self.per_component
+    }
+
+    /// Builds an instance of `component` ahead if it has fewer than its share.
+    pub(crate) async fn refill(&self, component: usize, factory: &InstanceFactory) {
+        if !self.has_room(component) {
+            return;
+        }
+        if let Some(instance) = factory.build().await {
+            let mut ready = self.lock();
+            if ready.iter().filter(|(c, _)| *c == component).count() < self.per_component {
+                ready.push((component, instance));
+            }
+        }
+    }
+
+    /// Drops every instance built ahead, freeing their slots. Returns whether there were any.
+    pub(crate) fn release_all(&self) -> bool {
+        let released = std::mem::take(&mut *self.lock());
+        !released.is_empty()
+    }
+}
+
+/// Instantiates `factory`'s component in `store` for a request; when every slot is taken,
+/// the instances built ahead are given back first and instantiation is tried once more.
+pub(crate) async fn instantiate_for_request(
+    factory: &InstanceFactory,
+    ready: &ReadyInstances,
+    store: &mut Store<InstanceState>,
+) -> wasmtime::Result<Proxy> {
+    match factory.instantiate(store).await {
+        Err(e)
+            if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() && ready.release_all() =>
+        {
+            factory.instantiate(store).await
+        }
+        other => other,
+    }
+}
