@@ -82,7 +82,7 @@ impl WasiHttpExecutor {
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
         })
     }
-    pub(crate) fn component(&self) -> &str {
+    pub(crate) fn component(&self) -> &Arc<str> {
         &self.component
     }
 

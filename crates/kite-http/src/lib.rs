@@ -1,6 +1,7 @@
 //! Kite's HTTP trigger: a hyper server on one current-thread runtime per core, a router
 //! from paths to components, and the wasi:http executor that runs a fresh instance per request.
 
+mod access_log;
 mod body_limit;
 mod executor;
 mod failure;

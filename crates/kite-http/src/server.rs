@@ -1,6 +1,7 @@
 //! Serves a trigger: one current-thread tokio runtime per worker thread, all accepting on
 //! the same listener; on shutdown, stop accepting and let in-flight requests finish (bounded).
 
+use crate::access_log;
 use crate::HttpTrigger;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -70,6 +71,7 @@ fn worker(
         .build()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
+        tokio::spawn(access_log::write_queued_records());
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())

@@ -1,6 +1,7 @@
 //! The HTTP trigger for one app: every component compiled once into a pre-instantiated
 //! executor at load, a router over the app's routes, and the per-request dispatch.
 
+use crate::access_log::{self, AccessRecord};
 use crate::executor::WasiHttpExecutor;
 use crate::failure::error_response;
 use crate::instances::ReadyInstances;
@@ -91,7 +92,7 @@ impl HttpTrigger {
                 let executor = &self.executors[index];
                 (
                     executor.handle(req, &request_id).await,
-                    executor.component(),
+                    Some(executor.component().clone()),
                 )
             }
             None => (
@@ -100,18 +101,17 @@ impl HttpTrigger {
                     &request_id,
                     &format!("no route matches {}", uri.path()),
                 ),
-                "-",
+                None,
             ),
         };
-        tracing::info!(
-            target: "kite::request",
-            component = %component,
-            request_id = %request_id,
-            "{method} {} {} {:.2}ms",
-            uri.path_and_query().map_or("/", |p| p.as_str()),
-            response.status().as_u16(),
-            started.elapsed().as_secs_f64() * 1000.0,
-        );
+        access_log::log(AccessRecord {
+            method,
+            uri,
+            status: response.status(),
+            elapsed: started.elapsed(),
+            component,
+            request_id,
+        });
         response
     }
 }
