@@ -118,8 +118,11 @@ def cpu_seconds(pid):
 
 
 def to_us(text):
-    value, unit = re.match(r"([\d.]+)(us|ms|s)", text).groups()
-    return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000}[unit]
+    match = re.match(r"([\d.]+)(us|ms|s|m)$", text)
+    if not match:
+        raise RuntimeError(f"unexpected latency from wrk: {text!r}")
+    value, unit = match.groups()
+    return float(value) * {"us": 1, "ms": 1000, "s": 1_000_000, "m": 60_000_000}[unit]
 
 
 def wrk(url, connections, threads, duration, latency=False):
@@ -134,8 +137,8 @@ def wrk(url, connections, threads, duration, latency=False):
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     result["errors"] = int(errors.group(1)) if errors else 0
     if latency:
-        result["p50"] = to_us(re.search(r"50%\s+(\S+)", out).group(1))
-        result["p99"] = to_us(re.search(r"99%\s+(\S+)", out).group(1))
+        result["p50"] = to_us(re.search(r"^\s*50%\s+(\S+)", out, re.M).group(1))
+        result["p99"] = to_us(re.search(r"^\s*99%\s+(\S+)", out, re.M).group(1))
     return result
 
 
