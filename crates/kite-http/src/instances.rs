@@ -2,6 +2,7 @@
 //! and after a request the next one's built ahead, off the path of the response just sent.
 
 use kite_host::{ComponentGrants, InstanceState};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
@@ -87,17 +88,26 @@ impl InstanceFactory {
 /// is refused.
 pub(crate) struct ReadyInstances {
     ready: Mutex<Vec<(usize, FreshInstance)>>,
-    per_component: usize,
+    per_component: AtomicUsize,
 }
 
 impl ReadyInstances {
-    /// Keeps at most `per_component` instances ahead for each component (one per worker
-    /// thread is enough for every worker to find one).
-    pub(crate) fn new(per_component: usize) -> Self {
+    /// Keeps at most one instance ahead for each component until told otherwise.
+    pub(crate) fn new() -> Self {
         ReadyInstances {
             ready: Mutex::new(Vec::new()),
-            per_component,
+            per_component: AtomicUsize::new(1),
         }
+    }
+
+    /// Keeps at most `n` instances ahead for each component: one per worker thread lets
+    /// every worker find one.
+    pub(crate) fn keep_per_component(&self, n: usize) {
+        self.per_component.store(n, Ordering::Relaxed);
+    }
+
+    fn per_component(&self) -> usize {
+        self.per_component.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, FreshInstance)>> {
@@ -115,7 +125,7 @@ impl ReadyInstances {
     }
 
     fn has_room(&self, component: usize) -> bool {
-        self.lock().iter().filter(|(c, _)| *c == component).count() < self.per_component
+        self.lock().iter().filter(|(c, _)| *c == component).count() < self.per_component()
     }
 
     /// Builds an instance of `component` ahead if it has fewer than its share.
@@ -125,7 +135,7 @@ impl ReadyInstances {
         }
         if let Some(instance) = factory.build().await {
             let mut ready = self.lock();
-            if ready.iter().filter(|(c, _)| *c == component).count() < self.per_component {
+            if ready.iter().filter(|(c, _)| *c == component).count() < self.per_component() {
                 ready.push((component, instance));
             }
         }

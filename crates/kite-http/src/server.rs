@@ -37,6 +37,7 @@ pub fn serve(
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
+    trigger.set_workers(options.workers);
     let mut workers = Vec::with_capacity(options.workers);
     for index in 0..options.workers.max(1) {
         let listener = listener.try_clone()?;

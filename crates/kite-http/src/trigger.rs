@@ -20,6 +20,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 pub struct HttpTrigger {
     router: Router,
     executors: Vec<WasiHttpExecutor>,
+    ready: Arc<ReadyInstances>,
 }
 
 /// Reported once per component while an app loads (for progress output).
@@ -40,8 +41,7 @@ impl HttpTrigger {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut executors = Vec::with_capacity(app.components.len());
-        let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let ready = Arc::new(ReadyInstances::new(workers));
+        let ready = Arc::new(ReadyInstances::new());
         for (index, spec) in app.components.iter().enumerate() {
             let loaded = engine
                 .load_component(&spec.source)
@@ -66,7 +66,16 @@ impl HttpTrigger {
                 .position(|c| c.id == id)
                 .expect("routes were validated against components at load")
         });
-        Ok(HttpTrigger { router, executors })
+        Ok(HttpTrigger {
+            router,
+            executors,
+            ready,
+        })
+    }
+
+    /// Serving on `workers` threads: keep one instance of each component ahead per thread.
+    pub(crate) fn set_workers(&self, workers: usize) {
+        self.ready.keep_per_component(workers.max(1));
     }
 
     /// `(route, component)` pairs, most specific first, in the order they are matched.
