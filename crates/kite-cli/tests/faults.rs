@@ -152,6 +152,13 @@ async fn instances_built_ahead_give_their_slots_to_requests() {
         let reply = server.get(path).await;
         assert_eq!(reply.status, 200, "{path}: {}", reply.body);
     }
+    // Back to back: the previous request's instance may not be dropped yet when the next
+    // one arrives; it waits for the slot instead of being refused.
+    for i in 0..60 {
+        let path = if i % 3 == 0 { "/one/hello" } else { "/hello" };
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 200, "request {i}, {path}: {}", reply.body);
+    }
 }
 
 #[tokio::test]

@@ -127,11 +127,7 @@ impl WasiHttpExecutor {
         tokio::spawn(async move {
             let used = guest.await;
             drop(permit);
-            // Resetting the used instance and building the next one can wait until the
-            // response has been written: yielding lets the connection task send it first.
-            tokio::task::yield_now().await;
-            drop(used);
-            ready.refill(index, &factory).await;
+            ready.after_request(index, &factory, used).await;
         });
 
         let failure = match response_receiver.await {

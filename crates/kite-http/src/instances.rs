@@ -5,6 +5,7 @@ use kite_host::{ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
+use tokio::sync::Notify;
 use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
@@ -83,12 +84,20 @@ impl InstanceFactory {
     }
 }
 
+/// How long a request that finds every instance slot taken waits for slots that finished
+/// requests are about to give back, before it is refused.
+const SETTLE_WAIT: Duration = Duration::from_millis(100);
+
 /// Instances built ahead, for every component of a trigger, shared by its worker threads.
 /// Each holds an instance slot; when slots run out they are given back before a request
 /// is refused.
 pub(crate) struct ReadyInstances {
     ready: Mutex<Vec<(usize, FreshInstance)>>,
     per_component: AtomicUsize,
+    /// Finished requests whose instance is not yet dropped, or whose successor is still
+    /// being built.
+    settling: AtomicUsize,
+    settled: Notify,
 }
 
 impl ReadyInstances {
@@ -97,6 +106,8 @@ impl ReadyInstances {
         ReadyInstances {
             ready: Mutex::new(Vec::new()),
             per_component: AtomicUsize::new(1),
+            settling: AtomicUsize::new(0),
+            settled: Notify::new(),
         }
     }
 
@@ -128,8 +139,31 @@ impl ReadyInstances {
         self.lock().iter().filter(|(c, _)| *c == component).count() < self.per_component()
     }
 
+    /// After a request's handler has finished: once the response is out, drops the used
+    /// instance and builds the next one for `component`.
+    pub(crate) async fn after_request(
+        &self,
+        component: usize,
+        factory: &InstanceFactory,
+        used: Store<InstanceState>,
+    ) {
+        struct Settling<'a>(&'a ReadyInstances);
+        impl Drop for Settling<'_> {
+            fn drop(&mut self) {
+                self.0.settling.fetch_sub(1, Ordering::AcqRel);
+                self.0.settled.notify_waiters();
+            }
+        }
+        self.settling.fetch_add(1, Ordering::AcqRel);
+        let _settling = Settling(self);
+        // Yielding lets the connection task write the response first.
+        tokio::task::yield_now().await;
+        drop(used);
+        self.refill(component, factory).await;
+    }
+
     /// Builds an instance of `component` ahead if it has fewer than its share.
-    pub(crate) async fn refill(&self, component: usize, factory: &InstanceFactory) {
+    async fn refill(&self, component: usize, factory: &InstanceFactory) {
         if !self.has_room(component) {
             return;
         }
@@ -148,19 +182,30 @@ impl ReadyInstances {
     }
 }
 
-/// Instantiates `factory`'s component in `store` for a request; when every slot is taken,
-/// the instances built ahead are given back first and instantiation is tried once more.
+/// Instantiates `factory`'s component in `store` for a request. When every slot is taken,
+/// the instances built ahead give theirs back, and slots of finished requests are waited
+/// for (up to [`SETTLE_WAIT`]), before the request is refused.
 pub(crate) async fn instantiate_for_request(
     factory: &InstanceFactory,
     ready: &ReadyInstances,
     store: &mut Store<InstanceState>,
 ) -> wasmtime::Result<Proxy> {
-    match factory.instantiate(store).await {
-        Err(e)
-            if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() && ready.release_all() =>
-        {
-            factory.instantiate(store).await
+    let mut waited = false;
+    for _ in 0..3 {
+        let settled = ready.settled.notified();
+        match factory.instantiate(store).await {
+            Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
+                if ready.release_all() {
+                    continue;
+                }
+                if waited || ready.settling.load(Ordering::Acquire) == 0 {
+                    return Err(e);
+                }
+                waited = true;
+                let _ = tokio::time::timeout(SETTLE_WAIT, settled).await;
+            }
+            other => return other,
         }
-        other => other,
     }
+    factory.instantiate(store).await
 }
