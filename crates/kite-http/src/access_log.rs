@@ -75,7 +75,8 @@ pub(crate) async fn write_queued_records() {
     impl Drop for FlushOnDrop {
         fn drop(&mut self) {
             QUEUE.with_borrow_mut(|queue| queue.has_writer = false);
-            for record in take_queued() {
+            let queued = QUEUE.with_borrow_mut(|queue| std::mem::take(&mut queue.records));
+            for record in queued {
                 record.write();
             }
         }
@@ -100,8 +101,4 @@ pub(crate) async fn write_queued_records() {
             record.write();
         }
     }
-}
-
-fn take_queued() -> Vec<AccessRecord> {
-    QUEUE.with_borrow_mut(|queue| std::mem::take(&mut queue.records))
 }

@@ -82,6 +82,7 @@ impl WasiHttpExecutor {
                 .map(|n| Arc::new(Semaphore::new(n as usize))),
         })
     }
+
     pub(crate) fn component(&self) -> &Arc<str> {
         &self.component
     }
@@ -122,10 +123,10 @@ impl WasiHttpExecutor {
             Err(response) => return *response,
         };
         let (handler_done, handler_outcome) = oneshot::channel();
-        let guest = self.run_guest(call, request_id.clone(), handler_done);
         let (factory, ready, index) = (self.factory.clone(), self.ready.clone(), self.index);
+        let (component, id) = (self.component.clone(), request_id.clone());
         tokio::spawn(async move {
-            let used = guest.await;
+            let used = run_guest(&factory, &ready, &component, call, &id, handler_done).await;
             drop(permit);
             ready.after_request(index, &factory, used).await;
         });
@@ -213,49 +214,6 @@ impl WasiHttpExecutor {
         })
     }
 
-    /// Instantiates (unless built ahead) and runs the guest's handler within the deadline;
-    /// logs any failure and reports the outcome through `handler_done`. Resolves to the
-    /// used store, for the caller to drop once the response is out.
-    fn run_guest(
-        &self,
-        call: PreparedCall,
-        request_id: Arc<str>,
-        handler_done: oneshot::Sender<HandlerOutcome>,
-    ) -> impl std::future::Future<Output = Store<InstanceState>> + Send + 'static {
-        let factory = self.factory.clone();
-        let ready = self.ready.clone();
-        let component = self.component.clone();
-        async move {
-            let PreparedCall {
-                mut store,
-                proxy,
-                request,
-                outparam,
-            } = call;
-            let timeout = factory.timeout();
-            let run = async {
-                let proxy = match proxy {
-                    Some(proxy) => proxy,
-                    None => instantiate_for_request(&factory, &ready, &mut store).await?,
-                };
-                proxy
-                    .wasi_http_incoming_handler()
-                    .call_handle(&mut store, request, outparam)
-                    .await
-            };
-            let outcome = match tokio::time::timeout(timeout, run).await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(e)) => Err(GuestFailure::from_error(e, timeout)),
-                Err(_) => Err(GuestFailure::Deadline(timeout)),
-            };
-            if let Err(failure) = &outcome {
-                failure.log(&component, &request_id);
-            }
-            let _ = handler_done.send(outcome);
-            store
-        }
-    }
-
     fn too_large(&self, request_id: &str) -> Response<HyperOutgoingBody> {
         error_response(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -266,4 +224,44 @@ impl WasiHttpExecutor {
             ),
         )
     }
+}
+
+/// Instantiates (unless built ahead) and runs the guest's handler within the deadline; logs
+/// any failure and reports the outcome through `handler_done`. Returns the used store, for
+/// the caller to drop once the response is out.
+async fn run_guest(
+    factory: &InstanceFactory,
+    ready: &ReadyInstances,
+    component: &str,
+    call: PreparedCall,
+    request_id: &str,
+    handler_done: oneshot::Sender<HandlerOutcome>,
+) -> Store<InstanceState> {
+    let PreparedCall {
+        mut store,
+        proxy,
+        request,
+        outparam,
+    } = call;
+    let timeout = factory.timeout();
+    let run = async {
+        let proxy = match proxy {
+            Some(proxy) => proxy,
+            None => instantiate_for_request(factory, ready, &mut store).await?,
+        };
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, outparam)
+            .await
+    };
+    let outcome = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(GuestFailure::from_error(e, timeout)),
+        Err(_) => Err(GuestFailure::Deadline(timeout)),
+    };
+    if let Err(failure) = &outcome {
+        failure.log(component, request_id);
+    }
+    let _ = handler_done.send(outcome);
+    store
 }

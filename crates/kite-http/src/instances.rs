@@ -36,11 +36,10 @@ impl InstanceFactory {
         }
     }
 
-    /// A store filled from the component's grants, with no instance yet.
+    /// A store filled from the component's grants, with no instance and no deadline yet.
     pub(crate) fn new_store(&self) -> anyhow::Result<Store<InstanceState>> {
         let mut store = Store::new(self.pre.engine(), self.grants.instance_state()?);
         store.limiter(|state| state.limits());
-        self.start_deadline(&mut store);
         Ok(store)
     }
 
@@ -70,6 +69,9 @@ impl InstanceFactory {
     /// the grants cannot be filled; a request will report why).
     pub(crate) async fn build(&self) -> Option<FreshInstance> {
         let mut store = self.new_store().ok()?;
+        // Start functions, if the component has any, run under the same deadline; the
+        // request restarts it when it takes the instance.
+        self.start_deadline(&mut store);
         match self.instantiate(&mut store).await {
             Ok(proxy) => Some(FreshInstance { store, proxy }),
             Err(e) => {
@@ -92,7 +94,8 @@ const SETTLE_WAIT: Duration = Duration::from_millis(100);
 /// Each holds an instance slot; when slots run out they are given back before a request
 /// is refused.
 pub(crate) struct ReadyInstances {
-    ready: Mutex<Vec<(usize, FreshInstance)>>,
+    /// Indexed by component.
+    ready: Mutex<Vec<Vec<FreshInstance>>>,
     per_component: AtomicUsize,
     /// Finished requests whose instance is not yet dropped, or whose successor is still
     /// being built.
@@ -101,10 +104,11 @@ pub(crate) struct ReadyInstances {
 }
 
 impl ReadyInstances {
-    /// Keeps at most one instance ahead for each component until told otherwise.
-    pub(crate) fn new() -> Self {
+    /// For `components` components; keeps at most one instance ahead for each until told
+    /// otherwise.
+    pub(crate) fn new(components: usize) -> Self {
         ReadyInstances {
-            ready: Mutex::new(Vec::new()),
+            ready: Mutex::new((0..components).map(|_| Vec::new()).collect()),
             per_component: AtomicUsize::new(1),
             settling: AtomicUsize::new(0),
             settled: Notify::new(),
@@ -121,7 +125,7 @@ impl ReadyInstances {
         self.per_component.load(Ordering::Relaxed)
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(usize, FreshInstance)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Vec<FreshInstance>>> {
         // The list stays consistent whatever a panicking holder did, so a poisoned lock is
         // still usable.
         self.ready
@@ -130,13 +134,11 @@ impl ReadyInstances {
     }
 
     pub(crate) fn take(&self, component: usize) -> Option<FreshInstance> {
-        let mut ready = self.lock();
-        let position = ready.iter().position(|(c, _)| *c == component)?;
-        Some(ready.swap_remove(position).1)
+        self.lock()[component].pop()
     }
 
     fn has_room(&self, component: usize) -> bool {
-        self.lock().iter().filter(|(c, _)| *c == component).count() < self.per_component()
+        self.lock()[component].len() < self.per_component()
     }
 
     /// After a request's handler has finished: once the response is out, drops the used
@@ -169,15 +171,16 @@ impl ReadyInstances {
         }
         if let Some(instance) = factory.build().await {
             let mut ready = self.lock();
-            if ready.iter().filter(|(c, _)| *c == component).count() < self.per_component() {
-                ready.push((component, instance));
+            if ready[component].len() < self.per_component() {
+                ready[component].push(instance);
             }
         }
     }
 
     /// Drops every instance built ahead, freeing their slots. Returns whether there were any.
     pub(crate) fn release_all(&self) -> bool {
-        let released = std::mem::take(&mut *self.lock());
+        let released: Vec<FreshInstance> =
+            self.lock().iter_mut().flat_map(std::mem::take).collect();
         !released.is_empty()
     }
 }

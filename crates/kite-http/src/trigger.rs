@@ -41,7 +41,7 @@ impl HttpTrigger {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut executors = Vec::with_capacity(app.components.len());
-        let ready = Arc::new(ReadyInstances::new());
+        let ready = Arc::new(ReadyInstances::new(app.components.len()));
         for (index, spec) in app.components.iter().enumerate() {
             let loaded = engine
                 .load_component(&spec.source)
