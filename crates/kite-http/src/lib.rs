@@ -12,5 +12,6 @@ mod router;
 mod server;
 mod trigger;
 
+pub use access_log::use_ansi_colours;
 pub use server::{serve, ServeOptions};
 pub use trigger::{ComponentLoaded, HttpTrigger};
