@@ -107,3 +107,53 @@ async fn seed_scripts_run_once_per_database() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn a_runaway_statement_stops_at_the_deadline_and_frees_the_database() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"db\"\n\
+         [component.db]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n\
+         [component.db.limits]\ntimeout = \"1s\"\n",
+    );
+    let server = Server::start(&app);
+    let endless =
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let started = std::time::Instant::now();
+    let both = async {
+        tokio::join!(sql(&server, "/sql?db=default", endless), async {
+            // Asked while the runaway statement holds the database: answered once it stops.
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            sql(&server, "/sql?db=default", "SELECT 41 + 1 AS answer").await
+        })
+    };
+    let (runaway, (status, body)) = tokio::time::timeout(std::time::Duration::from_secs(20), both)
+        .await
+        .expect("the runaway statement was never stopped");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    // The guest sees the error (400 from the probe), or is stopped itself right after (504).
+    assert!(matches!(runaway.0, 400 | 504), "{runaway:?}");
+    if runaway.0 == 400 {
+        assert!(runaway.1.contains("deadline"), "{runaway:?}");
+    }
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("Integer(42)"), "{body}");
+}
+
+#[tokio::test]
+async fn oversized_values_and_results_are_refused() {
+    let app = app();
+    let server = Server::start(&app);
+    let (status, body) = sql(&server, "/sql?db=default", "SELECT zeroblob(40000000)").await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("too big"), "{body}");
+    let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 40) SELECT zeroblob(1000000) FROM c";
+    let (status, body) = sql(&server, "/sql?db=default", many).await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("larger than 32 MiB"), "{body}");
+    let (status, _) = sql(&server, "/sql?db=default", "SELECT 1").await;
+    assert_eq!(status, 200);
+}

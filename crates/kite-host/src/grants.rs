@@ -91,6 +91,7 @@ impl ComponentGrants {
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),
             sqlite: self.sqlite.prepare(),
+            deadline: None,
         })
     }
 }

@@ -7,6 +7,7 @@ use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
 use crate::request_tag::RequestTag;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::ResourceTable;
 use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
@@ -22,6 +23,8 @@ pub struct InstanceState {
     pub(crate) key_value: ComponentKeyValue,
     pub(crate) sqlite: ComponentSqlite,
     pub(crate) request: RequestTag,
+    /// When the request must be done by (set when it starts running).
+    pub(crate) deadline: Option<Instant>,
 }
 
 impl InstanceState {
@@ -29,6 +32,12 @@ impl InstanceState {
     /// serves one request only.
     pub fn begin_request(&mut self, request_id: Arc<str>) {
         self.request.set(request_id);
+    }
+
+    /// The request must be done by `deadline`: host calls that can stop early (SQLite
+    /// statements) stop there; the guest's own code is stopped by the epoch deadline.
+    pub fn set_deadline(&mut self, deadline: Instant) {
+        self.deadline = Some(deadline);
     }
 
     /// The memory and table limits the store enforces (`Store::limiter`).

@@ -48,6 +48,7 @@ impl InstanceFactory {
     /// holds up other requests on its thread; past its deadline it is interrupted.
     pub(crate) fn start_deadline(&self, store: &mut Store<InstanceState>) {
         let deadline = Instant::now() + self.timeout;
+        store.data_mut().set_deadline(deadline);
         store.set_epoch_deadline(1);
         store.epoch_deadline_callback(move |_| {
             Ok(if Instant::now() >= deadline {

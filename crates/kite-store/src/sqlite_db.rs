@@ -1,11 +1,21 @@
 //! SQLite databases for guests: a file per label in WAL mode; statements run with typed
-//! parameters and return column names and typed rows.
+//! parameters, stop at the request's deadline, and return bounded column names and rows.
 
 use crate::sqlite_file::open_sqlite_file;
+use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
-use rusqlite::Connection;
+use rusqlite::{Connection, ErrorCode};
 use std::path::Path;
 use std::sync::Mutex;
+use std::time::Instant;
+
+/// The largest string or blob a statement may build or store (SQLite's own default is
+/// 1 GB, which one guest request could make the host allocate).
+pub const MAX_VALUE_BYTES: usize = 32 << 20;
+/// The largest result one statement may return to a guest.
+pub const MAX_RESULT_BYTES: usize = 32 << 20;
+/// SQLite virtual-machine steps between two looks at the deadline while a statement runs.
+const STEPS_BETWEEN_DEADLINE_CHECKS: i32 = 10_000;
 
 /// A value as guests see it.
 #[derive(Debug, Clone, PartialEq)]
@@ -39,36 +49,86 @@ impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<Self, DbError> {
         let connection =
             open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
+        let max_value = i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX);
+        connection
+            .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
+            .map_err(map_error)?;
         Ok(SqliteDatabase {
             connection: Mutex::new(connection),
         })
     }
 
-    /// Runs one statement; rows are returned for statements that produce them.
-    pub fn execute(&self, statement: &str, parameters: &[DbValue]) -> Result<QueryResult, DbError> {
-        let connection = self
+    /// Runs one statement; rows are returned for statements that produce them. A statement
+    /// still running at `deadline` is stopped, so a runaway query cannot hold the database
+    /// (and the thread) past its request's time.
+    pub fn execute(
+        &self,
+        statement: &str,
+        parameters: &[DbValue],
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult, DbError> {
+        let mut connection = self
             .connection
             .lock()
             .map_err(|_| DbError::Io("the database connection was poisoned".into()))?;
-        let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
-        let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
-        let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
-        let mut rows = prepared
-            .query(rusqlite::params_from_iter(parameters))
-            .map_err(map_error)?;
-        let mut result = QueryResult {
-            columns,
-            rows: Vec::new(),
-        };
-        while let Some(row) = rows.next().map_err(map_error)? {
-            let mut values = Vec::with_capacity(result.columns.len());
-            for index in 0..result.columns.len() {
-                values.push(from_sql(row.get_ref(index).map_err(map_error)?));
-            }
-            result.rows.push(values);
+        if let Some(deadline) = deadline {
+            connection
+                .progress_handler(
+                    STEPS_BETWEEN_DEADLINE_CHECKS,
+                    Some(move || Instant::now() >= deadline),
+                )
+                .map_err(map_error)?;
         }
-        Ok(result)
+        let result = run(&connection, statement, parameters);
+        if deadline.is_some() {
+            let _ = connection.progress_handler(0, None::<fn() -> bool>);
+        }
+        result.map_err(|e| match e.sqlite_error_code() {
+            Some(ErrorCode::OperationInterrupted) => DbError::Io(
+                "the statement was stopped at the request's deadline (`limits.timeout`)".into(),
+            ),
+            _ => map_error(e),
+        })
     }
+}
+
+/// Runs `statement` and collects its rows, refusing results over [`MAX_RESULT_BYTES`].
+fn run(
+    connection: &Connection,
+    statement: &str,
+    parameters: &[DbValue],
+) -> rusqlite::Result<QueryResult> {
+    let mut prepared = connection.prepare_cached(statement)?;
+    let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
+    let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
+    let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
+    let mut result = QueryResult {
+        columns,
+        rows: Vec::new(),
+    };
+    let mut size: usize = result.columns.iter().map(String::len).sum();
+    while let Some(row) = rows.next()? {
+        let mut values = Vec::with_capacity(result.columns.len());
+        for index in 0..result.columns.len() {
+            let value = row.get_ref(index)?;
+            size += match value {
+                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() + 8,
+                _ => 8,
+            };
+            if size > MAX_RESULT_BYTES {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
+                    Some(format!(
+                        "the result is larger than {} MiB; select fewer rows or columns",
+                        MAX_RESULT_BYTES >> 20
+                    )),
+                ));
+            }
+            values.push(from_sql(value));
+        }
+        result.rows.push(values);
+    }
+    Ok(result)
 }
 
 impl SqliteDatabase {
@@ -156,6 +216,7 @@ mod tests {
         db.execute(
             "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
             &[],
+            None,
         )
         .unwrap();
         let inserted = db
@@ -168,11 +229,12 @@ mod tests {
                     DbValue::Blob(vec![0, 255]),
                     DbValue::Null,
                 ],
+                None,
             )
             .unwrap();
         assert!(inserted.rows.is_empty());
         let selected = db
-            .execute("SELECT * FROM t WHERE i = ?", &[DbValue::Integer(7)])
+            .execute("SELECT * FROM t WHERE i = ?", &[DbValue::Integer(7)], None)
             .unwrap();
         assert_eq!(selected.columns, vec!["i", "r", "s", "b", "n"]);
         assert_eq!(
@@ -186,7 +248,7 @@ mod tests {
             ]]
         );
         assert!(matches!(
-            db.execute("SELEC nonsense", &[]),
+            db.execute("SELEC nonsense", &[], None),
             Err(DbError::Io(_))
         ));
     }
@@ -198,9 +260,50 @@ mod tests {
         let script = "CREATE TABLE seeded (x INTEGER); INSERT INTO seeded VALUES (1);";
         assert!(db.apply_once(script).unwrap());
         assert!(!db.apply_once(script).unwrap());
-        let count = db.execute("SELECT count(*) FROM seeded", &[]).unwrap();
+        let count = db
+            .execute("SELECT count(*) FROM seeded", &[], None)
+            .unwrap();
         assert_eq!(count.rows, vec![vec![DbValue::Integer(1)]]);
         assert!(db.apply_once("CREATE TABLE broken (").is_err());
         assert!(db.apply_once("INSERT INTO seeded VALUES (2);").unwrap());
+    }
+
+    #[test]
+    fn runaway_statements_stop_at_the_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT count(*) FROM c";
+        let started = Instant::now();
+        let deadline = started + std::time::Duration::from_millis(200);
+        let Err(DbError::Io(message)) = db.execute(endless, &[], Some(deadline)) else {
+            panic!("an endless statement must be stopped");
+        };
+        assert!(message.contains("deadline"), "{message}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(5));
+        // The next statement, with no deadline, is not interrupted by the old one's.
+        let one = db.execute("SELECT 1", &[], None).unwrap();
+        assert_eq!(one.rows, vec![vec![DbValue::Integer(1)]]);
+    }
+
+    #[test]
+    fn values_and_results_are_bounded() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let huge = format!("SELECT zeroblob({})", MAX_VALUE_BYTES + 1);
+        let Err(DbError::Io(message)) = db.execute(&huge, &[], None) else {
+            panic!("a value over the limit must be refused");
+        };
+        assert!(message.contains("too big"), "{message}");
+        let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 40) \
+                    SELECT zeroblob(1000000) FROM c";
+        let Err(DbError::Io(message)) = db.execute(many, &[], None) else {
+            panic!("a result over the limit must be refused");
+        };
+        assert!(message.contains("larger than 32 MiB"), "{message}");
+        let fits = db
+            .execute(&many.replace("LIMIT 40", "LIMIT 3"), &[], None)
+            .unwrap();
+        assert_eq!(fits.rows.len(), 3);
     }
 }

@@ -109,6 +109,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| StoreView {
         table: &mut state.table,
         stores: &mut state.sqlite,
+        deadline: state.deadline,
     })?;
     Ok(())
 }
@@ -158,7 +159,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
             .map_err(|_| Error::InvalidConnection)?;
         let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
         let result = database
-            .execute(&statement, &parameters)
+            .execute(&statement, &parameters, self.deadline)
             .map_err(|e| match e {
                 DbError::Full => Error::DatabaseFull,
                 DbError::Io(message) => Error::Io(message),
