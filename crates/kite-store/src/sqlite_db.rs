@@ -11,9 +11,9 @@ use std::time::Instant;
 
 /// The largest string or blob a statement may build or store (SQLite's own default is
 /// 1 GB, which one guest request could make the host allocate).
-pub const MAX_VALUE_BYTES: usize = 32 << 20;
+const MAX_VALUE_BYTES: usize = 32 << 20;
 /// The largest result one statement may return to a guest.
-pub const MAX_RESULT_BYTES: usize = 32 << 20;
+const MAX_RESULT_BYTES: usize = 32 << 20;
 /// SQLite virtual-machine steps between two looks at the deadline while a statement runs.
 const STEPS_BETWEEN_DEADLINE_CHECKS: i32 = 10_000;
 
@@ -83,12 +83,7 @@ impl SqliteDatabase {
         if deadline.is_some() {
             let _ = connection.progress_handler(0, None::<fn() -> bool>);
         }
-        result.map_err(|e| match e.sqlite_error_code() {
-            Some(ErrorCode::OperationInterrupted) => DbError::Io(
-                "the statement was stopped at the request's deadline (`limits.timeout`)".into(),
-            ),
-            _ => map_error(e),
-        })
+        result
     }
 }
 
@@ -97,32 +92,31 @@ fn run(
     connection: &Connection,
     statement: &str,
     parameters: &[DbValue],
-) -> rusqlite::Result<QueryResult> {
-    let mut prepared = connection.prepare_cached(statement)?;
+) -> Result<QueryResult, DbError> {
+    let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
     let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
     let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
-    let mut rows = prepared.query(rusqlite::params_from_iter(parameters))?;
+    let mut rows = prepared
+        .query(rusqlite::params_from_iter(parameters))
+        .map_err(map_error)?;
     let mut result = QueryResult {
         columns,
         rows: Vec::new(),
     };
     let mut size: usize = result.columns.iter().map(String::len).sum();
-    while let Some(row) = rows.next()? {
+    while let Some(row) = rows.next().map_err(map_error)? {
         let mut values = Vec::with_capacity(result.columns.len());
         for index in 0..result.columns.len() {
-            let value = row.get_ref(index)?;
+            let value = row.get_ref(index).map_err(map_error)?;
             size += match value {
                 ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() + 8,
                 _ => 8,
             };
             if size > MAX_RESULT_BYTES {
-                return Err(rusqlite::Error::SqliteFailure(
-                    rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_TOOBIG),
-                    Some(format!(
-                        "the result is larger than {} MiB; select fewer rows or columns",
-                        MAX_RESULT_BYTES >> 20
-                    )),
-                ));
+                return Err(DbError::Io(format!(
+                    "the result is larger than {} MiB; select fewer rows or columns",
+                    MAX_RESULT_BYTES >> 20
+                )));
             }
             values.push(from_sql(value));
         }
@@ -200,7 +194,11 @@ fn from_sql(value: ValueRef<'_>) -> DbValue {
 
 fn map_error(e: rusqlite::Error) -> DbError {
     match e.sqlite_error_code() {
-        Some(rusqlite::ErrorCode::DiskFull) => DbError::Full,
+        Some(ErrorCode::DiskFull) => DbError::Full,
+        // Only the deadline's progress handler interrupts statements.
+        Some(ErrorCode::OperationInterrupted) => DbError::Io(
+            "the statement was stopped at the request's deadline (`limits.timeout`)".into(),
+        ),
         _ => DbError::Io(e.to_string()),
     }
 }

@@ -129,7 +129,6 @@ pub(super) fn view(state: &mut InstanceState) -> KeyValueView<'_> {
     StoreView {
         table: &mut state.table,
         stores: &mut state.key_value,
-        deadline: state.deadline,
     }
 }
 

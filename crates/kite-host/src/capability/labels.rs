@@ -3,7 +3,6 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Instant;
 use wasmtime::component::{Resource, ResourceTable, ResourceTableError};
 
 /// Labels some component is granted or a seed flag names, each once.
@@ -72,12 +71,10 @@ impl<B: ?Sized> OpenStores<B> {
     }
 }
 
-/// What a store interface's host functions see: the resource table, the open stores and
-/// the request's deadline (for backends that can stop work at it).
+/// What a store interface's host functions see: the resource table and the open stores.
 pub(crate) struct StoreView<'a, B: ?Sized> {
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) stores: &'a mut OpenStores<B>,
-    pub(crate) deadline: Option<Instant>,
 }
 
 impl<B: ?Sized + Send + Sync + 'static> StoreView<'_, B> {

@@ -8,6 +8,7 @@ use kite_store::{DbError, DbValue, SqliteDatabase};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::{HasData, Linker, Resource};
 
 mod bindings {
@@ -97,7 +98,13 @@ impl SqliteGrant {
 
 /// Per-instance SQLite state.
 pub type ComponentSqlite = OpenStores<SqliteDatabase>;
-type SqliteView<'a> = StoreView<'a, SqliteDatabase>;
+
+/// What the SQLite host functions see: the open databases, and the request's deadline, at
+/// which a statement still running is stopped.
+struct SqliteView<'a> {
+    databases: StoreView<'a, SqliteDatabase>,
+    deadline: Option<Instant>,
+}
 
 struct Sqlite;
 
@@ -106,9 +113,11 @@ impl HasData for Sqlite {
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| StoreView {
-        table: &mut state.table,
-        stores: &mut state.sqlite,
+    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| SqliteView {
+        databases: StoreView {
+            table: &mut state.table,
+            stores: &mut state.sqlite,
+        },
         deadline: state.deadline,
     })?;
     Ok(())
@@ -138,14 +147,16 @@ impl spin_sqlite::Host for SqliteView<'_> {}
 
 impl spin_sqlite::HostConnection for SqliteView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
-        StoreView::open(self, &database).map_err(|refusal| match refusal {
-            Refusal::AccessDenied => Error::AccessDenied,
-            Refusal::Unknown => Error::NoSuchDatabase,
-            Refusal::TooManyOpen => Error::Io(format!(
-                "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
-            )),
-            Refusal::TableFull(e) => Error::Io(e.to_string()),
-        })
+        self.databases
+            .open(&database)
+            .map_err(|refusal| match refusal {
+                Refusal::AccessDenied => Error::AccessDenied,
+                Refusal::Unknown => Error::NoSuchDatabase,
+                Refusal::TooManyOpen => Error::Io(format!(
+                    "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
+                )),
+                Refusal::TableFull(e) => Error::Io(e.to_string()),
+            })
     }
 
     fn execute(
@@ -155,6 +166,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
         let database = self
+            .databases
             .backend(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
@@ -177,6 +189,6 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
     }
 
     fn drop(&mut self, connection: Resource<OpenDatabase>) -> wasmtime::Result<()> {
-        self.close(connection)
+        self.databases.close(connection)
     }
 }
