@@ -14,17 +14,17 @@ use wasmtime_wasi_http::Error as HttpError;
 pub(crate) struct GuardedBody {
     inner: HyperOutgoingBody,
     /// Resolves to how the handler ended.
-    handler_ok: Option<oneshot::Receiver<HandlerOutcome>>,
+    handler_outcome: Option<oneshot::Receiver<HandlerOutcome>>,
 }
 
 impl GuardedBody {
     pub(crate) fn new(
         inner: HyperOutgoingBody,
-        handler_ok: oneshot::Receiver<HandlerOutcome>,
+        handler_outcome: oneshot::Receiver<HandlerOutcome>,
     ) -> Self {
         GuardedBody {
             inner,
-            handler_ok: Some(handler_ok),
+            handler_outcome: Some(handler_outcome),
         }
     }
 }
@@ -39,13 +39,13 @@ impl Body for GuardedBody {
     ) -> Poll<Option<Result<Frame<Bytes>, HttpError>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(None) => {
-                let Some(receiver) = self.handler_ok.as_mut() else {
+                let Some(receiver) = self.handler_outcome.as_mut() else {
                     return Poll::Ready(None);
                 };
                 match Pin::new(receiver).poll(cx) {
                     Poll::Pending => Poll::Pending,
                     Poll::Ready(outcome) => {
-                        self.handler_ok = None;
+                        self.handler_outcome = None;
                         if matches!(outcome, Ok(Ok(()))) {
                             Poll::Ready(None)
                         } else {
@@ -59,7 +59,7 @@ impl Body for GuardedBody {
     }
 
     fn is_end_stream(&self) -> bool {
-        self.handler_ok.is_none() && self.inner.is_end_stream()
+        self.handler_outcome.is_none() && self.inner.is_end_stream()
     }
 
     fn size_hint(&self) -> SizeHint {

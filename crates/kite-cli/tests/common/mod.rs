@@ -223,29 +223,31 @@ impl Server {
         self.stdout.lock().unwrap().clone()
     }
 
-    /// Waits until the log contains `needle` (logs are written asynchronously).
-    pub fn wait_for_log(&self, needle: &str) -> String {
+    /// Polls the log (written asynchronously) for up to 10 s until `done` holds; returns
+    /// the log as last read.
+    fn poll_log(&self, done: impl Fn(&str) -> bool) -> String {
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let log = self.log();
-            if log.contains(needle) || Instant::now() > deadline {
+            if done(&log) || Instant::now() > deadline {
                 return log;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
 
+    /// Waits until the log contains `needle`; returns the log (the caller asserts on it).
+    pub fn wait_for_log(&self, needle: &str) -> String {
+        self.poll_log(|log| log.contains(needle))
+    }
+
     /// Waits for a log line that `matches` and returns it; fails the test, showing the
     /// log, if none appears within 10 s.
     pub fn expect_log_line(&self, what: &str, matches: impl Fn(&str) -> bool) -> String {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let log = self.log();
-            if let Some(line) = log.lines().find(|l| matches(l)) {
-                return line.to_string();
-            }
-            assert!(Instant::now() < deadline, "no log line {what}:\n{log}");
-            std::thread::sleep(Duration::from_millis(20));
+        let log = self.poll_log(|log| log.lines().any(&matches));
+        match log.lines().find(|line| matches(line)) {
+            Some(line) => line.to_string(),
+            None => panic!("no log line {what}:\n{log}"),
         }
     }
 
@@ -367,7 +369,6 @@ pub fn rss_bytes(pid: u32) -> u64 {
     kib * 1024
 }
 
-/// A real redis-server on a free loopback port, without persistence; killed on drop.
 /// A loopback port the OS just handed out and nobody listens on, for servers whose address
 /// must be known before they start.
 pub fn free_port() -> u16 {
@@ -378,6 +379,7 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// A real redis-server on a free loopback port, without persistence; killed on drop.
 pub struct RedisServer {
     child: Child,
     pub port: u16,
