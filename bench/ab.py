@@ -14,7 +14,6 @@ ratio is the result.
 
 import argparse
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -22,7 +21,8 @@ import tempfile
 import threading
 from pathlib import Path
 
-from run import ROOT, SERVER_CORE, cpu_seconds, free_port, server_env, wait_ready, wrk
+from run import (ROOT, SERVER_CORE, cpu_seconds, free_port, server_env, stop_server,
+                 wait_ready, wrk)
 
 
 def start(binary, app, env, work):
@@ -68,12 +68,7 @@ def pair(args, work):
         return [u / max(load["requests"], 1) * 1e6 for u, load in zip(used, loads)]
     finally:
         for p, _ in procs:
-            p.send_signal(signal.SIGINT)
-        for p, _ in procs:
-            try:
-                p.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                p.kill()
+            stop_server(p)
 
 
 def main():

@@ -142,6 +142,15 @@ def wrk(url, connections, threads, duration, latency=False):
     return result
 
 
+def stop_server(proc):
+    """Asks a server to shut down (SIGINT), killing it if it has not within 15 s."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def measure(name, cmd, env, port, args):
     proc = subprocess.Popen(["taskset", "-c", SERVER_CORE] + cmd, env=server_env(env),
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -158,11 +167,7 @@ def measure(name, cmd, env, port, args):
         return {"rps32": c32["rps"], "cpu_us": cpu_per_request, "rps1": c1["rps"],
                 "p50": c1["p50"], "p99": c1["p99"]}
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        stop_server(proc)
 
 
 def main():
