@@ -157,3 +157,54 @@ async fn oversized_values_and_results_are_refused() {
     let (status, _) = sql(&server, "/sql?db=default", "SELECT 1").await;
     assert_eq!(status, 200);
 }
+
+#[tokio::test]
+async fn a_transaction_left_open_is_rolled_back_when_its_request_ends() {
+    let app = app();
+    let server = Server::start(&app);
+    let (status, body) = sql(&server, "/sql?db=default", "CREATE TABLE t (x INTEGER)").await;
+    assert_eq!(status, 200, "{body}");
+    // Each request opens its own connection; this one ends inside its transaction.
+    let (status, body) = sql(&server, "/sql?db=default", "BEGIN").await;
+    assert_eq!(status, 200, "{body}");
+    // Were that transaction still open, this insert would join it and the ROLLBACK below
+    // would undo it.
+    let (status, body) = sql(&server, "/sql?db=default", "INSERT INTO t VALUES (1)").await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = sql(&server, "/sql?db=default", "ROLLBACK").await;
+    assert_eq!(status, 400, "no transaction is open any more: {body}");
+    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+    assert!(body.contains("row: Value::Integer(1)"), "{body}");
+}
+
+#[tokio::test]
+async fn a_request_waits_for_another_requests_transaction_and_never_sees_inside_it() {
+    let app = app();
+    let server = Server::start(&app);
+    let (status, body) = sql(&server, "/sql?db=default", "CREATE TABLE t (x INTEGER)").await;
+    assert_eq!(status, 200, "{body}");
+    let writer = "BEGIN\nINSERT INTO t VALUES (1)\nSELECT count(*) FROM t\nsleep 600\nROLLBACK";
+    let started = std::time::Instant::now();
+    let ((status, written), (read_status, read, read_at)) =
+        tokio::join!(sql(&server, "/sql-steps?db=default", writer), async {
+            // Asked while the writer's transaction is open (it sleeps inside it).
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let (status, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+            (status, body, started.elapsed())
+        });
+    assert_eq!(status, 200, "{written}");
+    assert!(
+        written.contains("row: Value::Integer(1)"),
+        "the writer sees its own row: {written}"
+    );
+    assert!(!written.contains("error"), "{written}");
+    assert_eq!(read_status, 200, "{read}");
+    assert!(
+        read.contains("row: Value::Integer(0)"),
+        "saw uncommitted data: {read}"
+    );
+    assert!(
+        read_at >= std::time::Duration::from_millis(550),
+        "answered at {read_at:?}, before the writer's transaction ended"
+    );
+}

@@ -6,8 +6,9 @@ use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::Instant;
+use tokio::sync::Notify;
 
 /// The largest string or blob a statement may build or store (SQLite's own default is
 /// 1 GB, which one guest request could make the host allocate).
@@ -41,8 +42,19 @@ pub enum DbError {
     Io(String),
 }
 
+/// One database file and the single connection every guest connection shares. An explicit
+/// transaction belongs to the session that opened it (see [`crate::SqliteSession`]); until
+/// it ends, other sessions' statements wait instead of running inside it.
 pub struct SqliteDatabase {
-    connection: Mutex<Connection>,
+    shared: Mutex<Shared>,
+    /// Signalled whenever a session's transaction ends.
+    transaction_ended: Notify,
+}
+
+struct Shared {
+    connection: Connection,
+    /// The session whose explicit transaction is open on the connection, if any.
+    transaction_owner: Option<u64>,
 }
 
 impl SqliteDatabase {
@@ -54,36 +66,81 @@ impl SqliteDatabase {
             .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
             .map_err(map_error)?;
         Ok(SqliteDatabase {
-            connection: Mutex::new(connection),
+            shared: Mutex::new(Shared {
+                connection,
+                transaction_owner: None,
+            }),
+            transaction_ended: Notify::new(),
         })
     }
 
-    /// Runs one statement; rows are returned for statements that produce them. A statement
-    /// still running at `deadline` is stopped, so a runaway query cannot hold the database
-    /// (and the thread) past its request's time.
-    pub fn execute(
+    fn lock(&self) -> Result<MutexGuard<'_, Shared>, DbError> {
+        self.shared
+            .lock()
+            .map_err(|_| DbError::Io("the database connection was poisoned".into()))
+    }
+
+    /// Runs one statement for `session`, or returns `None` without running it while another
+    /// session's transaction is open. A statement still running at `deadline` is stopped, so
+    /// a runaway query cannot hold the database (and the thread) past its request's time.
+    pub(crate) fn try_execute(
         &self,
+        session: u64,
         statement: &str,
         parameters: &[DbValue],
         deadline: Option<Instant>,
-    ) -> Result<QueryResult, DbError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .map_err(|_| DbError::Io("the database connection was poisoned".into()))?;
-        if let Some(deadline) = deadline {
-            connection
-                .progress_handler(
-                    STEPS_BETWEEN_DEADLINE_CHECKS,
-                    Some(move || Instant::now() >= deadline),
-                )
-                .map_err(map_error)?;
+    ) -> Option<Result<QueryResult, DbError>> {
+        let mut shared = match self.lock() {
+            Ok(shared) => shared,
+            Err(e) => return Some(Err(e)),
+        };
+        if shared
+            .transaction_owner
+            .is_some_and(|owner| owner != session)
+        {
+            return None;
         }
-        let result = run(&connection, statement, parameters);
+        let connection = &mut shared.connection;
+        if let Some(deadline) = deadline {
+            if let Err(e) = connection.progress_handler(
+                STEPS_BETWEEN_DEADLINE_CHECKS,
+                Some(move || Instant::now() >= deadline),
+            ) {
+                return Some(Err(map_error(e)));
+            }
+        }
+        let result = run(connection, statement, parameters);
         if deadline.is_some() {
             let _ = connection.progress_handler(0, None::<fn() -> bool>);
         }
-        result
+        // A failed statement may have ended the transaction too (SQLite rolls back on some
+        // errors), so ownership follows the connection's state, not the statement's text.
+        let in_transaction = !connection.is_autocommit();
+        self.set_transaction_owner(&mut shared, in_transaction.then_some(session));
+        Some(result)
+    }
+
+    /// Rolls back `session`'s transaction if it still has one open: a guest connection that
+    /// goes away without `COMMIT` leaves nothing behind for the next request.
+    pub(crate) fn end_session(&self, session: u64) {
+        let Ok(mut shared) = self.lock() else { return };
+        if shared.transaction_owner == Some(session) {
+            let _ = shared.connection.execute_batch("ROLLBACK");
+            self.set_transaction_owner(&mut shared, None);
+        }
+    }
+
+    /// A future that completes the next time some session's transaction ends.
+    pub(crate) fn transaction_ended(&self) -> tokio::sync::futures::Notified<'_> {
+        self.transaction_ended.notified()
+    }
+
+    fn set_transaction_owner(&self, shared: &mut Shared, owner: Option<u64>) {
+        let ended = shared.transaction_owner.is_some() && owner.is_none();
+        shared.transaction_owner = owner;
+        if ended {
+            self.transaction_ended.notify_waiters();
+        }
     }
 }
 
@@ -129,12 +186,9 @@ impl SqliteDatabase {
     /// Runs a script of statements once per database: a script whose exact text was already
     /// applied is skipped, so seeding at every start is idempotent. Returns whether it ran.
     pub fn apply_once(&self, script: &str) -> Result<bool, DbError> {
-        let mut connection = self
-            .connection
-            .lock()
-            .map_err(|_| DbError::Io("the database connection was poisoned".into()))?;
+        let mut shared = self.lock()?;
         let digest = fnv1a(script.as_bytes());
-        let transaction = connection.transaction().map_err(map_error)?;
+        let transaction = shared.connection.transaction().map_err(map_error)?;
         transaction
             .execute_batch(
                 "CREATE TABLE IF NOT EXISTS _kite_applied_scripts (digest TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
@@ -206,16 +260,23 @@ fn map_error(e: rusqlite::Error) -> DbError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::SqliteSession;
+    use std::sync::Arc;
 
-    #[test]
-    fn statements_with_typed_parameters_and_rows() {
+    fn session(path: &Path) -> SqliteSession {
+        SqliteSession::new(Arc::new(SqliteDatabase::open(path).unwrap()))
+    }
+
+    #[tokio::test]
+    async fn statements_with_typed_parameters_and_rows() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("db/default.sqlite")).unwrap();
+        let db = session(&dir.path().join("db/default.sqlite"));
         db.execute(
             "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
             &[],
             None,
         )
+        .await
         .unwrap();
         let inserted = db
             .execute(
@@ -229,10 +290,12 @@ mod tests {
                 ],
                 None,
             )
+            .await
             .unwrap();
         assert!(inserted.rows.is_empty());
         let selected = db
             .execute("SELECT * FROM t WHERE i = ?", &[DbValue::Integer(7)], None)
+            .await
             .unwrap();
         assert_eq!(selected.columns, vec!["i", "r", "s", "b", "n"]);
         assert_eq!(
@@ -246,61 +309,66 @@ mod tests {
             ]]
         );
         assert!(matches!(
-            db.execute("SELEC nonsense", &[], None),
+            db.execute("SELEC nonsense", &[], None).await,
             Err(DbError::Io(_))
         ));
     }
 
-    #[test]
-    fn scripts_apply_once() {
+    #[tokio::test]
+    async fn scripts_apply_once() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap());
+        let db = SqliteSession::new(database.clone());
         let script = "CREATE TABLE seeded (x INTEGER); INSERT INTO seeded VALUES (1);";
-        assert!(db.apply_once(script).unwrap());
-        assert!(!db.apply_once(script).unwrap());
+        assert!(database.apply_once(script).unwrap());
+        assert!(!database.apply_once(script).unwrap());
         let count = db
             .execute("SELECT count(*) FROM seeded", &[], None)
+            .await
             .unwrap();
         assert_eq!(count.rows, vec![vec![DbValue::Integer(1)]]);
-        assert!(db.apply_once("CREATE TABLE broken (").is_err());
-        assert!(db.apply_once("INSERT INTO seeded VALUES (2);").unwrap());
+        assert!(database.apply_once("CREATE TABLE broken (").is_err());
+        assert!(database
+            .apply_once("INSERT INTO seeded VALUES (2);")
+            .unwrap());
     }
 
-    #[test]
-    fn runaway_statements_stop_at_the_deadline() {
+    #[tokio::test]
+    async fn runaway_statements_stop_at_the_deadline() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let db = session(&dir.path().join("d.sqlite"));
         let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
                        SELECT count(*) FROM c";
         let started = Instant::now();
         let deadline = started + std::time::Duration::from_millis(200);
-        let Err(DbError::Io(message)) = db.execute(endless, &[], Some(deadline)) else {
+        let Err(DbError::Io(message)) = db.execute(endless, &[], Some(deadline)).await else {
             panic!("an endless statement must be stopped");
         };
         assert!(message.contains("deadline"), "{message}");
         assert!(started.elapsed() < std::time::Duration::from_secs(5));
         // The next statement, with no deadline, is not interrupted by the old one's.
-        let one = db.execute("SELECT 1", &[], None).unwrap();
+        let one = db.execute("SELECT 1", &[], None).await.unwrap();
         assert_eq!(one.rows, vec![vec![DbValue::Integer(1)]]);
     }
 
-    #[test]
-    fn values_and_results_are_bounded() {
+    #[tokio::test]
+    async fn values_and_results_are_bounded() {
         let dir = tempfile::tempdir().unwrap();
-        let db = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        let db = session(&dir.path().join("d.sqlite"));
         let huge = format!("SELECT zeroblob({})", MAX_VALUE_BYTES + 1);
-        let Err(DbError::Io(message)) = db.execute(&huge, &[], None) else {
+        let Err(DbError::Io(message)) = db.execute(&huge, &[], None).await else {
             panic!("a value over the limit must be refused");
         };
         assert!(message.contains("too big"), "{message}");
         let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 40) \
                     SELECT zeroblob(1000000) FROM c";
-        let Err(DbError::Io(message)) = db.execute(many, &[], None) else {
+        let Err(DbError::Io(message)) = db.execute(many, &[], None).await else {
             panic!("a result over the limit must be refused");
         };
         assert!(message.contains("larger than 32 MiB"), "{message}");
         let fits = db
             .execute(&many.replace("LIMIT 40", "LIMIT 3"), &[], None)
+            .await
             .unwrap();
         assert_eq!(fits.rows.len(), 3);
     }

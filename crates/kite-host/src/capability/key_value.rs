@@ -29,7 +29,7 @@ use bindings::fermyon::spin::key_value::{self as spin_kv, Error};
 const MAX_OPEN_STORES: usize = 64;
 
 /// A store a guest has opened (a Spin `store` or a `wasi:keyvalue` bucket).
-pub type OpenStore = Handle<dyn KeyValueBackend>;
+pub type OpenStore = Handle<Arc<dyn KeyValueBackend>>;
 
 /// The app's key-value stores by label.
 #[derive(Clone, Default)]

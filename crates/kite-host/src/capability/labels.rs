@@ -35,9 +35,10 @@ pub(crate) enum Refusal {
     TableFull(ResourceTableError),
 }
 
-/// A handle a guest holds on a store or database: the backend behind the label it opened.
-pub struct Handle<B: ?Sized> {
-    backend: Arc<B>,
+/// A handle a guest holds on a store or database: the backend behind the label it opened,
+/// or the guest's own connection to it.
+pub struct Handle<C> {
+    connection: C,
 }
 
 /// Per-instance store state: the component's grants and how many handles are open.
@@ -78,10 +79,22 @@ pub(crate) struct StoreView<'a, B: ?Sized> {
 }
 
 impl<B: ?Sized + Send + Sync + 'static> StoreView<'_, B> {
-    /// A new handle on `label`, counted against the instance's limit of open handles.
-    pub(crate) fn open(&mut self, label: &str) -> Result<Resource<Handle<B>>, Refusal> {
+    /// A new handle on `label`'s backend, counted against the instance's limit of open
+    /// handles.
+    pub(crate) fn open(&mut self, label: &str) -> Result<Resource<Handle<Arc<B>>>, Refusal> {
+        self.open_with(label, |backend| backend)
+    }
+
+    /// A new handle holding what `connect` makes of `label`'s backend, counted against the
+    /// instance's limit of open handles.
+    pub(crate) fn open_with<C: Send + 'static>(
+        &mut self,
+        label: &str,
+        connect: impl FnOnce(Arc<B>) -> C,
+    ) -> Result<Resource<Handle<C>>, Refusal> {
         let backend = self.stores.open(label)?;
-        self.table.push(Handle { backend }).map_err(|e| {
+        let connection = connect(backend);
+        self.table.push(Handle { connection }).map_err(|e| {
             self.stores.closed();
             Refusal::TableFull(e)
         })
@@ -90,13 +103,24 @@ impl<B: ?Sized + Send + Sync + 'static> StoreView<'_, B> {
     /// The backend behind a handle the guest holds.
     pub(crate) fn backend(
         &self,
-        handle: &Resource<Handle<B>>,
+        handle: &Resource<Handle<Arc<B>>>,
     ) -> Result<Arc<B>, ResourceTableError> {
-        self.table.get(handle).map(|open| open.backend.clone())
+        self.connection(handle).cloned()
+    }
+
+    /// What a handle the guest holds was opened with.
+    pub(crate) fn connection<C: 'static>(
+        &self,
+        handle: &Resource<Handle<C>>,
+    ) -> Result<&C, ResourceTableError> {
+        self.table.get(handle).map(|open| &open.connection)
     }
 
     /// The guest dropped a handle.
-    pub(crate) fn close(&mut self, handle: Resource<Handle<B>>) -> wasmtime::Result<()> {
+    pub(crate) fn close<C: 'static>(
+        &mut self,
+        handle: Resource<Handle<C>>,
+    ) -> wasmtime::Result<()> {
         self.table.delete(handle)?;
         self.stores.closed();
         Ok(())

@@ -4,7 +4,7 @@
 use super::labels::{labels_in_use, GrantedLabels, Handle, OpenStores, Refusal, StoreView};
 use crate::InstanceState;
 use kite_app::{App, ComponentSpec, DatabaseBackend, RuntimeConfig, DEFAULT_STORE};
-use kite_store::{DbError, DbValue, SqliteDatabase};
+use kite_store::{DbError, DbValue, SqliteDatabase, SqliteSession};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -18,6 +18,10 @@ mod bindings {
         with: {
             "fermyon:spin/sqlite.connection": super::OpenDatabase,
         },
+        // A statement may wait for another request's transaction to end.
+        imports: {
+            "fermyon:spin/sqlite.[method]connection.execute": async,
+        },
     });
 }
 
@@ -26,8 +30,9 @@ use bindings::fermyon::spin::sqlite::{self as spin_sqlite, Error, QueryResult, R
 /// Connections one instance may have open at once.
 const MAX_OPEN_CONNECTIONS: usize = 64;
 
-/// A database a guest has opened.
-pub type OpenDatabase = Handle<SqliteDatabase>;
+/// A database a guest has opened: its own session, whose open transaction is rolled back
+/// when the guest drops the connection or the instance ends.
+pub type OpenDatabase = Handle<SqliteSession>;
 
 /// The app's SQLite databases by label.
 #[derive(Default)]
@@ -148,7 +153,7 @@ impl spin_sqlite::Host for SqliteView<'_> {}
 impl spin_sqlite::HostConnection for SqliteView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
         self.databases
-            .open(&database)
+            .open_with(&database, SqliteSession::new)
             .map_err(|refusal| match refusal {
                 Refusal::AccessDenied => Error::AccessDenied,
                 Refusal::Unknown => Error::NoSuchDatabase,
@@ -159,19 +164,20 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
             })
     }
 
-    fn execute(
+    async fn execute(
         &mut self,
         connection: Resource<OpenDatabase>,
         statement: String,
         parameters: Vec<Value>,
     ) -> Result<QueryResult, Error> {
-        let database = self
+        let session = self
             .databases
-            .backend(&connection)
+            .connection(&connection)
             .map_err(|_| Error::InvalidConnection)?;
         let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
-        let result = database
+        let result = session
             .execute(&statement, &parameters, self.deadline)
+            .await
             .map_err(|e| match e {
                 DbError::Full => Error::DatabaseFull,
                 DbError::Io(message) => Error::Io(message),

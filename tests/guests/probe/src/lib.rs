@@ -100,6 +100,13 @@ impl Guest for Probe {
                 let (status, reply) = sql(&param("db"), &text);
                 respond(out, status, &reply)
             }
+            "sql-steps" => {
+                let body = request.consume().expect("request body");
+                let mut text = String::new();
+                let _ = Read::read_to_string(&mut body.stream().expect("input stream"), &mut text);
+                let (status, reply) = sql_steps(&param("db"), &text);
+                respond(out, status, &reply)
+            }
             "kv" => {
                 let (status, text) = key_value(
                     &param("label"),
@@ -466,26 +473,54 @@ fn sql(database: &str, body: &str) -> (u16, String) {
             _ => spin_sqlite::Value::Null,
         })
         .collect();
-    let connection = match spin_sqlite::Connection::open(database) {
+    let connection = match open_database(database) {
         Ok(connection) => connection,
-        Err(e) => {
-            let status = match e {
-                spin_sqlite::Error::AccessDenied => 403,
-                spin_sqlite::Error::NoSuchDatabase => 404,
-                _ => 500,
-            };
-            return (status, format!("error: {e:?}"));
-        }
+        Err(reply) => return reply,
     };
     match connection.execute(statement, &parameters) {
-        Ok(result) => {
-            let mut text = format!("columns: {}\n", result.columns.join(","));
-            for row in result.rows {
-                let values: Vec<String> = row.values.iter().map(|v| format!("{v:?}")).collect();
-                text.push_str(&format!("row: {}\n", values.join(" | ")));
-            }
-            (200, text)
-        }
+        Ok(result) => (200, show_rows(&result)),
         Err(e) => (400, format!("error: {e:?}")),
     }
+}
+
+/// Body: one statement per line, run in order on one connection; a line `sleep N` pauses
+/// for N milliseconds instead. Reply: each statement's rows or error, in order. The
+/// connection is dropped at the end, whatever the statements left open.
+fn sql_steps(database: &str, body: &str) -> (u16, String) {
+    let connection = match open_database(database) {
+        Ok(connection) => connection,
+        Err(reply) => return reply,
+    };
+    let mut text = String::new();
+    for line in body.lines() {
+        if let Some(ms) = line.strip_prefix("sleep ") {
+            std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0)));
+            continue;
+        }
+        match connection.execute(line, &[]) {
+            Ok(result) => text.push_str(&show_rows(&result)),
+            Err(e) => text.push_str(&format!("error: {e:?}\n")),
+        }
+    }
+    (200, text)
+}
+
+fn open_database(database: &str) -> Result<spin_sqlite::Connection, (u16, String)> {
+    spin_sqlite::Connection::open(database).map_err(|e| {
+        let status = match e {
+            spin_sqlite::Error::AccessDenied => 403,
+            spin_sqlite::Error::NoSuchDatabase => 404,
+            _ => 500,
+        };
+        (status, format!("error: {e:?}"))
+    })
+}
+
+fn show_rows(result: &spin_sqlite::QueryResult) -> String {
+    let mut text = format!("columns: {}\n", result.columns.join(","));
+    for row in &result.rows {
+        let values: Vec<String> = row.values.iter().map(|v| format!("{v:?}")).collect();
+        text.push_str(&format!("row: {}\n", values.join(" | ")));
+    }
+    text
 }

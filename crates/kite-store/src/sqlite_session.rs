@@ -1,0 +1,132 @@
+//! A guest's connection to a SQLite database: a transaction it opens is its own until it
+//! commits or rolls back, and is rolled back when the connection goes away.
+
+use crate::sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
+
+/// One guest connection. While its explicit transaction is open, other sessions' statements
+/// on the same database wait (asynchronously) for it to end, so no request ever runs inside,
+/// or sees the uncommitted writes of, another request's transaction.
+pub struct SqliteSession {
+    database: Arc<SqliteDatabase>,
+    id: u64,
+}
+
+impl SqliteSession {
+    pub fn new(database: Arc<SqliteDatabase>) -> Self {
+        SqliteSession {
+            database,
+            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+        }
+    }
+
+    /// Runs one statement, first waiting for another session's transaction to end if one is
+    /// open. The wait has no limit of its own: the caller's request deadline bounds it, and
+    /// the holder's transaction ends at the latest when its own request ends.
+    pub async fn execute(
+        &self,
+        statement: &str,
+        parameters: &[DbValue],
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult, DbError> {
+        loop {
+            // Registered before looking, so an end signalled in between is not missed.
+            let ended = self.database.transaction_ended();
+            let mut ended = std::pin::pin!(ended);
+            ended.as_mut().enable();
+            if let Some(result) = self
+                .database
+                .try_execute(self.id, statement, parameters, deadline)
+            {
+                return result;
+            }
+            ended.await;
+        }
+    }
+}
+
+impl Drop for SqliteSession {
+    fn drop(&mut self) {
+        self.database.end_session(self.id);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    fn database() -> (tempfile::TempDir, Arc<SqliteDatabase>) {
+        let dir = tempfile::tempdir().unwrap();
+        let database = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
+        (dir, Arc::new(database))
+    }
+
+    async fn count(session: &SqliteSession) -> i64 {
+        let result = session
+            .execute("SELECT count(*) FROM t", &[], None)
+            .await
+            .unwrap();
+        match result.rows[0][0] {
+            DbValue::Integer(n) => n,
+            ref other => panic!("not a count: {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn others_wait_for_an_open_transaction_and_never_see_inside_it() {
+        let (_dir, database) = database();
+        let setup = SqliteSession::new(database.clone());
+        setup
+            .execute("CREATE TABLE t (x INTEGER)", &[], None)
+            .await
+            .unwrap();
+        let writer = SqliteSession::new(database.clone());
+        writer.execute("BEGIN", &[], None).await.unwrap();
+        writer
+            .execute("INSERT INTO t VALUES (1)", &[], None)
+            .await
+            .unwrap();
+        assert_eq!(count(&writer).await, 1, "a transaction sees its own writes");
+
+        let reader = SqliteSession::new(database.clone());
+        let waiting = tokio::spawn(async move { count(&reader).await });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(!waiting.is_finished(), "must wait for the open transaction");
+        writer.execute("ROLLBACK", &[], None).await.unwrap();
+        assert_eq!(waiting.await.unwrap(), 0, "the rolled-back row is gone");
+    }
+
+    #[tokio::test]
+    async fn a_dropped_session_rolls_back_and_lets_the_next_one_in() {
+        let (_dir, database) = database();
+        let setup = SqliteSession::new(database.clone());
+        setup
+            .execute("CREATE TABLE t (x INTEGER)", &[], None)
+            .await
+            .unwrap();
+        let abandoned = SqliteSession::new(database.clone());
+        abandoned
+            .execute("BEGIN IMMEDIATE", &[], None)
+            .await
+            .unwrap();
+        abandoned
+            .execute("INSERT INTO t VALUES (1)", &[], None)
+            .await
+            .unwrap();
+        drop(abandoned);
+        let next = SqliteSession::new(database);
+        assert_eq!(count(&next).await, 0);
+        // The next session can open a transaction of its own.
+        next.execute("BEGIN", &[], None).await.unwrap();
+        next.execute("INSERT INTO t VALUES (2)", &[], None)
+            .await
+            .unwrap();
+        next.execute("COMMIT", &[], None).await.unwrap();
+        assert_eq!(count(&next).await, 1);
+    }
+}
