@@ -60,10 +60,15 @@ mod tests {
     use super::*;
     use std::time::Duration;
 
-    fn database() -> (tempfile::TempDir, Arc<SqliteDatabase>) {
+    /// A fresh database with an empty table `t`.
+    async fn database() -> (tempfile::TempDir, Arc<SqliteDatabase>) {
         let dir = tempfile::tempdir().unwrap();
-        let database = SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap();
-        (dir, Arc::new(database))
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap());
+        SqliteSession::new(database.clone())
+            .execute("CREATE TABLE t (x INTEGER)", &[], None)
+            .await
+            .unwrap();
+        (dir, database)
     }
 
     async fn count(session: &SqliteSession) -> i64 {
@@ -79,12 +84,7 @@ mod tests {
 
     #[tokio::test]
     async fn others_wait_for_an_open_transaction_and_never_see_inside_it() {
-        let (_dir, database) = database();
-        let setup = SqliteSession::new(database.clone());
-        setup
-            .execute("CREATE TABLE t (x INTEGER)", &[], None)
-            .await
-            .unwrap();
+        let (_dir, database) = database().await;
         let writer = SqliteSession::new(database.clone());
         writer.execute("BEGIN", &[], None).await.unwrap();
         writer
@@ -103,12 +103,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_dropped_session_rolls_back_and_lets_the_next_one_in() {
-        let (_dir, database) = database();
-        let setup = SqliteSession::new(database.clone());
-        setup
-            .execute("CREATE TABLE t (x INTEGER)", &[], None)
-            .await
-            .unwrap();
+        let (_dir, database) = database().await;
         let abandoned = SqliteSession::new(database.clone());
         abandoned
             .execute("BEGIN IMMEDIATE", &[], None)

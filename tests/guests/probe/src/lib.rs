@@ -94,17 +94,11 @@ impl Guest for Probe {
                 Err(e) => respond(out, 404, &format!("error: {e:?}")),
             },
             "sql" => {
-                let body = request.consume().expect("request body");
-                let mut text = String::new();
-                let _ = Read::read_to_string(&mut body.stream().expect("input stream"), &mut text);
-                let (status, reply) = sql(&param("db"), &text);
+                let (status, reply) = sql(&param("db"), &body_text(request));
                 respond(out, status, &reply)
             }
             "sql-steps" => {
-                let body = request.consume().expect("request body");
-                let mut text = String::new();
-                let _ = Read::read_to_string(&mut body.stream().expect("input stream"), &mut text);
-                let (status, reply) = sql_steps(&param("db"), &text);
+                let (status, reply) = sql_steps(&param("db"), &body_text(request));
                 respond(out, status, &reply)
             }
             "kv" => {
@@ -453,6 +447,14 @@ fn cas_increment(bucket: &wasi_kv::Bucket, key: &str) -> (u16, String) {
         }
     }
     (500, "gave up after 1000 attempts".into())
+}
+
+/// The whole request body as text.
+fn body_text(request: IncomingRequest) -> String {
+    let body = request.consume().expect("request body");
+    let mut text = String::new();
+    let _ = Read::read_to_string(&mut body.stream().expect("input stream"), &mut text);
+    text
 }
 
 /// Body: the statement on the first line, then one parameter per line: `i:42`, `r:1.5`,
