@@ -213,6 +213,20 @@ fn a_redis_that_never_answers_stops_kite_up_within_the_timeout() {
     drop(held);
 }
 
+/// Makes `redis` stop answering every client for `ms` milliseconds (`CLIENT PAUSE`).
+fn pause_redis(redis: &RedisServer, ms: u32) {
+    let mut admin = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
+    let ms = ms.to_string();
+    let command = format!(
+        "*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n${}\r\n{ms}\r\n",
+        ms.len()
+    );
+    std::io::Write::write_all(&mut admin, command.as_bytes()).unwrap();
+    let mut reply = [0u8; 5];
+    std::io::Read::read_exact(&mut admin, &mut reply).unwrap();
+    assert_eq!(&reply, b"+OK\r\n");
+}
+
 #[tokio::test]
 async fn a_stalled_redis_fails_the_request_and_the_store_recovers() {
     let redis = RedisServer::start();
@@ -223,16 +237,7 @@ async fn a_stalled_redis_fails_the_request_and_the_store_recovers() {
         kv(&server, "label=cache&op=set&key=k&value=v").await,
         (200, "ok".into())
     );
-    // Redis stops answering every client for 3 s.
-    let mut admin = std::net::TcpStream::connect(("127.0.0.1", redis.port)).unwrap();
-    std::io::Write::write_all(
-        &mut admin,
-        b"*3\r\n$6\r\nCLIENT\r\n$5\r\nPAUSE\r\n$4\r\n3000\r\n",
-    )
-    .unwrap();
-    let mut reply = [0u8; 5];
-    std::io::Read::read_exact(&mut admin, &mut reply).unwrap();
-    assert_eq!(&reply, b"+OK\r\n");
+    pause_redis(&redis, 3000);
 
     let started = std::time::Instant::now();
     let (status, body) = kv(&server, "label=cache&op=get&key=k").await;
@@ -246,4 +251,42 @@ async fn a_stalled_redis_fails_the_request_and_the_store_recovers() {
         (200, "v".into()),
         "a new connection after the stall"
     );
+}
+
+#[tokio::test]
+async fn a_request_waiting_for_redis_does_not_hold_up_its_worker() {
+    let redis = RedisServer::start();
+    let app = app("first", &redis);
+    with_timeout(&app, &redis.url(), "5s", &redis);
+    let config = app.path().join("runtime.toml");
+    // One worker thread: every request shares it with the one waiting for Redis.
+    let server = Server::start_with(
+        &app,
+        &[
+            "--no-cache",
+            "--workers",
+            "1",
+            "--runtime-config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(
+        kv(&server, "label=cache&op=set&key=k&value=v").await,
+        (200, "ok".into())
+    );
+    pause_redis(&redis, 2000);
+    let started = std::time::Instant::now();
+    let (waiting, (status, body, answered_at)) =
+        tokio::join!(kv(&server, "label=cache&op=get&key=k"), async {
+            tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            let (status, body) = kv(&server, "label=default&op=get&key=k").await;
+            (status, body, started.elapsed())
+        });
+    assert_eq!((status, body.as_str()), (200, "none"));
+    assert!(
+        answered_at < std::time::Duration::from_millis(1500),
+        "a request without Redis waited {answered_at:?} behind one with it"
+    );
+    assert_eq!(waiting, (200, "v".into()), "answered once Redis resumed");
+    assert!(started.elapsed() >= std::time::Duration::from_millis(1800));
 }

@@ -20,31 +20,38 @@ pub enum SwapOutcome {
     Changed(Option<Vec<u8>>),
 }
 
+/// Operations are async so a backend across the network (Redis) waits without holding its
+/// worker thread; local backends (SQLite) complete at once.
+#[async_trait::async_trait]
 pub trait KeyValueBackend: Send + Sync {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
-    fn delete(&self, key: &str) -> Result<(), StoreError>;
-    fn exists(&self, key: &str) -> Result<bool, StoreError>;
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
+    async fn delete(&self, key: &str) -> Result<(), StoreError>;
+    async fn exists(&self, key: &str) -> Result<bool, StoreError>;
     /// Every key, in byte order.
-    fn keys(&self) -> Result<Vec<String>, StoreError> {
-        self.keys_after(None, usize::MAX)
+    async fn keys(&self) -> Result<Vec<String>, StoreError> {
+        self.keys_after(None, usize::MAX).await
     }
     /// At most `limit` keys greater than `after` (all keys when `None`), in byte order.
-    fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError>;
+    async fn keys_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError>;
     /// Atomically adds `delta` to the decimal integer under `key` (a missing key counts as 0)
     /// and returns the sum, which is stored as decimal text.
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
     /// Atomically sets `key` to `value` if it still holds `expected` (`None`: absent).
-    fn swap_if_unchanged(
+    async fn swap_if_unchanged(
         &self,
         key: &str,
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<SwapOutcome, StoreError>;
     /// The value of each key, in the order asked.
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
-    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;
 }
 
 /// Reads a stored counter the way every backend does (and Redis's INCRBY does natively):

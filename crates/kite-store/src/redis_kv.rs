@@ -2,15 +2,23 @@
 //! store label, so apps and stores sharing one server never see each other's keys.
 
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
-use redis::Commands;
+use redis::aio::MultiplexedConnection;
+use redis::{AsyncCommands, AsyncConnectionConfig};
+use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{LazyLock, Mutex};
+use std::thread::ThreadId;
 use std::time::Duration;
 
+/// Commands are sent on asynchronous connections, so a request waiting for Redis leaves its
+/// worker thread free for other requests. Each worker thread has its own connection (whose
+/// driver runs on that thread's runtime), on which its concurrent requests' commands are
+/// pipelined.
 pub struct RedisKeyValue {
     client: redis::Client,
-    connection: Mutex<Option<redis::Connection>>,
+    connections: Mutex<HashMap<ThreadId, MultiplexedConnection>>,
     prefix: String,
-    /// How long connecting, sending a command or waiting for its reply may take.
+    /// How long connecting, or waiting for a command's reply, may take.
     timeout: Duration,
 }
 
@@ -49,34 +57,35 @@ fn backend_error(e: impl std::fmt::Display) -> StoreError {
 }
 
 impl RedisKeyValue {
-    /// Connects to `url` (checked now, so a wrong address fails at start-up); keys are stored
-    /// as `<prefix><key>`. No connect, send or reply may take longer than `timeout`.
+    /// Checks that `url` answers now, so a wrong address fails at start-up; keys are stored
+    /// as `<prefix><key>`. No connect or reply may take longer than `timeout`.
     pub fn open(url: &str, prefix: String, timeout: Duration) -> Result<Self, StoreError> {
         let client = redis::Client::open(url)
             .map_err(|e| StoreError::Backend(format!("{}: {e}", without_password(url))))?;
         let store = RedisKeyValue {
             client,
-            connection: Mutex::new(None),
+            connections: Mutex::new(HashMap::new()),
             prefix,
             timeout,
         };
-        let connection = store.connect().map_err(|e| {
+        store.check_reachable().map_err(|e| {
             StoreError::Backend(format!("connecting to {}: {e}", without_password(url)))
         })?;
-        *store.connection.lock().expect("a new mutex") = Some(connection);
         Ok(store)
     }
 
-    fn connect(&self) -> Result<redis::Connection, StoreError> {
-        let connection = self
+    /// One blocking round trip, made before any runtime serves requests.
+    fn check_reachable(&self) -> Result<(), StoreError> {
+        let mut connection = self
             .client
             .get_connection_with_timeout(self.timeout)
             .map_err(|e| self.error(e))?;
         connection
             .set_read_timeout(Some(self.timeout))
-            .and_then(|()| connection.set_write_timeout(Some(self.timeout)))
             .map_err(|e| self.error(e))?;
-        Ok(connection)
+        redis::cmd("PING")
+            .query::<()>(&mut connection)
+            .map_err(|e| self.error(e))
     }
 
     fn error(&self, e: redis::RedisError) -> StoreError {
@@ -91,30 +100,51 @@ impl RedisKeyValue {
         }
     }
 
-    /// Runs `f` on the connection (connecting first if there is none). A connection that
-    /// failed or timed out is dropped, since a late reply would answer the next command;
-    /// `Retry::Idempotent` operations then run once more on a new connection, unless the
-    /// failure was a timeout (the server is slow, not gone).
-    fn with<T>(
+    /// This thread's connection, connecting first if it has none.
+    async fn connection(&self) -> Result<MultiplexedConnection, StoreError> {
+        let thread = std::thread::current().id();
+        if let Some(connection) = self.lock_connections()?.get(&thread) {
+            return Ok(connection.clone());
+        }
+        let config = AsyncConnectionConfig::new()
+            .set_connection_timeout(self.timeout)
+            .set_response_timeout(self.timeout);
+        let connection = self
+            .client
+            .get_multiplexed_async_connection_with_config(&config)
+            .await
+            .map_err(|e| self.error(e))?;
+        self.lock_connections()?.insert(thread, connection.clone());
+        Ok(connection)
+    }
+
+    fn lock_connections(
         &self,
-        retry: Retry,
-        f: impl Fn(&mut redis::Connection) -> redis::RedisResult<T>,
-    ) -> Result<T, StoreError> {
-        let mut slot = self
-            .connection
+    ) -> Result<std::sync::MutexGuard<'_, HashMap<ThreadId, MultiplexedConnection>>, StoreError>
+    {
+        self.connections
             .lock()
-            .map_err(|_| StoreError::Backend("the Redis connection was poisoned".into()))?;
+            .map_err(|_| StoreError::Backend("the Redis connections were poisoned".into()))
+    }
+
+    /// Runs `command` on this thread's connection. A connection that failed is dropped (the
+    /// next command connects again); `Retry::Idempotent` operations then run once more on
+    /// a new connection, unless the failure was a timeout (the server is slow, not gone).
+    async fn with<T, F, Fut>(&self, retry: Retry, command: F) -> Result<T, StoreError>
+    where
+        F: Fn(MultiplexedConnection) -> Fut,
+        Fut: Future<Output = redis::RedisResult<T>>,
+    {
         let mut may_retry = retry == Retry::Idempotent;
         loop {
-            let connection = match slot.as_mut() {
-                Some(connection) => connection,
-                None => slot.insert(self.connect()?),
-            };
-            match f(connection) {
+            match command(self.connection().await?).await {
                 Ok(value) => return Ok(value),
                 Err(e) if !e.is_io_error() => return Err(backend_error(e)),
                 Err(e) => {
-                    *slot = None;
+                    if !e.is_timeout() {
+                        self.lock_connections()?
+                            .remove(&std::thread::current().id());
+                    }
                     if e.is_timeout() || !may_retry {
                         return Err(self.error(e));
                     }
@@ -133,51 +163,89 @@ impl RedisKeyValue {
     }
 }
 
+#[async_trait::async_trait]
 impl KeyValueBackend for RedisKeyValue {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = self.key(key);
-        self.with(Retry::Idempotent, |c| c.get(&key))
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let key = &self.key(key);
+        self.with(Retry::Idempotent, |mut c| async move { c.get(key).await })
+            .await
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        let key = self.key(key);
-        self.with(Retry::Idempotent, |c| c.set(&key, value))
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+        let key = &self.key(key);
+        self.with(
+            Retry::Idempotent,
+            |mut c| async move { c.set(key, value).await },
+        )
+        .await
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
-        let key = self.key(key);
-        self.with(Retry::Idempotent, |c| c.del(&key))
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
+        let key = &self.key(key);
+        self.with(Retry::Idempotent, |mut c| async move { c.del(key).await })
+            .await
     }
 
-    fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        let key = self.key(key);
-        self.with(Retry::Idempotent, |c| c.exists(&key))
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
+        let key = &self.key(key);
+        self.with(
+            Retry::Idempotent,
+            |mut c| async move { c.exists(key).await },
+        )
+        .await
     }
 
-    fn keys(&self) -> Result<Vec<String>, StoreError> {
-        let pattern = format!("{}*", escape_glob(&self.prefix));
-        let mut keys: Vec<String> = self.with(Retry::Idempotent, |c| {
-            let found: Vec<String> = c.scan_match(&pattern)?.collect();
-            Ok(found)
-        })?;
+    async fn keys(&self) -> Result<Vec<String>, StoreError> {
+        let pattern = &format!("{}*", escape_glob(&self.prefix));
+        let mut keys: Vec<String> = self
+            .with(Retry::Idempotent, |mut c| async move {
+                let mut found = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await?;
+                    found.extend(page);
+                    if next == 0 {
+                        return Ok(found);
+                    }
+                    cursor = next;
+                }
+            })
+            .await?;
         for key in &mut keys {
             key.drain(..self.prefix.len());
         }
+        // SCAN may return a key more than once.
         keys.sort();
+        keys.dedup();
         Ok(keys)
     }
 
     /// Redis has no ordered key listing, so this sorts a full scan: pages cost as much as
     /// listing every key, the price of the same order and cursor as the SQLite backend.
-    fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
-        let keys = self.keys()?;
+    async fn keys_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let keys = self.keys().await?;
         let start = after.map_or(0, |after| keys.partition_point(|key| key.as_str() <= after));
         Ok(keys.into_iter().skip(start).take(limit).collect())
     }
 
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
-        let full_key = self.key(key);
-        let reply: Result<i64, StoreError> = self.with(Retry::Never, |c| c.incr(&full_key, delta));
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+        let full_key = &self.key(key);
+        let reply: Result<i64, StoreError> = self
+            .with(Retry::Never, |mut c| async move {
+                c.incr(full_key, delta).await
+            })
+            .await;
         match reply {
             Err(StoreError::Backend(message)) if message.contains(REDIS_OVERFLOW) => {
                 Err(StoreError::Overflow {
@@ -194,23 +262,26 @@ impl KeyValueBackend for RedisKeyValue {
         }
     }
 
-    fn swap_if_unchanged(
+    async fn swap_if_unchanged(
         &self,
         key: &str,
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<SwapOutcome, StoreError> {
-        let key = self.key(key);
+        let key = &self.key(key);
         let expects_value = if expected.is_some() { "1" } else { "0" };
         let expected = expected.unwrap_or_default();
-        let (swapped, current): (i64, Option<Vec<u8>>) = self.with(Retry::Never, |c| {
-            SWAP_IF_UNCHANGED
-                .key(&key)
-                .arg(expects_value)
-                .arg(expected)
-                .arg(value)
-                .invoke(c)
-        })?;
+        let (swapped, current): (i64, Option<Vec<u8>>) = self
+            .with(Retry::Never, |mut c| async move {
+                SWAP_IF_UNCHANGED
+                    .key(key)
+                    .arg(expects_value)
+                    .arg(expected)
+                    .arg(value)
+                    .invoke_async(&mut c)
+                    .await
+            })
+            .await?;
         Ok(if swapped == 1 {
             SwapOutcome::Swapped
         } else {
@@ -218,31 +289,37 @@ impl KeyValueBackend for RedisKeyValue {
         })
     }
 
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let keys = self.keys_of(keys);
-        self.with(Retry::Idempotent, |c| c.mget(&keys))
+        let keys = &self.keys_of(keys);
+        self.with(Retry::Idempotent, |mut c| async move { c.mget(keys).await })
+            .await
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         if entries.is_empty() {
             return Ok(());
         }
-        let entries: Vec<(String, &[u8])> = entries
+        let entries: &Vec<(String, &[u8])> = &entries
             .iter()
             .map(|(key, value)| (self.key(key), value.as_slice()))
             .collect();
-        self.with(Retry::Idempotent, |c| c.mset(&entries))
+        self.with(
+            Retry::Idempotent,
+            |mut c| async move { c.mset(entries).await },
+        )
+        .await
     }
 
-    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         if keys.is_empty() {
             return Ok(());
         }
-        let keys = self.keys_of(keys);
-        self.with(Retry::Idempotent, |c| c.del(&keys))
+        let keys = &self.keys_of(keys);
+        self.with(Retry::Idempotent, |mut c| async move { c.del(keys).await })
+            .await
     }
 }
 

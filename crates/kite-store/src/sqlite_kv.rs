@@ -74,20 +74,21 @@ fn remove(c: &Connection, key: &str) -> rusqlite::Result<()> {
         .map(|_| ())
 }
 
+#[async_trait::async_trait]
 impl KeyValueBackend for SqliteKeyValue {
-    fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.with(|c| read(c, key))
     }
 
-    fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
+    async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
         self.with(|c| write(c, key, value))
     }
 
-    fn delete(&self, key: &str) -> Result<(), StoreError> {
+    async fn delete(&self, key: &str) -> Result<(), StoreError> {
         self.with(|c| remove(c, key))
     }
 
-    fn exists(&self, key: &str) -> Result<bool, StoreError> {
+    async fn exists(&self, key: &str) -> Result<bool, StoreError> {
         self.with(|c| {
             c.prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
                 .query_row(params![key], |_| Ok(()))
@@ -96,7 +97,11 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn keys_after(&self, after: Option<&str>, limit: usize) -> Result<Vec<String>, StoreError> {
+    async fn keys_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         self.with(|c| {
             let mut statement = c.prepare_cached(
@@ -107,7 +112,7 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
+    async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.in_transaction(|c| {
             let current = match read(c, key)? {
                 Some(value) => parse_counter(key, &value)?,
@@ -119,7 +124,7 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn swap_if_unchanged(
+    async fn swap_if_unchanged(
         &self,
         key: &str,
         expected: Option<&[u8]>,
@@ -135,11 +140,11 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
+    async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.with(|c| keys.iter().map(|key| read(c, key)).collect())
     }
 
-    fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
+    async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
         self.in_transaction(|c| {
             for (key, value) in entries {
                 write(c, key, value)?;
@@ -148,7 +153,7 @@ impl KeyValueBackend for SqliteKeyValue {
         })
     }
 
-    fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
+    async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
         self.in_transaction(|c| {
             for key in keys {
                 remove(c, key)?;
@@ -162,54 +167,60 @@ impl KeyValueBackend for SqliteKeyValue {
 mod tests {
     use super::*;
 
-    #[test]
-    fn every_operation_round_trips_and_persists() {
+    #[tokio::test]
+    async fn every_operation_round_trips_and_persists() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("state/kv.sqlite");
         let store = SqliteKeyValue::open(&path).unwrap();
-        assert_eq!(store.get("a").unwrap(), None);
-        assert!(!store.exists("a").unwrap());
-        store.set("a", b"1").unwrap();
-        store.set("b", b"").unwrap();
-        store.set("a", b"2").unwrap();
-        assert_eq!(store.get("a").unwrap(), Some(b"2".to_vec()));
-        assert!(store.exists("b").unwrap());
-        assert_eq!(store.keys().unwrap(), vec!["a", "b"]);
-        store.delete("b").unwrap();
-        store.delete("missing").unwrap();
+        assert_eq!(store.get("a").await.unwrap(), None);
+        assert!(!store.exists("a").await.unwrap());
+        store.set("a", b"1").await.unwrap();
+        store.set("b", b"").await.unwrap();
+        store.set("a", b"2").await.unwrap();
+        assert_eq!(store.get("a").await.unwrap(), Some(b"2".to_vec()));
+        assert!(store.exists("b").await.unwrap());
+        assert_eq!(store.keys().await.unwrap(), vec!["a", "b"]);
+        store.delete("b").await.unwrap();
+        store.delete("missing").await.unwrap();
         drop(store);
         let reopened = SqliteKeyValue::open(&path).unwrap();
-        assert_eq!(reopened.keys().unwrap(), vec!["a"]);
+        assert_eq!(reopened.keys().await.unwrap(), vec!["a"]);
     }
 
-    #[test]
-    fn atomics_batches_and_pages() {
+    #[tokio::test]
+    async fn atomics_batches_and_pages() {
         let dir = tempfile::tempdir().unwrap();
         let store = SqliteKeyValue::open(&dir.path().join("kv.sqlite")).unwrap();
-        assert_eq!(store.increment("n", 5).unwrap(), 5);
-        assert_eq!(store.increment("n", -7).unwrap(), -2);
-        assert_eq!(store.get("n").unwrap(), Some(b"-2".to_vec()));
-        store.set("text", b"abc").unwrap();
+        assert_eq!(store.increment("n", 5).await.unwrap(), 5);
+        assert_eq!(store.increment("n", -7).await.unwrap(), -2);
+        assert_eq!(store.get("n").await.unwrap(), Some(b"-2".to_vec()));
+        store.set("text", b"abc").await.unwrap();
         assert!(matches!(
-            store.increment("text", 1),
+            store.increment("text", 1).await,
             Err(StoreError::NotAnInteger(_))
         ));
-        assert_eq!(store.get("text").unwrap(), Some(b"abc".to_vec()));
+        assert_eq!(store.get("text").await.unwrap(), Some(b"abc".to_vec()));
 
         assert_eq!(
-            store.swap_if_unchanged("text", Some(b"abd"), b"x").unwrap(),
+            store
+                .swap_if_unchanged("text", Some(b"abd"), b"x")
+                .await
+                .unwrap(),
             SwapOutcome::Changed(Some(b"abc".to_vec()))
         );
         assert_eq!(
-            store.swap_if_unchanged("text", Some(b"abc"), b"x").unwrap(),
+            store
+                .swap_if_unchanged("text", Some(b"abc"), b"x")
+                .await
+                .unwrap(),
             SwapOutcome::Swapped
         );
         assert_eq!(
-            store.swap_if_unchanged("new", None, b"1").unwrap(),
+            store.swap_if_unchanged("new", None, b"1").await.unwrap(),
             SwapOutcome::Swapped
         );
         assert_eq!(
-            store.swap_if_unchanged("new", None, b"2").unwrap(),
+            store.swap_if_unchanged("new", None, b"2").await.unwrap(),
             SwapOutcome::Changed(Some(b"1".to_vec()))
         );
 
@@ -217,16 +228,22 @@ mod tests {
             ("b".to_string(), b"B".to_vec()),
             ("a".to_string(), b"A".to_vec()),
         ];
-        store.set_many(&entries).unwrap();
+        store.set_many(&entries).await.unwrap();
         let asked = ["a", "zz", "b"].map(String::from);
         assert_eq!(
-            store.get_many(&asked).unwrap(),
+            store.get_many(&asked).await.unwrap(),
             vec![Some(b"A".to_vec()), None, Some(b"B".to_vec())]
         );
-        assert_eq!(store.keys_after(None, 2).unwrap(), vec!["a", "b"]);
-        assert_eq!(store.keys_after(Some("b"), 2).unwrap(), vec!["n", "new"]);
-        assert_eq!(store.keys_after(Some("new"), 2).unwrap(), vec!["text"]);
-        store.delete_many(&asked).unwrap();
-        assert_eq!(store.keys().unwrap(), vec!["n", "new", "text"]);
+        assert_eq!(store.keys_after(None, 2).await.unwrap(), vec!["a", "b"]);
+        assert_eq!(
+            store.keys_after(Some("b"), 2).await.unwrap(),
+            vec!["n", "new"]
+        );
+        assert_eq!(
+            store.keys_after(Some("new"), 2).await.unwrap(),
+            vec!["text"]
+        );
+        store.delete_many(&asked).await.unwrap();
+        assert_eq!(store.keys().await.unwrap(), vec!["n", "new", "text"]);
     }
 }

@@ -165,8 +165,16 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         key_value: KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         sqlite: SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
     };
-    for (label, key, value) in &args.key_value_seeds {
-        resources.key_value.seed(label, key, value)?;
+    if !args.key_value_seeds.is_empty() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime.block_on(async {
+            for (label, key, value) in &args.key_value_seeds {
+                resources.key_value.seed(label, key, value).await?;
+            }
+            anyhow::Ok(())
+        })?;
     }
     for (label, script) in &args.sqlite_seeds {
         let ran = resources.sqlite.seed(label, script)?;

@@ -20,6 +20,14 @@ mod bindings {
         with: {
             "fermyon:spin/key-value.store": super::OpenStore,
         },
+        // Store operations may wait on the network (Redis) without holding the thread.
+        imports: {
+            "fermyon:spin/key-value.[method]store.get": async,
+            "fermyon:spin/key-value.[method]store.set": async,
+            "fermyon:spin/key-value.[method]store.delete": async,
+            "fermyon:spin/key-value.[method]store.exists": async,
+            "fermyon:spin/key-value.[method]store.get-keys": async,
+        },
     });
 }
 
@@ -78,12 +86,13 @@ impl KeyValueStores {
     }
 
     /// Sets `key` in the store `label` (`kite up --key-value`); setting is idempotent.
-    pub fn seed(&self, label: &str, key: &str, value: &str) -> anyhow::Result<()> {
+    pub async fn seed(&self, label: &str, key: &str, value: &str) -> anyhow::Result<()> {
         let store = self.stores.get(label).ok_or_else(|| {
             anyhow::anyhow!("--key-value {label}:...: the app has no key-value store `{label}`")
         })?;
         store
             .set(key, value.as_bytes())
+            .await
             .map_err(|e| anyhow::anyhow!("--key-value {label}:{key}=...: {e}"))
     }
 }
@@ -164,29 +173,42 @@ impl spin_kv::HostStore for KeyValueView<'_> {
         })
     }
 
-    fn get(&mut self, store: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.backend(&store)?.get(&key).map_err(Error::from)
+    async fn get(
+        &mut self,
+        store: Resource<OpenStore>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.backend(&store)?.get(&key).await.map_err(Error::from)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         store: Resource<OpenStore>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
-        self.backend(&store)?.set(&key, &value).map_err(Error::from)
+        self.backend(&store)?
+            .set(&key, &value)
+            .await
+            .map_err(Error::from)
     }
 
-    fn delete(&mut self, store: Resource<OpenStore>, key: String) -> Result<(), Error> {
-        self.backend(&store)?.delete(&key).map_err(Error::from)
+    async fn delete(&mut self, store: Resource<OpenStore>, key: String) -> Result<(), Error> {
+        self.backend(&store)?
+            .delete(&key)
+            .await
+            .map_err(Error::from)
     }
 
-    fn exists(&mut self, store: Resource<OpenStore>, key: String) -> Result<bool, Error> {
-        self.backend(&store)?.exists(&key).map_err(Error::from)
+    async fn exists(&mut self, store: Resource<OpenStore>, key: String) -> Result<bool, Error> {
+        self.backend(&store)?
+            .exists(&key)
+            .await
+            .map_err(Error::from)
     }
 
-    fn get_keys(&mut self, store: Resource<OpenStore>) -> Result<Vec<String>, Error> {
-        self.backend(&store)?.keys().map_err(Error::from)
+    async fn get_keys(&mut self, store: Resource<OpenStore>) -> Result<Vec<String>, Error> {
+        self.backend(&store)?.keys().await.map_err(Error::from)
     }
 
     fn drop(&mut self, store: Resource<OpenStore>) -> wasmtime::Result<()> {

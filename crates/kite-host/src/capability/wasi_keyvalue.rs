@@ -17,6 +17,18 @@ mod bindings {
             "wasi:keyvalue/store.bucket": crate::capability::key_value::OpenStore,
             "wasi:keyvalue/atomics.cas": super::PendingSwap,
         },
+        // Store operations may wait on the network (Redis) without holding the thread.
+        imports: {
+            "wasi:keyvalue/store.[method]bucket.get": async,
+            "wasi:keyvalue/store.[method]bucket.set": async,
+            "wasi:keyvalue/store.[method]bucket.delete": async,
+            "wasi:keyvalue/store.[method]bucket.exists": async,
+            "wasi:keyvalue/store.[method]bucket.list-keys": async,
+            "wasi:keyvalue/atomics.increment": async,
+            "wasi:keyvalue/atomics.swap": async,
+            "wasi:keyvalue/atomics.[static]cas.new": async,
+            "wasi:keyvalue/batch": async,
+        },
     });
 }
 
@@ -80,11 +92,15 @@ impl store::Host for KeyValueView<'_> {
 }
 
 impl store::HostBucket for KeyValueView<'_> {
-    fn get(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<Option<Vec<u8>>, Error> {
-        self.backend(&bucket)?.get(&key).map_err(Error::from)
+    async fn get(
+        &mut self,
+        bucket: Resource<OpenStore>,
+        key: String,
+    ) -> Result<Option<Vec<u8>>, Error> {
+        self.backend(&bucket)?.get(&key).await.map_err(Error::from)
     }
 
-    fn set(
+    async fn set(
         &mut self,
         bucket: Resource<OpenStore>,
         key: String,
@@ -92,25 +108,33 @@ impl store::HostBucket for KeyValueView<'_> {
     ) -> Result<(), Error> {
         self.backend(&bucket)?
             .set(&key, &value)
+            .await
             .map_err(Error::from)
     }
 
-    fn delete(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<(), Error> {
-        self.backend(&bucket)?.delete(&key).map_err(Error::from)
+    async fn delete(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<(), Error> {
+        self.backend(&bucket)?
+            .delete(&key)
+            .await
+            .map_err(Error::from)
     }
 
-    fn exists(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<bool, Error> {
-        self.backend(&bucket)?.exists(&key).map_err(Error::from)
+    async fn exists(&mut self, bucket: Resource<OpenStore>, key: String) -> Result<bool, Error> {
+        self.backend(&bucket)?
+            .exists(&key)
+            .await
+            .map_err(Error::from)
     }
 
-    fn list_keys(
+    async fn list_keys(
         &mut self,
         bucket: Resource<OpenStore>,
         cursor: Option<String>,
     ) -> Result<KeyResponse, Error> {
         let mut keys = self
             .backend(&bucket)?
-            .keys_after(cursor.as_deref(), KEYS_PER_PAGE + 1)?;
+            .keys_after(cursor.as_deref(), KEYS_PER_PAGE + 1)
+            .await?;
         let cursor = if keys.len() > KEYS_PER_PAGE {
             keys.truncate(KEYS_PER_PAGE);
             keys.last().cloned()
@@ -126,7 +150,7 @@ impl store::HostBucket for KeyValueView<'_> {
 }
 
 impl atomics::Host for KeyValueView<'_> {
-    fn increment(
+    async fn increment(
         &mut self,
         bucket: Resource<OpenStore>,
         key: String,
@@ -134,10 +158,11 @@ impl atomics::Host for KeyValueView<'_> {
     ) -> Result<i64, Error> {
         self.backend(&bucket)?
             .increment(&key, delta)
+            .await
             .map_err(Error::from)
     }
 
-    fn swap(
+    async fn swap(
         &mut self,
         swap: Resource<PendingSwap>,
         value: Vec<u8>,
@@ -146,6 +171,7 @@ impl atomics::Host for KeyValueView<'_> {
             self.table.delete(swap).map_err(cas_store_error)?;
         let outcome = backend
             .swap_if_unchanged(&key, seen.as_deref(), &value)
+            .await
             .map_err(cas_store_error)?;
         match outcome {
             SwapOutcome::Swapped => Ok(()),
@@ -165,13 +191,13 @@ impl atomics::Host for KeyValueView<'_> {
 }
 
 impl atomics::HostCas for KeyValueView<'_> {
-    fn new(
+    async fn new(
         &mut self,
         bucket: Resource<OpenStore>,
         key: String,
     ) -> Result<Resource<PendingSwap>, Error> {
         let backend = self.backend(&bucket)?;
-        let seen = backend.get(&key)?;
+        let seen = backend.get(&key).await?;
         Ok(self.table.push(PendingSwap { backend, key, seen })?)
     }
 
@@ -189,28 +215,34 @@ impl atomics::HostCas for KeyValueView<'_> {
 }
 
 impl batch::Host for KeyValueView<'_> {
-    fn get_many(
+    async fn get_many(
         &mut self,
         bucket: Resource<OpenStore>,
         keys: Vec<String>,
     ) -> Result<Vec<(String, Option<Vec<u8>>)>, Error> {
-        let values = self.backend(&bucket)?.get_many(&keys)?;
+        let values = self.backend(&bucket)?.get_many(&keys).await?;
         Ok(keys.into_iter().zip(values).collect())
     }
 
-    fn set_many(
+    async fn set_many(
         &mut self,
         bucket: Resource<OpenStore>,
         key_values: Vec<(String, Vec<u8>)>,
     ) -> Result<(), Error> {
         self.backend(&bucket)?
             .set_many(&key_values)
+            .await
             .map_err(Error::from)
     }
 
-    fn delete_many(&mut self, bucket: Resource<OpenStore>, keys: Vec<String>) -> Result<(), Error> {
+    async fn delete_many(
+        &mut self,
+        bucket: Resource<OpenStore>,
+        keys: Vec<String>,
+    ) -> Result<(), Error> {
         self.backend(&bucket)?
             .delete_many(&keys)
+            .await
             .map_err(Error::from)
     }
 }
