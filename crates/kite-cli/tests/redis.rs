@@ -290,3 +290,29 @@ async fn a_request_waiting_for_redis_does_not_hold_up_its_worker() {
     assert_eq!(waiting, (200, "v".into()), "answered once Redis resumed");
     assert!(started.elapsed() >= std::time::Duration::from_millis(1800));
 }
+
+#[tokio::test]
+async fn seeds_land_in_redis_before_requests_are_served() {
+    let redis = RedisServer::start();
+    let app = app("first", &redis);
+    let config = app.path().join("runtime.toml");
+    let server = Server::start_with(
+        &app,
+        &[
+            "--no-cache",
+            "--runtime-config",
+            config.to_str().unwrap(),
+            "--key-value",
+            "cache:greeting=hello",
+        ],
+    );
+    assert_eq!(
+        kv(&server, "label=cache&op=get&key=greeting").await,
+        (200, "hello".into())
+    );
+    assert_eq!(
+        kv(&server, "label=other&op=get&key=greeting").await,
+        (200, "none".into()),
+        "seeded into `cache` only"
+    );
+}
