@@ -7,7 +7,7 @@ use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 /// The largest string or blob a statement may build or store (SQLite's own default is
@@ -15,6 +15,8 @@ use tokio::sync::Notify;
 const MAX_VALUE_BYTES: usize = 32 << 20;
 /// The largest result one statement may return to a guest.
 const MAX_RESULT_BYTES: usize = 32 << 20;
+/// How long seeding at start-up waits for a lock another process holds.
+const SEED_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite virtual-machine steps between two looks at the deadline while a statement runs.
 const STEPS_BETWEEN_DEADLINE_CHECKS: i32 = 10_000;
 
@@ -40,6 +42,9 @@ pub enum DbError {
     Full,
     #[error("{0}")]
     Io(String),
+    /// Another process holds the lock the statement needs; running it again later may work.
+    #[error("the database is locked by another process")]
+    Locked,
 }
 
 /// One database file and the single connection every guest connection shares. An explicit
@@ -65,6 +70,9 @@ impl SqliteDatabase {
         connection
             .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
             .map_err(map_error)?;
+        // A lock held by another process is waited for by the session, asynchronously, not
+        // by SQLite sleeping on the worker thread.
+        connection.busy_timeout(Duration::ZERO).map_err(map_error)?;
         Ok(SqliteDatabase {
             shared: Mutex::new(Shared {
                 connection,
@@ -187,33 +195,44 @@ impl SqliteDatabase {
     /// applied is skipped, so seeding at every start is idempotent. Returns whether it ran.
     pub fn apply_once(&self, script: &str) -> Result<bool, DbError> {
         let mut shared = self.lock()?;
-        let digest = fnv1a(script.as_bytes());
-        let transaction = shared.connection.transaction().map_err(map_error)?;
-        transaction
-            .execute_batch(
-                "CREATE TABLE IF NOT EXISTS _kite_applied_scripts (digest TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
-            )
+        // Before serving, a lock held by another process may be waited for here.
+        shared
+            .connection
+            .busy_timeout(SEED_BUSY_TIMEOUT)
             .map_err(map_error)?;
-        let seen: bool = transaction
-            .query_row(
-                "SELECT EXISTS (SELECT 1 FROM _kite_applied_scripts WHERE digest = ?1)",
-                [&digest],
-                |row| row.get(0),
-            )
-            .map_err(map_error)?;
-        if seen {
-            return Ok(false);
-        }
-        transaction.execute_batch(script).map_err(map_error)?;
-        transaction
-            .execute(
-                "INSERT INTO _kite_applied_scripts (digest, applied_at) VALUES (?1, datetime('now'))",
-                [&digest],
-            )
-            .map_err(map_error)?;
-        transaction.commit().map_err(map_error)?;
-        Ok(true)
+        let result = apply_script_once(&mut shared.connection, script);
+        let _ = shared.connection.busy_timeout(Duration::ZERO);
+        result
     }
+}
+
+fn apply_script_once(connection: &mut Connection, script: &str) -> Result<bool, DbError> {
+    let digest = fnv1a(script.as_bytes());
+    let transaction = connection.transaction().map_err(map_error)?;
+    transaction
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS _kite_applied_scripts (digest TEXT PRIMARY KEY, applied_at TEXT NOT NULL)",
+        )
+        .map_err(map_error)?;
+    let seen: bool = transaction
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM _kite_applied_scripts WHERE digest = ?1)",
+            [&digest],
+            |row| row.get(0),
+        )
+        .map_err(map_error)?;
+    if seen {
+        return Ok(false);
+    }
+    transaction.execute_batch(script).map_err(map_error)?;
+    transaction
+        .execute(
+            "INSERT INTO _kite_applied_scripts (digest, applied_at) VALUES (?1, datetime('now'))",
+            [&digest],
+        )
+        .map_err(map_error)?;
+    transaction.commit().map_err(map_error)?;
+    Ok(true)
 }
 
 /// A stable 64-bit FNV-1a digest, as hex: identifies a script across runs.
@@ -247,6 +266,13 @@ fn from_sql(value: ValueRef<'_>) -> DbValue {
 }
 
 fn map_error(e: rusqlite::Error) -> DbError {
+    // Plain SQLITE_BUSY only: its extended forms (a stale snapshot in a transaction) do not
+    // clear by waiting.
+    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
+        if failure.extended_code == rusqlite::ffi::SQLITE_BUSY {
+            return DbError::Locked;
+        }
+    }
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => DbError::Full,
         // Only the deadline's progress handler interrupts statements.

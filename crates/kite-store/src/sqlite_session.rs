@@ -4,7 +4,12 @@
 use crate::sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
+
+/// How long a statement without a deadline waits for another process's lock.
+const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
+/// The longest pause between two tries of a statement that found the database locked.
+const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(16);
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -25,26 +30,34 @@ impl SqliteSession {
     }
 
     /// Runs one statement, first waiting for another session's transaction to end if one is
-    /// open. The wait has no limit of its own: the caller's request deadline bounds it, and
-    /// the holder's transaction ends at the latest when its own request ends.
+    /// open. That wait has no limit of its own: the caller's request deadline bounds it, and
+    /// the holder's transaction ends at the latest when its own request ends. A lock held by
+    /// another process is waited for too, by trying again, until `deadline` (or for
+    /// [`MAX_LOCK_WAIT`]). Both waits leave the thread free.
     pub async fn execute(
         &self,
         statement: &str,
         parameters: &[DbValue],
         deadline: Option<Instant>,
     ) -> Result<QueryResult, DbError> {
+        let give_up = deadline.unwrap_or_else(|| Instant::now() + MAX_LOCK_WAIT);
+        let mut backoff = Duration::from_millis(1);
         loop {
             // Registered before looking, so an end signalled in between is not missed.
             let ended = self.database.transaction_ended();
             let mut ended = std::pin::pin!(ended);
             ended.as_mut().enable();
-            if let Some(result) = self
+            match self
                 .database
                 .try_execute(self.id, statement, parameters, deadline)
             {
-                return result;
+                Some(Err(DbError::Locked)) if Instant::now() + backoff < give_up => {
+                    tokio::time::sleep(backoff).await;
+                    backoff = (backoff * 2).min(MAX_LOCK_BACKOFF);
+                }
+                Some(result) => return result,
+                None => ended.await,
             }
-            ended.await;
         }
     }
 }
@@ -123,5 +136,41 @@ mod tests {
             .unwrap();
         next.execute("COMMIT", &[], None).await.unwrap();
         assert_eq!(count(&next).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_by_another_process_is_waited_for_without_holding_the_thread() {
+        let (dir, database) = database().await;
+        let elsewhere = rusqlite::Connection::open(dir.path().join("d.sqlite")).unwrap();
+        elsewhere.execute_batch("BEGIN IMMEDIATE").unwrap();
+
+        let session = SqliteSession::new(database.clone());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let write = tokio::spawn(async move {
+            session
+                .execute("INSERT INTO t VALUES (1)", &[], Some(deadline))
+                .await
+        });
+        // This test's single-threaded runtime goes on running while the write waits.
+        let paused = Instant::now();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(
+            paused.elapsed() < Duration::from_secs(1),
+            "the waiting write held the thread for {:?}",
+            paused.elapsed()
+        );
+        assert!(!write.is_finished(), "must wait for the lock");
+        elsewhere.execute_batch("COMMIT").unwrap();
+        write.await.unwrap().unwrap();
+
+        elsewhere.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let session = SqliteSession::new(database);
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let refused = session
+            .execute("INSERT INTO t VALUES (2)", &[], Some(deadline))
+            .await;
+        assert!(matches!(refused, Err(DbError::Locked)), "{refused:?}");
+        assert!(Instant::now() >= deadline - Duration::from_millis(20));
+        assert_eq!(count(&session).await, 1, "reading is never blocked (WAL)");
     }
 }

@@ -181,6 +181,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
             .map_err(|e| match e {
                 DbError::Full => Error::DatabaseFull,
                 DbError::Io(message) => Error::Io(message),
+                DbError::Locked => Error::Io(DbError::Locked.to_string()),
             })?;
         Ok(QueryResult {
             columns: result.columns,
