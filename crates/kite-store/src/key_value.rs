@@ -9,6 +9,9 @@ pub enum StoreError {
     NotAnInteger(String),
     #[error("incrementing `{key}` by {delta} would overflow a signed 64-bit integer")]
     Overflow { key: String, delta: i64 },
+    /// Another process holds the lock the operation needs (SQLite).
+    #[error("the store is locked by another process")]
+    Locked,
 }
 
 /// What a compare-and-swap found.

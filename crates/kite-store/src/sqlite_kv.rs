@@ -2,11 +2,12 @@
 //! is acknowledged, so an acknowledged write survives the server being killed.
 
 use crate::key_value::{add_to_counter, parse_counter};
-use crate::sqlite_file::open_sqlite_file;
+use crate::sqlite_file::{open_sqlite_file, LockBackoff, MAX_LOCK_WAIT};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
 pub struct SqliteKeyValue {
     connection: Mutex<Connection>,
@@ -14,7 +15,26 @@ pub struct SqliteKeyValue {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        StoreError::Backend(e.to_string())
+        match &e {
+            rusqlite::Error::SqliteFailure(failure, _)
+                if failure.extended_code == rusqlite::ffi::SQLITE_BUSY =>
+            {
+                StoreError::Locked
+            }
+            _ => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// Runs `operation`, trying again while another process holds the file's lock, for at
+/// most [`MAX_LOCK_WAIT`].
+async fn unless_locked<T>(operation: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
+    let mut backoff = LockBackoff::until(Instant::now() + MAX_LOCK_WAIT);
+    loop {
+        match operation() {
+            Err(StoreError::Locked) if backoff.wait().await => {}
+            result => return result,
+        }
     }
 }
 
@@ -25,6 +45,8 @@ impl SqliteKeyValue {
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
         )
         .map_err(StoreError::Backend)?;
+        // Locks held by another process are waited for by `unless_locked`, off the thread.
+        connection.busy_timeout(Duration::ZERO)?;
         Ok(SqliteKeyValue {
             connection: Mutex::new(connection),
         })
@@ -36,20 +58,27 @@ impl SqliteKeyValue {
             .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))
     }
 
-    fn with<T>(&self, f: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Result<T, StoreError> {
-        Ok(f(&*self.lock()?)?)
+    async fn with<T>(
+        &self,
+        f: impl Fn(&Connection) -> rusqlite::Result<T>,
+    ) -> Result<T, StoreError> {
+        unless_locked(|| Ok(f(&*self.lock()?)?)).await
     }
 
     /// Runs `f` in one write transaction, committed only if `f` succeeds.
-    fn in_transaction<T>(
+    async fn in_transaction<T>(
         &self,
-        f: impl FnOnce(&Connection) -> Result<T, StoreError>,
+        f: impl Fn(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let connection = self.lock()?;
-        let transaction = Transaction::new_unchecked(&connection, TransactionBehavior::Immediate)?;
-        let value = f(&transaction)?;
-        transaction.commit()?;
-        Ok(value)
+        unless_locked(|| {
+            let connection = self.lock()?;
+            let transaction =
+                Transaction::new_unchecked(&connection, TransactionBehavior::Immediate)?;
+            let value = f(&transaction)?;
+            transaction.commit()?;
+            Ok(value)
+        })
+        .await
     }
 }
 
@@ -77,15 +106,15 @@ fn remove(c: &Connection, key: &str) -> rusqlite::Result<()> {
 #[async_trait::async_trait]
 impl KeyValueBackend for SqliteKeyValue {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.with(|c| read(c, key))
+        self.with(|c| read(c, key)).await
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.with(|c| write(c, key, value))
+        self.with(|c| write(c, key, value)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.with(|c| remove(c, key))
+        self.with(|c| remove(c, key)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
@@ -95,6 +124,7 @@ impl KeyValueBackend for SqliteKeyValue {
                 .optional()
                 .map(|found| found.is_some())
         })
+        .await
     }
 
     async fn keys_after(
@@ -110,6 +140,7 @@ impl KeyValueBackend for SqliteKeyValue {
             let keys = statement.query_map(params![after, limit], |row| row.get(0))?;
             keys.collect()
         })
+        .await
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
@@ -122,6 +153,7 @@ impl KeyValueBackend for SqliteKeyValue {
             write(c, key, sum.to_string().as_bytes())?;
             Ok(sum)
         })
+        .await
     }
 
     async fn swap_if_unchanged(
@@ -138,10 +170,12 @@ impl KeyValueBackend for SqliteKeyValue {
             write(c, key, value)?;
             Ok(SwapOutcome::Swapped)
         })
+        .await
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         self.with(|c| keys.iter().map(|key| read(c, key)).collect())
+            .await
     }
 
     async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
@@ -151,6 +185,7 @@ impl KeyValueBackend for SqliteKeyValue {
             }
             Ok(())
         })
+        .await
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
@@ -160,6 +195,7 @@ impl KeyValueBackend for SqliteKeyValue {
             }
             Ok(())
         })
+        .await
     }
 }
 
@@ -245,5 +281,20 @@ mod tests {
         );
         store.delete_many(&asked).await.unwrap();
         assert_eq!(store.keys().await.unwrap(), vec!["n", "new", "text"]);
+    }
+
+    #[tokio::test]
+    async fn a_lock_held_by_another_process_is_waited_for_without_holding_the_thread() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite");
+        let store = std::sync::Arc::new(SqliteKeyValue::open(&path).unwrap());
+        let elsewhere = Connection::open(&path).unwrap();
+        elsewhere.execute_batch("BEGIN IMMEDIATE").unwrap();
+        let writer = store.clone();
+        let write = tokio::spawn(async move { writer.increment("n", 1).await });
+        crate::sqlite_file::assert_thread_stays_free().await;
+        assert!(!write.is_finished(), "must wait for the lock");
+        elsewhere.execute_batch("COMMIT").unwrap();
+        assert_eq!(write.await.unwrap().unwrap(), 1);
     }
 }

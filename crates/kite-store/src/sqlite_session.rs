@@ -2,14 +2,10 @@
 //! commits or rolls back, and is rolled back when the connection goes away.
 
 use crate::sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
+use crate::sqlite_file::{LockBackoff, MAX_LOCK_WAIT};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-/// How long a statement without a deadline waits for another process's lock.
-const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
-/// The longest pause between two tries of a statement that found the database locked.
-const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(16);
+use std::time::Instant;
 
 static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
 
@@ -40,8 +36,8 @@ impl SqliteSession {
         parameters: &[DbValue],
         deadline: Option<Instant>,
     ) -> Result<QueryResult, DbError> {
-        let give_up = deadline.unwrap_or_else(|| Instant::now() + MAX_LOCK_WAIT);
-        let mut backoff = Duration::from_millis(1);
+        let mut backoff =
+            LockBackoff::until(deadline.unwrap_or_else(|| Instant::now() + MAX_LOCK_WAIT));
         loop {
             // Registered before looking, so an end signalled in between is not missed.
             let ended = self.database.transaction_ended();
@@ -51,10 +47,7 @@ impl SqliteSession {
                 .database
                 .try_execute(self.id, statement, parameters, deadline)
             {
-                Some(Err(DbError::Locked)) if Instant::now() + backoff < give_up => {
-                    tokio::time::sleep(backoff).await;
-                    backoff = (backoff * 2).min(MAX_LOCK_BACKOFF);
-                }
+                Some(Err(DbError::Locked)) if backoff.wait().await => {}
                 Some(result) => return result,
                 None => ended.await,
             }
@@ -152,13 +145,7 @@ mod tests {
                 .await
         });
         // This test's single-threaded runtime goes on running while the write waits.
-        let paused = Instant::now();
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        assert!(
-            paused.elapsed() < Duration::from_secs(1),
-            "the waiting write held the thread for {:?}",
-            paused.elapsed()
-        );
+        crate::sqlite_file::assert_thread_stays_free().await;
         assert!(!write.is_finished(), "must wait for the lock");
         elsewhere.execute_batch("COMMIT").unwrap();
         write.await.unwrap().unwrap();
