@@ -29,10 +29,15 @@ impl From<rusqlite::Error> for StoreError {
 /// Runs `operation`, trying again while another process holds the file's lock, for at
 /// most [`MAX_LOCK_WAIT`].
 async fn unless_locked<T>(operation: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    let mut backoff = LockBackoff::until(Instant::now() + MAX_LOCK_WAIT);
+    // The clock is read only once the file is found locked.
+    let mut backoff: Option<LockBackoff> = None;
     loop {
         match operation() {
-            Err(StoreError::Locked) if backoff.wait().await => {}
+            Err(StoreError::Locked)
+                if backoff
+                    .get_or_insert_with(|| LockBackoff::until(Instant::now() + MAX_LOCK_WAIT))
+                    .wait()
+                    .await => {}
             result => return result,
         }
     }
