@@ -40,6 +40,12 @@ impl InstanceState {
         self.deadline = Some(deadline);
     }
 
+    /// Whether the request's deadline (if it has started) has passed.
+    pub fn past_deadline(&self) -> bool {
+        self.deadline
+            .is_some_and(|deadline| Instant::now() >= deadline)
+    }
+
     /// The memory and table limits the store enforces (`Store::limiter`).
     pub fn limits(&mut self) -> &mut StoreLimits {
         &mut self.limits

@@ -37,26 +37,26 @@ impl InstanceFactory {
     }
 
     /// A store filled from the component's grants, with no instance and no deadline yet.
+    /// On every epoch tick a running guest yields to the event loop, so a guest that
+    /// computes for long never holds up other requests on its thread; past its deadline (see
+    /// [`Self::start_deadline`]) it is interrupted.
     pub(crate) fn new_store(&self) -> anyhow::Result<Store<InstanceState>> {
         let mut store = Store::new(self.pre.engine(), self.grants.instance_state()?);
         store.limiter(|state| state.limits());
-        Ok(store)
-    }
-
-    /// Gives the store's guest the component's full deadline from now. On every epoch tick
-    /// a running guest yields to the event loop, so a guest that computes for long never
-    /// holds up other requests on its thread; past its deadline it is interrupted.
-    pub(crate) fn start_deadline(&self, store: &mut Store<InstanceState>) {
-        let deadline = Instant::now() + self.timeout;
-        store.data_mut().set_deadline(deadline);
-        store.set_epoch_deadline(1);
-        store.epoch_deadline_callback(move |_| {
-            Ok(if Instant::now() >= deadline {
+        store.epoch_deadline_callback(|store| {
+            Ok(if store.data().past_deadline() {
                 UpdateDeadline::Interrupt
             } else {
                 UpdateDeadline::Yield(1)
             })
         });
+        Ok(store)
+    }
+
+    /// Gives the store's guest the component's full deadline from now.
+    pub(crate) fn start_deadline(&self, store: &mut Store<InstanceState>) {
+        store.data_mut().set_deadline(Instant::now() + self.timeout);
+        store.set_epoch_deadline(1);
     }
 
     pub(crate) async fn instantiate(
