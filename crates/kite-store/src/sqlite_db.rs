@@ -1,7 +1,7 @@
 //! SQLite databases for guests: a file per label in WAL mode; statements run with typed
 //! parameters, stop at the request's deadline, and return bounded column names and rows.
 
-use crate::sqlite_file::open_sqlite_file;
+use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
@@ -15,8 +15,6 @@ use tokio::sync::Notify;
 const MAX_VALUE_BYTES: usize = 32 << 20;
 /// The largest result one statement may return to a guest.
 const MAX_RESULT_BYTES: usize = 32 << 20;
-/// How long seeding at start-up waits for a lock another process holds.
-const SEED_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// SQLite virtual-machine steps between two looks at the deadline while a statement runs.
 const STEPS_BETWEEN_DEADLINE_CHECKS: i32 = 10_000;
 
@@ -70,9 +68,6 @@ impl SqliteDatabase {
         connection
             .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
             .map_err(map_error)?;
-        // A lock held by another process is waited for by the session, asynchronously, not
-        // by SQLite sleeping on the worker thread.
-        connection.busy_timeout(Duration::ZERO).map_err(map_error)?;
         Ok(SqliteDatabase {
             shared: Mutex::new(Shared {
                 connection,
@@ -198,7 +193,7 @@ impl SqliteDatabase {
         // Before serving, a lock held by another process may be waited for here.
         shared
             .connection
-            .busy_timeout(SEED_BUSY_TIMEOUT)
+            .busy_timeout(START_BUSY_TIMEOUT)
             .map_err(map_error)?;
         let result = apply_script_once(&mut shared.connection, script);
         let _ = shared.connection.busy_timeout(Duration::ZERO);
@@ -266,12 +261,8 @@ fn from_sql(value: ValueRef<'_>) -> DbValue {
 }
 
 fn map_error(e: rusqlite::Error) -> DbError {
-    // Plain SQLITE_BUSY only: its extended forms (a stale snapshot in a transaction) do not
-    // clear by waiting.
-    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
-        if failure.extended_code == rusqlite::ffi::SQLITE_BUSY {
-            return DbError::Locked;
-        }
+    if is_locked(&e) {
+        return DbError::Locked;
     }
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => DbError::Full,

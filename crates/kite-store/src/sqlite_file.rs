@@ -1,5 +1,5 @@
 //! Opening an SQLite file the way every Kite store needs it (parent directories created,
-//! WAL journal with `synchronous = NORMAL`, a busy timeout), and waiting out other locks.
+//! WAL journal with `synchronous = NORMAL`), and waiting out other processes' locks.
 
 use rusqlite::Connection;
 use std::path::Path;
@@ -10,26 +10,41 @@ pub(crate) const MAX_LOCK_WAIT: Duration = Duration::from_secs(5);
 /// The longest pause between two tries of an operation that found the file locked.
 const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(16);
 
+/// How long start-up (opening, setting up, seeding) waits in SQLite for another process's
+/// lock, before any request is served.
+pub(crate) const START_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Whether `error` is another process holding the lock an operation needs (plain
+/// SQLITE_BUSY: its extended forms, such as a stale snapshot, do not clear by waiting).
+pub(crate) fn is_locked(error: &rusqlite::Error) -> bool {
+    matches!(error, rusqlite::Error::SqliteFailure(failure, _)
+        if failure.extended_code == rusqlite::ffi::SQLITE_BUSY)
+}
+
 /// Pauses between tries of an operation that found an SQLite file locked by another
-/// process. Stores run with no busy timeout and wait here instead, asynchronously, so the
-/// worker thread is never parked in SQLite's busy handler.
+/// process. Stores' connections have no busy timeout and wait here instead,
+/// asynchronously, so the worker thread is never parked in SQLite's busy handler.
 pub(crate) struct LockBackoff {
-    give_up: Instant,
+    /// `None`: [`MAX_LOCK_WAIT`] from the first wait (the clock is read only then).
+    give_up: Option<Instant>,
     pause: Duration,
 }
 
 impl LockBackoff {
-    pub(crate) fn until(give_up: Instant) -> Self {
+    /// Tries stop at `deadline`, or [`MAX_LOCK_WAIT`] after the first lock met without one.
+    pub(crate) fn until(deadline: Option<Instant>) -> Self {
         LockBackoff {
-            give_up,
+            give_up: deadline,
             pause: Duration::from_millis(1),
         }
     }
 
     /// Waits before the next try (1 ms, doubling up to 16 ms); false, without waiting, once
-    /// the next try would come after `give_up`.
+    /// the next try would come after the time to give up.
     pub(crate) async fn wait(&mut self) -> bool {
-        if Instant::now() + self.pause >= self.give_up {
+        let now = Instant::now();
+        let give_up = *self.give_up.get_or_insert(now + MAX_LOCK_WAIT);
+        if now + self.pause >= give_up {
             return false;
         }
         tokio::time::sleep(self.pause).await;
@@ -51,9 +66,9 @@ pub(crate) async fn assert_thread_stays_free() {
     );
 }
 
-/// Opens (creating if needed) the database at `path` and runs `setup` on it. Errors are
-/// messages naming the file. The busy timeout is for start-up; stores set theirs to zero
-/// and use [`LockBackoff`].
+/// Opens (creating if needed) the database at `path` and runs `setup` on it, waiting up to
+/// [`START_BUSY_TIMEOUT`] for other processes' locks; the connection returned has no busy
+/// timeout (see [`LockBackoff`]). Errors are messages naming the file.
 pub(crate) fn open_sqlite_file(path: &Path, setup: &str) -> Result<Connection, String> {
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)
@@ -67,8 +82,10 @@ pub(crate) fn open_sqlite_file(path: &Path, setup: &str) -> Result<Connection, S
         .execute_batch(&format!(
             "PRAGMA journal_mode = WAL;
              PRAGMA synchronous = NORMAL;
-             PRAGMA busy_timeout = 5000;
-             {setup}"
+             PRAGMA busy_timeout = {};
+             {setup}
+             PRAGMA busy_timeout = 0;",
+            START_BUSY_TIMEOUT.as_millis()
         ))
         .map_err(|e| format!("setting up {}: {e}", path.display()))?;
     Ok(connection)

@@ -2,12 +2,11 @@
 //! is acknowledged, so an acknowledged write survives the server being killed.
 
 use crate::key_value::{add_to_counter, parse_counter};
-use crate::sqlite_file::{open_sqlite_file, LockBackoff, MAX_LOCK_WAIT};
+use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::{Mutex, MutexGuard};
-use std::time::{Duration, Instant};
 
 pub struct SqliteKeyValue {
     connection: Mutex<Connection>,
@@ -15,29 +14,21 @@ pub struct SqliteKeyValue {
 
 impl From<rusqlite::Error> for StoreError {
     fn from(e: rusqlite::Error) -> Self {
-        match &e {
-            rusqlite::Error::SqliteFailure(failure, _)
-                if failure.extended_code == rusqlite::ffi::SQLITE_BUSY =>
-            {
-                StoreError::Locked
-            }
-            _ => StoreError::Backend(e.to_string()),
+        if is_locked(&e) {
+            StoreError::Locked
+        } else {
+            StoreError::Backend(e.to_string())
         }
     }
 }
 
 /// Runs `operation`, trying again while another process holds the file's lock, for at
-/// most [`MAX_LOCK_WAIT`].
+/// most [`crate::sqlite_file::MAX_LOCK_WAIT`].
 async fn unless_locked<T>(operation: impl Fn() -> Result<T, StoreError>) -> Result<T, StoreError> {
-    // The clock is read only once the file is found locked.
-    let mut backoff: Option<LockBackoff> = None;
+    let mut backoff = LockBackoff::until(None);
     loop {
         match operation() {
-            Err(StoreError::Locked)
-                if backoff
-                    .get_or_insert_with(|| LockBackoff::until(Instant::now() + MAX_LOCK_WAIT))
-                    .wait()
-                    .await => {}
+            Err(StoreError::Locked) if backoff.wait().await => {}
             result => return result,
         }
     }
@@ -50,8 +41,6 @@ impl SqliteKeyValue {
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
         )
         .map_err(StoreError::Backend)?;
-        // Locks held by another process are waited for by `unless_locked`, off the thread.
-        connection.busy_timeout(Duration::ZERO)?;
         Ok(SqliteKeyValue {
             connection: Mutex::new(connection),
         })

@@ -2,7 +2,7 @@
 //! commits or rolls back, and is rolled back when the connection goes away.
 
 use crate::sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
-use crate::sqlite_file::{LockBackoff, MAX_LOCK_WAIT};
+use crate::sqlite_file::LockBackoff;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -29,20 +29,18 @@ impl SqliteSession {
     /// open. That wait has no limit of its own: the caller's request deadline bounds it, and
     /// the holder's transaction ends at the latest when its own request ends. A lock held by
     /// another process is waited for too, by trying again, until `deadline` (or for
-    /// [`MAX_LOCK_WAIT`]). Both waits leave the thread free.
+    /// [`crate::sqlite_file::MAX_LOCK_WAIT`]). Both waits leave the thread free.
     pub async fn execute(
         &self,
         statement: &str,
         parameters: &[DbValue],
         deadline: Option<Instant>,
     ) -> Result<QueryResult, DbError> {
-        let mut backoff =
-            LockBackoff::until(deadline.unwrap_or_else(|| Instant::now() + MAX_LOCK_WAIT));
+        let mut backoff = LockBackoff::until(deadline);
         loop {
-            // Registered before looking, so an end signalled in between is not missed.
+            // Created before looking, so an end signalled in between is not missed
+            // (`notify_waiters` reaches every `Notified` from its creation on).
             let ended = self.database.transaction_ended();
-            let mut ended = std::pin::pin!(ended);
-            ended.as_mut().enable();
             match self
                 .database
                 .try_execute(self.id, statement, parameters, deadline)
