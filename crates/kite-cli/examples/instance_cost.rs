@@ -1,0 +1,106 @@
+//! What one request's instance costs Kite without any HTTP server: a fresh store filled from
+//! the component's grants, instantiation, the handler run on an in-memory request, the
+//! response body read to its end, and the store dropped, repeated on one thread.
+//!
+//! Usage: `cargo run --release -p kite-cli --example instance_cost -- APP_DIR [ITERATIONS]`
+//! (the app's first component; its stores on SQLite under a temporary state directory).
+//! Prints the thread's CPU time per iteration: the floor under Kite's per-request cost on
+//! this machine, to set beside a native server's whole request (see docs/performance.md).
+
+use anyhow::Context;
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use kite_app::{ResolvedVariables, RuntimeConfig, VariableSources};
+use kite_engine::{EngineOptions, KiteEngine};
+use kite_host::{AppResources, ComponentGrants, InstanceState, KeyValueStores, SqliteDatabases};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+use wasmtime::component::Linker;
+use wasmtime::{Store, UpdateDeadline};
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::WasiHttpView;
+
+fn main() -> anyhow::Result<()> {
+    let mut args = std::env::args().skip(1);
+    let app_dir = PathBuf::from(args.next().context("usage: instance_cost APP_DIR [N]")?);
+    let iterations: u32 = args.next().map_or(Ok(20_000), |n| n.parse())?;
+
+    let app = kite_app::load_app(&app_dir.join("kite.toml"))?;
+    let spec = app.components.first().context("the app has no component")?;
+    let state_dir = tempfile::tempdir()?;
+    let config = RuntimeConfig::default();
+    let sources = VariableSources::load(Vec::new(), &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let resources = AppResources {
+        variables: ResolvedVariables::resolve(&app.variables, &sources)
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+        key_value: KeyValueStores::open(&app, state_dir.path(), &config, &[])?,
+        sqlite: SqliteDatabases::open(&app, state_dir.path(), &config, &[])?,
+    };
+    let engine = KiteEngine::new(&EngineOptions {
+        max_memory: spec.limits.memory,
+        max_instances: 16,
+        cache_dir: kite_engine::CompileCache::default_dir(),
+        pooling: true,
+    })?;
+    let mut linker = Linker::<InstanceState>::new(engine.engine());
+    kite_host::add_to_linker(&mut linker)?;
+    let component = engine.load_component(&spec.source)?.component;
+    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+    let grants = ComponentGrants::validate(spec, &resources)?;
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async {
+        for _ in 0..iterations / 10 {
+            one_request(&pre, &grants).await?;
+        }
+        let (cpu, wall) = (thread_cpu_time(), Instant::now());
+        for _ in 0..iterations {
+            one_request(&pre, &grants).await?;
+        }
+        let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(iterations);
+        println!(
+            "{iterations} instances of `{}`: {:.1} µs CPU, {:.1} µs wall each",
+            spec.id,
+            per(thread_cpu_time() - cpu),
+            per(wall.elapsed())
+        );
+        anyhow::Ok(())
+    })
+}
+
+/// One request's whole instance life, as the server runs it (minus the network).
+async fn one_request(
+    pre: &ProxyPre<InstanceState>,
+    grants: &ComponentGrants,
+) -> anyhow::Result<()> {
+    let mut store = Store::new(pre.engine(), grants.instance_state()?);
+    store.limiter(|state| state.limits());
+    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
+    store.set_epoch_deadline(1);
+    store.data_mut().begin_request("bench".into());
+    let proxy = pre.instantiate_async(&mut store).await?;
+    let request = http::Request::get("http://localhost/")
+        .body(Empty::<Bytes>::new().map_err(|never| -> ErrorCode { match never {} }))?;
+    let (sender, receiver) = tokio::sync::oneshot::channel();
+    let mut view = store.data_mut().http();
+    let request = view.new_incoming_request(Scheme::Http, request)?;
+    let outparam = view.new_response_outparam(sender)?;
+    proxy
+        .wasi_http_incoming_handler()
+        .call_handle(&mut store, request, outparam)
+        .await?;
+    let response = receiver.await?.map_err(|code| anyhow::anyhow!("{code:?}"))?;
+    response.into_body().collect().await?;
+    drop(store);
+    Ok(())
+}
+
+/// This thread's time on a CPU so far, from the scheduler's nanosecond count.
+fn thread_cpu_time() -> Duration {
+    let stat = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap_or_default();
+    let nanos = stat.split_whitespace().next().and_then(|n| n.parse().ok());
+    Duration::from_nanos(nanos.unwrap_or(0))
+}
