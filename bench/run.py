@@ -7,7 +7,11 @@ Usage: bench/run.py [--scenario hello|kv] [--reps 3] [--duration 5] [--warmup 2]
 Prints a markdown table (medians over reps) and the ratios to the baseline.
 
 The kv scenario serves examples/kv-counter-rust (an atomic get + increment + set per request) from
-Kite on SQLite and on Redis, against bench/native-kv doing the same on the same backends.
+Kite on SQLite and on Redis, against bench/native-kv doing the same on the same backends. Each
+repetition also measures Kite's instance floor (the `instance_cost` example: one request's
+instance cycle, with no server) for hello-world and the kv-counter, and the native hello
+server (what HTTP costs at the least), and reports the best ratio Kite could reach: native's
+whole request over Kite's instance floor plus native's HTTP cost.
 """
 
 import argparse
@@ -44,8 +48,12 @@ def build(scenario):
         run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_DIR)
         run(["cargo", "build", "--release"], cwd=NATIVE_DIR)
     else:
+        run(["cargo", "build", "--release", "-p", "kite-cli", "--example", "instance_cost"],
+            cwd=ROOT)
+        run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_DIR)
         run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=KV_DIR)
         run(["cargo", "build", "--release"], cwd=NATIVE_KV_DIR)
+        run(["cargo", "build", "--release"], cwd=NATIVE_DIR)
 
 
 def free_port():
@@ -88,6 +96,9 @@ def kv_servers(port, kite_log, work, redis_url):
     yield "native kv, Redis", [str(native), addr, "redis", redis_url], {}
     yield "kite up kv-counter, Redis", [str(kite), "up", "-f", str(KV_DIR), "--listen", addr,
                                         "--runtime-config", str(config)], {"RUST_LOG": kite_log}
+    # What serving HTTP costs at the least: no server can do with less than this.
+    native_hello = NATIVE_DIR / "target" / "release" / "native-hello"
+    yield "native hello (HTTP alone)", [str(native_hello), addr], {}
 
 
 def start_redis():
@@ -170,6 +181,18 @@ def measure(name, cmd, env, port, args):
         stop_server(proc)
 
 
+def instance_floor(app_dir, iterations=20000):
+    """CPU µs of one request's instance cycle for the app's component, with no server."""
+    out = subprocess.run(["taskset", "-c", SERVER_CORE,
+                          str(TARGET / "release" / "examples" / "instance_cost"), str(app_dir),
+                          str(iterations)], env=server_env(), check=True, capture_output=True,
+                         text=True).stdout
+    return float(re.search(r"([0-9.]+) µs CPU", out).group(1))
+
+
+FLOORS = {"floor: hello-world instance": HELLO_DIR, "floor: kv-counter instance, SQLite": KV_DIR}
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenario", choices=["hello", "kv"], default="hello")
@@ -198,6 +221,10 @@ def main():
                 print(f"rep {rep + 1}/{args.reps}: {name}", file=sys.stderr)
                 results.setdefault(name, []).append(measure(name, cmd, env, port, args))
                 time.sleep(0.5)
+            if args.scenario == "kv":
+                for name, app_dir in FLOORS.items():
+                    print(f"rep {rep + 1}/{args.reps}: {name}", file=sys.stderr)
+                    results.setdefault(name, []).append({"cpu_us": instance_floor(app_dir)})
     finally:
         if redis:
             redis.kill()
@@ -223,6 +250,7 @@ def main():
 
 
 def report_kv(results, args):
+    floors = {name: statistics.median(r["cpu_us"] for r in results.pop(name)) for name in FLOORS}
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}
            for name, runs in results.items()}
     print(f"\nscenario kv: reps={args.reps} duration={args.duration}s warmup={args.warmup}s "
@@ -235,6 +263,17 @@ def report_kv(results, args):
     for backend in ("SQLite", "Redis"):
         ratio = med[f"kite up kv-counter, {backend}"]["rps32"] / med[f"native kv, {backend}"]["rps32"]
         print(f"kite / native throughput on {backend} at c=32: {ratio:.2f}x (target >= 0.5x)")
+    http = med["native hello (HTTP alone)"]["cpu_us"]
+    hello, counter = floors.values()
+    print("\nKite's instance floor (store, instantiation, handler, teardown; no server, no network):")
+    for name, cpu in floors.items():
+        print(f"  {name}: {cpu:.1f} µs CPU")
+    print(f"best ratio Kite could reach, with its own HTTP costing what native hello's does "
+          f"({http:.1f} µs) and the kv call on Redis nothing:")
+    print(f"  SQLite: {med['native kv, SQLite']['cpu_us'] / (counter + http):.2f}x "
+          f"(native's whole request / (kv-counter instance floor + native hello))")
+    print(f"  Redis: {med['native kv, Redis']['cpu_us'] / (hello + http):.2f}x "
+          f"(native's whole request / (hello-world instance floor + native hello))")
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::WasiHttpView;
 
+// The allocator `kite` itself uses.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> anyhow::Result<()> {
     let mut args = std::env::args().skip(1);
     let app_dir = PathBuf::from(args.next().context("usage: instance_cost APP_DIR [N]")?);
@@ -92,7 +96,9 @@ async fn one_request(
         .wasi_http_incoming_handler()
         .call_handle(&mut store, request, outparam)
         .await?;
-    let response = receiver.await?.map_err(|code| anyhow::anyhow!("{code:?}"))?;
+    let response = receiver
+        .await?
+        .map_err(|code| anyhow::anyhow!("{code:?}"))?;
     response.into_body().collect().await?;
     drop(store);
     Ok(())
