@@ -178,20 +178,27 @@ async fn a_transaction_left_open_is_rolled_back_when_its_request_ends() {
 }
 
 #[tokio::test]
-async fn a_request_waits_for_another_requests_transaction_and_never_sees_inside_it() {
+async fn while_a_request_holds_a_transaction_others_read_at_once_and_writes_wait() {
     let app = app();
     let server = Server::start(&app);
     let (status, body) = sql(&server, "/sql?db=default", "CREATE TABLE t (x INTEGER)").await;
     assert_eq!(status, 200, "{body}");
     let writer = "BEGIN\nINSERT INTO t VALUES (1)\nSELECT count(*) FROM t\nsleep 600\nROLLBACK";
     let started = std::time::Instant::now();
-    let ((status, written), (read_status, read, read_at)) =
-        tokio::join!(sql(&server, "/sql-steps?db=default", writer), async {
-            // Asked while the writer's transaction is open (it sleeps inside it).
+    // Both asked while the writer's transaction is open (it sleeps inside it).
+    let after_200_ms = |statement: &'static str| {
+        let server = &server;
+        async move {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let (status, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+            let (status, body) = sql(server, "/sql?db=default", statement).await;
             (status, body, started.elapsed())
-        });
+        }
+    };
+    let ((status, written), (read_status, read, read_at), (insert_status, inserted, inserted_at)) = tokio::join!(
+        sql(&server, "/sql-steps?db=default", writer),
+        after_200_ms("SELECT count(*) FROM t"),
+        after_200_ms("INSERT INTO t VALUES (2)"),
+    );
     assert_eq!(status, 200, "{written}");
     assert!(
         written.contains("row: Value::Integer(1)"),
@@ -204,7 +211,14 @@ async fn a_request_waits_for_another_requests_transaction_and_never_sees_inside_
         "saw uncommitted data: {read}"
     );
     assert!(
-        read_at >= std::time::Duration::from_millis(550),
-        "answered at {read_at:?}, before the writer's transaction ended"
+        read_at < std::time::Duration::from_millis(550),
+        "a read waited for the writer's transaction (answered at {read_at:?})"
     );
+    assert_eq!(insert_status, 200, "{inserted}");
+    assert!(
+        inserted_at >= std::time::Duration::from_millis(550),
+        "a write ran at {inserted_at:?}, inside or beside the writer's open transaction"
+    );
+    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+    assert!(body.contains("row: Value::Integer(1)"), "{body}");
 }

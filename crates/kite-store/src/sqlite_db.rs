@@ -5,7 +5,7 @@ use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
@@ -40,111 +40,134 @@ pub enum DbError {
     Full,
     #[error("{0}")]
     Io(String),
-    /// Another process holds the lock the statement needs; running it again later may work.
-    #[error("the database is locked by another process")]
+    /// Another request's transaction, or another process, held the lock the statement needs
+    /// for as long as it could wait; running it again later may work.
+    #[error("the database is locked by another transaction")]
     Locked,
 }
 
-/// One database file and the single connection every guest connection shares. An explicit
-/// transaction belongs to the session that opened it (see [`crate::SqliteSession`]); until
-/// it ends, other sessions' statements wait instead of running inside it.
+/// One database file. Statements outside any transaction run on one shared connection; a
+/// statement that opens an explicit transaction hands that connection, transaction and all,
+/// to its session (see [`crate::SqliteSession`]), and a spare connection takes its place.
+/// So other requests go on reading (WAL: they see only committed data) while a transaction
+/// is open, and a write that needs the lock it holds waits for it to end.
 pub struct SqliteDatabase {
-    shared: Mutex<Shared>,
+    path: PathBuf,
+    shared: Mutex<Connection>,
+    /// Connections whose transaction ended, kept for the next session that opens one.
+    spare: Mutex<Vec<Connection>>,
     /// Signalled whenever a session's transaction ends.
     transaction_ended: Notify,
 }
 
-struct Shared {
-    connection: Connection,
-    /// The session whose explicit transaction is open on the connection, if any.
-    transaction_owner: Option<u64>,
+/// Connections kept spare beyond the shared one; more are closed when they come back.
+const MAX_SPARE_CONNECTIONS: usize = 4;
+
+/// Opens one connection to the database file, set up for guests.
+fn open_connection(path: &Path) -> Result<Connection, DbError> {
+    let connection = open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
+    let max_value = i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX);
+    connection
+        .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
+        .map_err(map_error)?;
+    Ok(connection)
 }
 
 impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<Self, DbError> {
-        let connection =
-            open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
-        let max_value = i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX);
-        connection
-            .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
-            .map_err(map_error)?;
         Ok(SqliteDatabase {
-            shared: Mutex::new(Shared {
-                connection,
-                transaction_owner: None,
-            }),
+            path: path.to_path_buf(),
+            shared: Mutex::new(open_connection(path)?),
+            spare: Mutex::new(Vec::new()),
             transaction_ended: Notify::new(),
         })
     }
 
-    fn lock(&self) -> Result<MutexGuard<'_, Shared>, DbError> {
+    fn lock_shared(&self) -> Result<MutexGuard<'_, Connection>, DbError> {
         self.shared
             .lock()
             .map_err(|_| DbError::Io("the database connection was poisoned".into()))
     }
 
-    /// Runs one statement for `session`, or returns `None` without running it while another
-    /// session's transaction is open. A statement still running at `deadline` is stopped, so
-    /// a runaway query cannot hold the database (and the thread) past its request's time.
-    pub(crate) fn try_execute(
+    /// Runs one statement outside any transaction, on the shared connection. If the
+    /// statement opened a transaction, the connection is returned with it, for the session
+    /// to keep until it ends.
+    pub(crate) fn execute_shared(
         &self,
-        session: u64,
         statement: &str,
         parameters: &[DbValue],
         deadline: Option<Instant>,
-    ) -> Option<Result<QueryResult, DbError>> {
-        let mut shared = match self.lock() {
+    ) -> (Result<QueryResult, DbError>, Option<Connection>) {
+        let mut shared = match self.lock_shared() {
             Ok(shared) => shared,
-            Err(e) => return Some(Err(e)),
+            Err(e) => return (Err(e), None),
         };
-        if shared
-            .transaction_owner
-            .is_some_and(|owner| owner != session)
-        {
-            return None;
+        let result = run_until(&mut shared, statement, parameters, deadline);
+        if shared.is_autocommit() {
+            return (result, None);
         }
-        let connection = &mut shared.connection;
-        if let Some(deadline) = deadline {
-            if let Err(e) = connection.progress_handler(
-                STEPS_BETWEEN_DEADLINE_CHECKS,
-                Some(move || Instant::now() >= deadline),
-            ) {
-                return Some(Err(map_error(e)));
+        match self.take_spare() {
+            Ok(spare) => (result, Some(std::mem::replace(&mut *shared, spare))),
+            Err(e) => {
+                // Without a connection to take its place the transaction cannot be handed
+                // over; undo it rather than let it hold the shared connection.
+                let _ = shared.execute_batch("ROLLBACK");
+                (Err(e), None)
             }
         }
-        let result = run(connection, statement, parameters);
-        if deadline.is_some() {
-            let _ = connection.progress_handler(0, None::<fn() -> bool>);
-        }
-        // A failed statement may have ended the transaction too (SQLite rolls back on some
-        // errors), so ownership follows the connection's state, not the statement's text.
-        let in_transaction = !connection.is_autocommit();
-        self.set_transaction_owner(&mut shared, in_transaction.then_some(session));
-        Some(result)
     }
 
-    /// Rolls back `session`'s transaction if it still has one open: a guest connection that
-    /// goes away without `COMMIT` leaves nothing behind for the next request.
-    pub(crate) fn end_session(&self, session: u64) {
-        let Ok(mut shared) = self.lock() else { return };
-        if shared.transaction_owner == Some(session) {
-            let _ = shared.connection.execute_batch("ROLLBACK");
-            self.set_transaction_owner(&mut shared, None);
+    fn take_spare(&self) -> Result<Connection, DbError> {
+        let spare = self.spare.lock().ok().and_then(|mut spare| spare.pop());
+        match spare {
+            Some(connection) => Ok(connection),
+            None => open_connection(&self.path),
         }
+    }
+
+    /// Takes back a session's connection whose transaction has ended (rolling it back if it
+    /// is still open) and wakes the statements waiting for it.
+    pub(crate) fn transaction_done(&self, connection: Connection) {
+        if !connection.is_autocommit() {
+            let _ = connection.execute_batch("ROLLBACK");
+        }
+        if connection.is_autocommit() {
+            if let Ok(mut spare) = self.spare.lock() {
+                if spare.len() < MAX_SPARE_CONNECTIONS {
+                    spare.push(connection);
+                }
+            }
+        }
+        self.transaction_ended.notify_waiters();
     }
 
     /// A future that completes the next time some session's transaction ends.
     pub(crate) fn transaction_ended(&self) -> tokio::sync::futures::Notified<'_> {
         self.transaction_ended.notified()
     }
+}
 
-    fn set_transaction_owner(&self, shared: &mut Shared, owner: Option<u64>) {
-        let ended = shared.transaction_owner.is_some() && owner.is_none();
-        shared.transaction_owner = owner;
-        if ended {
-            self.transaction_ended.notify_waiters();
-        }
+/// Runs `statement` on `connection`, stopping it if it is still running at `deadline`, so a
+/// runaway query cannot hold the database (and the thread) past its request's time.
+pub(crate) fn run_until(
+    connection: &mut Connection,
+    statement: &str,
+    parameters: &[DbValue],
+    deadline: Option<Instant>,
+) -> Result<QueryResult, DbError> {
+    if let Some(deadline) = deadline {
+        connection
+            .progress_handler(
+                STEPS_BETWEEN_DEADLINE_CHECKS,
+                Some(move || Instant::now() >= deadline),
+            )
+            .map_err(map_error)?;
     }
+    let result = run(connection, statement, parameters);
+    if deadline.is_some() {
+        let _ = connection.progress_handler(0, None::<fn() -> bool>);
+    }
+    result
 }
 
 /// Runs `statement` and collects its rows, refusing results over [`MAX_RESULT_BYTES`].
@@ -189,14 +212,11 @@ impl SqliteDatabase {
     /// Runs a script of statements once per database: a script whose exact text was already
     /// applied is skipped, so seeding at every start is idempotent. Returns whether it ran.
     pub fn apply_once(&self, script: &str) -> Result<bool, DbError> {
-        let mut shared = self.lock()?;
+        let mut shared = self.lock_shared()?;
         // Before serving, a lock held by another process may be waited for here.
-        shared
-            .connection
-            .busy_timeout(START_BUSY_TIMEOUT)
-            .map_err(map_error)?;
-        let result = apply_script_once(&mut shared.connection, script);
-        let _ = shared.connection.busy_timeout(Duration::ZERO);
+        shared.busy_timeout(START_BUSY_TIMEOUT).map_err(map_error)?;
+        let result = apply_script_once(&mut shared, script);
+        let _ = shared.busy_timeout(Duration::ZERO);
         result
     }
 }
@@ -263,6 +283,15 @@ fn from_sql(value: ValueRef<'_>) -> DbValue {
 fn map_error(e: rusqlite::Error) -> DbError {
     if is_locked(&e) {
         return DbError::Locked;
+    }
+    if let rusqlite::Error::SqliteFailure(failure, _) = &e {
+        if failure.extended_code == rusqlite::ffi::SQLITE_BUSY_SNAPSHOT {
+            return DbError::Io(
+                "another request wrote to the database after this transaction began reading; \
+                 roll back and try again (a transaction begun with BEGIN IMMEDIATE cannot meet this)"
+                    .into(),
+            );
+        }
     }
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => DbError::Full,

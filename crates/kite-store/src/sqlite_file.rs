@@ -14,15 +14,16 @@ const MAX_LOCK_BACKOFF: Duration = Duration::from_millis(16);
 /// lock, before any request is served.
 pub(crate) const START_BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Whether `error` is another process holding the lock an operation needs (plain
-/// SQLITE_BUSY: its extended forms, such as a stale snapshot, do not clear by waiting).
+/// Whether `error` is another connection (another process, or another request's
+/// transaction) holding the lock an operation needs: plain SQLITE_BUSY, since its extended
+/// forms, such as a stale snapshot, do not clear by waiting.
 pub(crate) fn is_locked(error: &rusqlite::Error) -> bool {
     matches!(error, rusqlite::Error::SqliteFailure(failure, _)
         if failure.extended_code == rusqlite::ffi::SQLITE_BUSY)
 }
 
 /// Pauses between tries of an operation that found an SQLite file locked by another
-/// process. Stores' connections have no busy timeout and wait here instead,
+/// connection. Stores' connections have no busy timeout and wait here instead,
 /// asynchronously, so the worker thread is never parked in SQLite's busy handler.
 pub(crate) struct LockBackoff {
     /// `None`: [`MAX_LOCK_WAIT`] from the first wait (the clock is read only then).

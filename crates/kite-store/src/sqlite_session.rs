@@ -1,35 +1,35 @@
 //! A guest's connection to a SQLite database: a transaction it opens is its own until it
 //! commits or rolls back, and is rolled back when the connection goes away.
 
-use crate::sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
+use crate::sqlite_db::{run_until, DbError, DbValue, QueryResult, SqliteDatabase};
 use crate::sqlite_file::LockBackoff;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use rusqlite::Connection;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-static NEXT_SESSION: AtomicU64 = AtomicU64::new(1);
-
-/// One guest connection. While its explicit transaction is open, other sessions' statements
-/// on the same database wait (asynchronously) for it to end, so no request ever runs inside,
-/// or sees the uncommitted writes of, another request's transaction.
+/// One guest connection. Its statements run on the database's shared connection until one
+/// opens a transaction; from then until the transaction ends the session has a connection
+/// of its own, so no other request runs inside, or sees the uncommitted writes of, its
+/// transaction, while they go on reading meanwhile.
 pub struct SqliteSession {
     database: Arc<SqliteDatabase>,
-    id: u64,
+    /// The connection holding this session's open transaction, if it has one.
+    in_transaction: Mutex<Option<Connection>>,
 }
 
 impl SqliteSession {
     pub fn new(database: Arc<SqliteDatabase>) -> Self {
         SqliteSession {
             database,
-            id: NEXT_SESSION.fetch_add(1, Ordering::Relaxed),
+            in_transaction: Mutex::new(None),
         }
     }
 
-    /// Runs one statement, first waiting for another session's transaction to end if one is
-    /// open. That wait has no limit of its own: the caller's request deadline bounds it, and
-    /// the holder's transaction ends at the latest when its own request ends. A lock held by
-    /// another process is waited for too, by trying again, until `deadline` (or for
-    /// [`crate::sqlite_file::MAX_LOCK_WAIT`]). Both waits leave the thread free.
+    /// Runs one statement. One that needs a lock another request's transaction holds waits
+    /// for that transaction to end, and one that needs a lock another process holds tries
+    /// again; both waits leave the thread free and last until `deadline` (or
+    /// [`crate::sqlite_file::MAX_LOCK_WAIT`]), after which the statement fails with
+    /// [`DbError::Locked`].
     pub async fn execute(
         &self,
         statement: &str,
@@ -38,24 +38,56 @@ impl SqliteSession {
     ) -> Result<QueryResult, DbError> {
         let mut backoff = LockBackoff::until(deadline);
         loop {
-            // Created before looking, so an end signalled in between is not missed
+            // Created before trying, so a transaction ending in between is not missed
             // (`notify_waiters` reaches every `Notified` from its creation on).
             let ended = self.database.transaction_ended();
-            match self
-                .database
-                .try_execute(self.id, statement, parameters, deadline)
-            {
-                Some(Err(DbError::Locked)) if backoff.wait().await => {}
-                Some(result) => return result,
-                None => ended.await,
+            match self.try_execute(statement, parameters, deadline) {
+                Err(DbError::Locked) => {
+                    tokio::select! {
+                        () = ended => {}
+                        more = backoff.wait() => if !more { return Err(DbError::Locked) },
+                    }
+                }
+                result => return result,
             }
         }
+    }
+
+    fn try_execute(
+        &self,
+        statement: &str,
+        parameters: &[DbValue],
+        deadline: Option<Instant>,
+    ) -> Result<QueryResult, DbError> {
+        let mut own = self
+            .in_transaction
+            .lock()
+            .map_err(|_| DbError::Io("the connection was poisoned".into()))?;
+        let Some(connection) = own.as_mut() else {
+            let (result, handed_over) = self
+                .database
+                .execute_shared(statement, parameters, deadline);
+            *own = handed_over;
+            return result;
+        };
+        let result = run_until(connection, statement, parameters, deadline);
+        // A failed statement may have ended the transaction too (SQLite rolls back on some
+        // errors), so this follows the connection's state, not the statement's text.
+        if connection.is_autocommit() {
+            if let Some(connection) = own.take() {
+                self.database.transaction_done(connection);
+            }
+        }
+        result
     }
 }
 
 impl Drop for SqliteSession {
     fn drop(&mut self) {
-        self.database.end_session(self.id);
+        let own = self.in_transaction.get_mut().ok().and_then(Option::take);
+        if let Some(connection) = own {
+            self.database.transaction_done(connection);
+        }
     }
 }
 
@@ -87,7 +119,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn others_wait_for_an_open_transaction_and_never_see_inside_it() {
+    async fn readers_go_on_and_writers_wait_while_a_transaction_is_open() {
         let (_dir, database) = database().await;
         let writer = SqliteSession::new(database.clone());
         writer.execute("BEGIN", &[], None).await.unwrap();
@@ -98,11 +130,57 @@ mod tests {
         assert_eq!(count(&writer).await, 1, "a transaction sees its own writes");
 
         let reader = SqliteSession::new(database.clone());
-        let waiting = tokio::spawn(async move { count(&reader).await });
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!waiting.is_finished(), "must wait for the open transaction");
+        assert_eq!(count(&reader).await, 0, "others read, without its rows");
+        let other_writer = SqliteSession::new(database.clone());
+        let waiting = tokio::spawn(async move {
+            other_writer
+                .execute("INSERT INTO t VALUES (2)", &[], None)
+                .await
+        });
+        crate::sqlite_file::assert_thread_stays_free().await;
+        assert!(
+            !waiting.is_finished(),
+            "a write must wait for the open transaction"
+        );
         writer.execute("ROLLBACK", &[], None).await.unwrap();
-        assert_eq!(waiting.await.unwrap(), 0, "the rolled-back row is gone");
+        waiting.await.unwrap().unwrap();
+        assert_eq!(
+            count(&reader).await,
+            1,
+            "only the other writer's row is left"
+        );
+    }
+
+    #[tokio::test]
+    async fn waiting_for_another_transaction_ends_at_the_deadline() {
+        let (_dir, database) = database().await;
+        let holder = SqliteSession::new(database.clone());
+        holder.execute("BEGIN IMMEDIATE", &[], None).await.unwrap();
+        let deadline = Instant::now() + Duration::from_millis(200);
+        let refused = SqliteSession::new(database)
+            .execute("INSERT INTO t VALUES (1)", &[], Some(deadline))
+            .await;
+        assert!(matches!(refused, Err(DbError::Locked)), "{refused:?}");
+        assert!(Instant::now() >= deadline - Duration::from_millis(20));
+    }
+
+    #[tokio::test]
+    async fn a_transaction_whose_snapshot_went_stale_is_told_so() {
+        let (_dir, database) = database().await;
+        let slow = SqliteSession::new(database.clone());
+        slow.execute("BEGIN", &[], None).await.unwrap();
+        assert_eq!(count(&slow).await, 0);
+        SqliteSession::new(database.clone())
+            .execute("INSERT INTO t VALUES (1)", &[], None)
+            .await
+            .unwrap();
+        let Err(DbError::Io(message)) = slow.execute("INSERT INTO t VALUES (2)", &[], None).await
+        else {
+            panic!("a write on a stale snapshot must fail");
+        };
+        assert!(message.contains("BEGIN IMMEDIATE"), "{message}");
+        slow.execute("ROLLBACK", &[], None).await.unwrap();
+        assert_eq!(count(&slow).await, 1);
     }
 
     #[tokio::test]
