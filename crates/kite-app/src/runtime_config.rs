@@ -2,12 +2,13 @@
 //! store label and where variable values come from. Kept apart from the manifest so one app
 //! runs unchanged on different machines.
 
-use crate::units::duration_serde;
+use crate::units::parse_duration;
 use crate::{Location, ManifestError, VariableProvider, ENV_PREFIX};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+use toml::Spanned;
 
 /// How long a Redis connect, command or reply may take unless `timeout` says otherwise.
 pub const DEFAULT_REDIS_TIMEOUT: Duration = Duration::from_secs(5);
@@ -42,46 +43,168 @@ pub enum DatabaseBackend {
 #[serde(deny_unknown_fields)]
 struct RawRuntimeConfig {
     #[serde(default)]
-    key_value_store: BTreeMap<String, RawStore>,
+    key_value_store: BTreeMap<String, Spanned<RawTable>>,
     #[serde(default)]
-    sqlite_database: BTreeMap<String, RawDatabase>,
+    sqlite_database: BTreeMap<String, Spanned<RawTable>>,
     #[serde(default)]
-    variable_provider: Vec<RawVariableProvider>,
+    variable_provider: Vec<Spanned<RawTable>>,
 }
 
+/// A `type = "..."` table with every setting any type takes; which ones its type takes is
+/// checked afterwards, so that every error keeps the line of the setting it is about.
 #[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum RawVariableProvider {
-    Env {
-        prefix: Option<String>,
-    },
-    Dotenv {
-        path: String,
-        prefix: Option<String>,
-    },
-    Directory {
-        path: String,
-    },
+#[serde(deny_unknown_fields)]
+struct RawTable {
+    #[serde(rename = "type")]
+    kind: Spanned<String>,
+    path: Option<Spanned<String>>,
+    url: Option<Spanned<String>>,
+    prefix: Option<Spanned<String>>,
+    timeout: Option<Spanned<String>>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum RawStore {
-    Sqlite {
-        path: String,
-    },
-    Redis {
-        url: String,
-        prefix: Option<String>,
-        #[serde(default, deserialize_with = "duration_serde::deserialize")]
-        timeout: Option<Duration>,
-    },
+/// Reads one table of the file, making errors that name its line and dotted key.
+struct TableReader<'a> {
+    file: &'a Path,
+    text: &'a str,
+    key: String,
+    table: Spanned<RawTable>,
 }
 
-#[derive(Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-enum RawDatabase {
-    Sqlite { path: String },
+impl TableReader<'_> {
+    fn error_at(
+        &self,
+        span: std::ops::Range<usize>,
+        key: String,
+        message: String,
+    ) -> ManifestError {
+        let location = Location::from_offset(self.text, span.start);
+        ManifestError::new(self.file, Some(location), key, message)
+    }
+
+    fn kind(&self) -> &str {
+        self.table.get_ref().kind.get_ref()
+    }
+
+    /// Checks the table's type is one of `kinds`, and that it sets only the settings its
+    /// type takes (`kinds`' second element) and every one of `required`.
+    fn check(
+        &self,
+        what: &str,
+        kinds: &[(&str, &[&str])],
+        required: &[&str],
+    ) -> Result<(), ManifestError> {
+        let raw = self.table.get_ref();
+        let Some((_, takes)) = kinds.iter().find(|(kind, _)| *kind == self.kind()) else {
+            let names: Vec<String> = kinds.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+            return Err(self.error_at(
+                raw.kind.span(),
+                format!("{}.type", self.key),
+                format!(
+                    "unknown {what} type \"{}\": expected {}",
+                    self.kind(),
+                    names.join(" or ")
+                ),
+            ));
+        };
+        let settings = [
+            ("path", &raw.path),
+            ("url", &raw.url),
+            ("prefix", &raw.prefix),
+            ("timeout", &raw.timeout),
+        ];
+        for (name, value) in settings {
+            match value {
+                Some(value) if !takes.contains(&name) => {
+                    return Err(self.error_at(
+                        value.span(),
+                        format!("{}.{name}", self.key),
+                        format!(
+                            "a {what} of type \"{}\" has no setting `{name}` (it takes: {})",
+                            self.kind(),
+                            takes.join(", ")
+                        ),
+                    ))
+                }
+                None if required.contains(&name) => {
+                    return Err(self.error_at(
+                        self.table.span(),
+                        self.key.clone(),
+                        format!("a {what} of type \"{}\" needs `{name}`", self.kind()),
+                    ))
+                }
+                _ => {}
+            }
+        }
+        Ok(())
+    }
+
+    fn string(value: &Option<Spanned<String>>) -> Option<String> {
+        value.as_ref().map(|v| v.get_ref().clone())
+    }
+
+    fn path(&self, dir: &Path) -> PathBuf {
+        dir.join(Self::string(&self.table.get_ref().path).unwrap_or_default())
+    }
+
+    fn store(&self, dir: &Path) -> Result<StoreBackend, ManifestError> {
+        let kinds: &[(&str, &[&str])] = &[
+            ("sqlite", &["path"]),
+            ("redis", &["url", "prefix", "timeout"]),
+        ];
+        let required: &[&str] = if self.kind() == "redis" {
+            &["url"]
+        } else {
+            &["path"]
+        };
+        self.check("key-value store", kinds, required)?;
+        let raw = self.table.get_ref();
+        if self.kind() == "sqlite" {
+            return Ok(StoreBackend::Sqlite {
+                path: self.path(dir),
+            });
+        }
+        let timeout = match &raw.timeout {
+            None => DEFAULT_REDIS_TIMEOUT,
+            Some(text) => parse_duration(text.get_ref()).map_err(|message| {
+                self.error_at(text.span(), format!("{}.timeout", self.key), message)
+            })?,
+        };
+        Ok(StoreBackend::Redis {
+            url: Self::string(&raw.url).unwrap_or_default(),
+            prefix: Self::string(&raw.prefix),
+            timeout,
+        })
+    }
+
+    fn database(&self, dir: &Path) -> Result<DatabaseBackend, ManifestError> {
+        self.check("SQLite database", &[("sqlite", &["path"])], &["path"])?;
+        Ok(DatabaseBackend::Sqlite {
+            path: self.path(dir),
+        })
+    }
+
+    fn variable_provider(&self, dir: &Path) -> Result<VariableProvider, ManifestError> {
+        let kinds: &[(&str, &[&str])] = &[
+            ("env", &["prefix"]),
+            ("dotenv", &["path", "prefix"]),
+            ("directory", &["path"]),
+        ];
+        let required: &[&str] = if self.kind() == "env" { &[] } else { &["path"] };
+        self.check("variable provider", kinds, required)?;
+        let raw = self.table.get_ref();
+        let prefix = Self::string(&raw.prefix).unwrap_or_else(|| ENV_PREFIX.to_string());
+        Ok(match self.kind() {
+            "env" => VariableProvider::Environment { prefix },
+            "dotenv" => VariableProvider::Dotenv {
+                path: self.path(dir),
+                prefix,
+            },
+            _ => VariableProvider::Directory {
+                path: self.path(dir),
+            },
+        })
+    }
 }
 
 impl RuntimeConfig {
@@ -103,63 +226,27 @@ impl RuntimeConfig {
                 ManifestError::new(path, location, key, inner.message().trim().to_string())
             })?;
         let dir = path.parent().unwrap_or(Path::new("."));
-        let resolve = |p: &str| dir.join(p);
-        Ok(RuntimeConfig {
-            key_value_stores: raw
-                .key_value_store
-                .into_iter()
-                .map(|(label, store)| {
-                    let backend = match store {
-                        RawStore::Sqlite { path } => StoreBackend::Sqlite {
-                            path: resolve(&path),
-                        },
-                        RawStore::Redis {
-                            url,
-                            prefix,
-                            timeout,
-                        } => StoreBackend::Redis {
-                            url,
-                            prefix,
-                            timeout: timeout.unwrap_or(DEFAULT_REDIS_TIMEOUT),
-                        },
-                    };
-                    (label, backend)
-                })
-                .collect(),
-            sqlite_databases: raw
-                .sqlite_database
-                .into_iter()
-                .map(|(label, RawDatabase::Sqlite { path })| {
-                    (
-                        label,
-                        DatabaseBackend::Sqlite {
-                            path: resolve(&path),
-                        },
-                    )
-                })
-                .collect(),
-            variable_providers: raw
-                .variable_provider
-                .into_iter()
-                .map(|provider| {
-                    let prefix = |p: Option<String>| p.unwrap_or_else(|| ENV_PREFIX.to_string());
-                    match provider {
-                        RawVariableProvider::Env { prefix: p } => {
-                            VariableProvider::Environment { prefix: prefix(p) }
-                        }
-                        RawVariableProvider::Dotenv { path, prefix: p } => {
-                            VariableProvider::Dotenv {
-                                path: resolve(&path),
-                                prefix: prefix(p),
-                            }
-                        }
-                        RawVariableProvider::Directory { path } => VariableProvider::Directory {
-                            path: resolve(&path),
-                        },
-                    }
-                })
-                .collect(),
-        })
+        let reader = |key: String, table: Spanned<RawTable>| TableReader {
+            file: path,
+            text: &text,
+            key,
+            table,
+        };
+        let mut config = RuntimeConfig::default();
+        for (label, table) in raw.key_value_store {
+            let backend = reader(format!("key_value_store.{label}"), table).store(dir)?;
+            config.key_value_stores.insert(label, backend);
+        }
+        for (label, table) in raw.sqlite_database {
+            let backend = reader(format!("sqlite_database.{label}"), table).database(dir)?;
+            config.sqlite_databases.insert(label, backend);
+        }
+        for (index, table) in raw.variable_provider.into_iter().enumerate() {
+            let provider =
+                reader(format!("variable_provider[{index}]"), table).variable_provider(dir)?;
+            config.variable_providers.push(provider);
+        }
+        Ok(config)
     }
 
     pub fn key_value_labels(&self) -> Vec<String> {
@@ -247,15 +334,31 @@ mod tests {
             load("[key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://x\"\nport = 1\n")
                 .unwrap_err();
         assert!(err.message.contains("port"), "{err}");
-        // Inside a tagged table serde reports the table: its line and key, and the value.
         let err = load(
             "[key_value_store.a]\ntype = \"sqlite\"\npath = \"a\"\n\
              [key_value_store.c]\ntype = \"redis\"\nurl = \"redis://x\"\ntimeout = \"soon\"\n",
         )
         .unwrap_err();
-        assert_eq!(err.key, "key_value_store.c", "{err}");
+        assert_eq!(err.key, "key_value_store.c.timeout", "{err}");
         assert!(err.message.contains("invalid duration \"soon\""), "{err}");
+        assert_eq!(err.location.map(|l| l.line), Some(7), "{err}");
+        let err = load("[sqlite_database.r]\n\ntype = \"postgres\"\n").unwrap_err();
+        assert_eq!(err.key, "sqlite_database.r.type", "{err}");
+        assert!(err.message.contains("expected \"sqlite\""), "{err}");
+        assert_eq!(err.location.map(|l| l.line), Some(3), "{err}");
+        let err =
+            load("[key_value_store.s]\ntype = \"sqlite\"\npath = \"a\"\nurl = \"redis://x\"\n")
+                .unwrap_err();
+        assert_eq!(err.key, "key_value_store.s.url", "{err}");
+        assert!(err.message.contains("it takes: path"), "{err}");
         assert_eq!(err.location.map(|l| l.line), Some(4), "{err}");
+        let err = load(
+            "[[variable_provider]]\ntype = \"env\"\n[[variable_provider]]\ntype = \"dotenv\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(err.key, "variable_provider[1]", "{err}");
+        assert!(err.message.contains("needs `path`"), "{err}");
+        assert_eq!(err.location.map(|l| l.line), Some(3), "{err}");
         let err = load("[mystery]\n").unwrap_err();
         assert!(err.message.contains("unknown field `mystery`"), "{err}");
     }
