@@ -13,10 +13,10 @@ use http_body_util::{BodyExt, Empty};
 use kite_app::{ResolvedVariables, RuntimeConfig, VariableSources};
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_host::{AppResources, ComponentGrants, InstanceState, KeyValueStores, SqliteDatabases};
+use kite_http::{FreshInstance, InstanceFactory};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
-use wasmtime::{Store, UpdateDeadline};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::WasiHttpView;
@@ -52,17 +52,18 @@ fn main() -> anyhow::Result<()> {
     let component = engine.load_component(&spec.source)?.component;
     let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
     let grants = ComponentGrants::validate(spec, &resources)?;
+    let factory = InstanceFactory::new(pre, grants, spec.limits.timeout);
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async {
         for _ in 0..iterations / 10 {
-            one_request(&pre, &grants).await?;
+            one_request(&factory).await?;
         }
         let (cpu, wall) = (thread_cpu_time(), Instant::now());
         for _ in 0..iterations {
-            one_request(&pre, &grants).await?;
+            one_request(&factory).await?;
         }
         let per = |d: Duration| d.as_secs_f64() * 1e6 / f64::from(iterations);
         println!(
@@ -75,17 +76,15 @@ fn main() -> anyhow::Result<()> {
     })
 }
 
-/// One request's whole instance life, as the server runs it (minus the network).
-async fn one_request(
-    pre: &ProxyPre<InstanceState>,
-    grants: &ComponentGrants,
-) -> anyhow::Result<()> {
-    let mut store = Store::new(pre.engine(), grants.instance_state()?);
-    store.limiter(|state| state.limits());
-    store.epoch_deadline_callback(|_| Ok(UpdateDeadline::Yield(1)));
-    store.set_epoch_deadline(1);
+/// One request's whole instance life, as the server runs it (minus the network): the
+/// server builds the instance ahead, hands it the request, runs the handler and drops it.
+async fn one_request(factory: &InstanceFactory) -> anyhow::Result<()> {
+    let FreshInstance { mut store, proxy } = factory
+        .build()
+        .await
+        .context("an instance could not be built")?;
     store.data_mut().begin_request("bench".into());
-    let proxy = pre.instantiate_async(&mut store).await?;
+    factory.start_deadline(&mut store);
     let request = http::Request::get("http://localhost/")
         .body(Empty::<Bytes>::new().map_err(|never| -> ErrorCode { match never {} }))?;
     let (sender, receiver) = tokio::sync::oneshot::channel();

@@ -11,24 +11,21 @@ use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 
 /// A store with a never-run instance in it (only instantiation, including any start
 /// functions, has happened).
-pub(crate) struct FreshInstance {
-    pub(crate) store: Store<InstanceState>,
-    pub(crate) proxy: Proxy,
+pub struct FreshInstance {
+    pub store: Store<InstanceState>,
+    pub proxy: Proxy,
 }
 
-/// Builds one component's instances from its grants.
-pub(crate) struct InstanceFactory {
+/// Builds one component's instances from its grants. Public for the `instance_cost`
+/// benchmark, which times exactly the instances the server would build.
+pub struct InstanceFactory {
     pre: ProxyPre<InstanceState>,
     grants: ComponentGrants,
     timeout: Duration,
 }
 
 impl InstanceFactory {
-    pub(crate) fn new(
-        pre: ProxyPre<InstanceState>,
-        grants: ComponentGrants,
-        timeout: Duration,
-    ) -> Self {
+    pub fn new(pre: ProxyPre<InstanceState>, grants: ComponentGrants, timeout: Duration) -> Self {
         InstanceFactory {
             pre,
             grants,
@@ -54,7 +51,7 @@ impl InstanceFactory {
     }
 
     /// Gives the store's guest the component's full deadline from now.
-    pub(crate) fn start_deadline(&self, store: &mut Store<InstanceState>) {
+    pub fn start_deadline(&self, store: &mut Store<InstanceState>) {
         store.data_mut().set_deadline(Instant::now() + self.timeout);
         store.set_epoch_deadline(1);
     }
@@ -68,7 +65,7 @@ impl InstanceFactory {
 
     /// A complete fresh instance, or `None` if one cannot be built now (no free slot, or
     /// the grants cannot be filled; a request will report why).
-    pub(crate) async fn build(&self) -> Option<FreshInstance> {
+    pub async fn build(&self) -> Option<FreshInstance> {
         let mut store = self.new_store().ok()?;
         // Start functions, if the component has any, run under the same deadline; the
         // request restarts it when it takes the instance.

@@ -13,5 +13,6 @@ mod server;
 mod trigger;
 
 pub use access_log::use_ansi_colours;
+pub use instances::{FreshInstance, InstanceFactory};
 pub use server::{serve, ServeOptions};
 pub use trigger::{ComponentLoaded, HttpTrigger};
