@@ -54,7 +54,9 @@ pub enum DbError {
 pub struct SqliteDatabase {
     path: PathBuf,
     shared: Mutex<Connection>,
-    /// Connections whose transaction ended, kept for the next session that opens one.
+    /// Connections ready to take the shared one's place, kept for the next session that
+    /// opens a transaction. One is opened with the database, so a transaction opens no
+    /// file on the request path unless several are open at once.
     spare: Mutex<Vec<Connection>>,
     /// Signalled whenever a session's transaction ends.
     transaction_ended: Notify,
@@ -78,7 +80,7 @@ impl SqliteDatabase {
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
             shared: Mutex::new(open_connection(path)?),
-            spare: Mutex::new(Vec::new()),
+            spare: Mutex::new(vec![open_connection(path)?]),
             transaction_ended: Notify::new(),
         })
     }
