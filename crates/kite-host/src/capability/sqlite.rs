@@ -180,8 +180,7 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
             .await
             .map_err(|e| match e {
                 DbError::Full => Error::DatabaseFull,
-                DbError::Io(message) => Error::Io(message),
-                DbError::Locked => Error::Io(DbError::Locked.to_string()),
+                DbError::Io(_) | DbError::Locked => Error::Io(e.to_string()),
             })?;
         Ok(QueryResult {
             columns: result.columns,
