@@ -63,6 +63,48 @@ struct RawTable {
     timeout: Option<Spanned<String>>,
 }
 
+/// One `type` a table may have: the settings it takes, and which of them it needs.
+struct Kind {
+    name: &'static str,
+    takes: &'static [&'static str],
+    needs: &'static [&'static str],
+}
+
+const STORE_KINDS: &[Kind] = &[
+    Kind {
+        name: "sqlite",
+        takes: &["path"],
+        needs: &["path"],
+    },
+    Kind {
+        name: "redis",
+        takes: &["url", "prefix", "timeout"],
+        needs: &["url"],
+    },
+];
+const DATABASE_KINDS: &[Kind] = &[Kind {
+    name: "sqlite",
+    takes: &["path"],
+    needs: &["path"],
+}];
+const PROVIDER_KINDS: &[Kind] = &[
+    Kind {
+        name: "env",
+        takes: &["prefix"],
+        needs: &[],
+    },
+    Kind {
+        name: "dotenv",
+        takes: &["path", "prefix"],
+        needs: &["path"],
+    },
+    Kind {
+        name: "directory",
+        takes: &["path"],
+        needs: &["path"],
+    },
+];
+
 /// Reads one table of the file, making errors that name its line and dotted key.
 struct TableReader<'a> {
     file: &'a Path,
@@ -87,16 +129,11 @@ impl TableReader<'_> {
     }
 
     /// Checks the table's type is one of `kinds`, and that it sets only the settings its
-    /// type takes (`kinds`' second element) and every one of `required`.
-    fn check(
-        &self,
-        what: &str,
-        kinds: &[(&str, &[&str])],
-        required: &[&str],
-    ) -> Result<(), ManifestError> {
+    /// type takes and every one it needs.
+    fn check(&self, what: &str, kinds: &[Kind]) -> Result<(), ManifestError> {
         let raw = self.table.get_ref();
-        let Some((_, takes)) = kinds.iter().find(|(kind, _)| *kind == self.kind()) else {
-            let names: Vec<String> = kinds.iter().map(|(k, _)| format!("\"{k}\"")).collect();
+        let Some(kind) = kinds.iter().find(|kind| kind.name == self.kind()) else {
+            let names: Vec<String> = kinds.iter().map(|k| format!("\"{}\"", k.name)).collect();
             return Err(self.error_at(
                 raw.kind.span(),
                 format!("{}.type", self.key),
@@ -115,22 +152,22 @@ impl TableReader<'_> {
         ];
         for (name, value) in settings {
             match value {
-                Some(value) if !takes.contains(&name) => {
+                Some(value) if !kind.takes.contains(&name) => {
                     return Err(self.error_at(
                         value.span(),
                         format!("{}.{name}", self.key),
                         format!(
                             "a {what} of type \"{}\" has no setting `{name}` (it takes: {})",
-                            self.kind(),
-                            takes.join(", ")
+                            kind.name,
+                            kind.takes.join(", ")
                         ),
                     ))
                 }
-                None if required.contains(&name) => {
+                None if kind.needs.contains(&name) => {
                     return Err(self.error_at(
                         self.table.span(),
                         self.key.clone(),
-                        format!("a {what} of type \"{}\" needs `{name}`", self.kind()),
+                        format!("a {what} of type \"{}\" needs `{name}`", kind.name),
                     ))
                 }
                 _ => {}
@@ -148,16 +185,7 @@ impl TableReader<'_> {
     }
 
     fn store(&self, dir: &Path) -> Result<StoreBackend, ManifestError> {
-        let kinds: &[(&str, &[&str])] = &[
-            ("sqlite", &["path"]),
-            ("redis", &["url", "prefix", "timeout"]),
-        ];
-        let required: &[&str] = if self.kind() == "redis" {
-            &["url"]
-        } else {
-            &["path"]
-        };
-        self.check("key-value store", kinds, required)?;
+        self.check("key-value store", STORE_KINDS)?;
         let raw = self.table.get_ref();
         if self.kind() == "sqlite" {
             return Ok(StoreBackend::Sqlite {
@@ -178,20 +206,14 @@ impl TableReader<'_> {
     }
 
     fn database(&self, dir: &Path) -> Result<DatabaseBackend, ManifestError> {
-        self.check("SQLite database", &[("sqlite", &["path"])], &["path"])?;
+        self.check("SQLite database", DATABASE_KINDS)?;
         Ok(DatabaseBackend::Sqlite {
             path: self.path(dir),
         })
     }
 
     fn variable_provider(&self, dir: &Path) -> Result<VariableProvider, ManifestError> {
-        let kinds: &[(&str, &[&str])] = &[
-            ("env", &["prefix"]),
-            ("dotenv", &["path", "prefix"]),
-            ("directory", &["path"]),
-        ];
-        let required: &[&str] = if self.kind() == "env" { &[] } else { &["path"] };
-        self.check("variable provider", kinds, required)?;
+        self.check("variable provider", PROVIDER_KINDS)?;
         let raw = self.table.get_ref();
         let prefix = Self::string(&raw.prefix).unwrap_or_else(|| ENV_PREFIX.to_string());
         Ok(match self.kind() {
