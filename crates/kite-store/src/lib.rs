@@ -5,11 +5,12 @@ mod key_value;
 mod redis_kv;
 mod sqlite_db;
 mod sqlite_file;
+mod sqlite_guard;
 mod sqlite_kv;
 mod sqlite_session;
 
 pub use key_value::{KeyValueBackend, StoreError, SwapOutcome};
-pub use redis_kv::RedisKeyValue;
+pub use redis_kv::{default_redis_prefix, RedisKeyValue};
 pub use sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
 pub use sqlite_kv::SqliteKeyValue;
 pub use sqlite_session::SqliteSession;

@@ -2,6 +2,7 @@
 //! parameters, stop at the request's deadline, and return bounded column names and rows.
 
 use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
+use crate::sqlite_guard;
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
@@ -67,11 +68,13 @@ const MAX_SPARE_CONNECTIONS: usize = 4;
 
 /// Opens one connection to the database file, set up for guests.
 fn open_connection(path: &Path) -> Result<Connection, DbError> {
-    let connection = open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
+    let mut connection =
+        open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
     let max_value = i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX);
     connection
         .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
         .map_err(map_error)?;
+    sqlite_guard::confine(&mut connection).map_err(map_error)?;
     Ok(connection)
 }
 
@@ -178,6 +181,7 @@ fn run(
     statement: &str,
     parameters: &[DbValue],
 ) -> Result<QueryResult, DbError> {
+    sqlite_guard::take_refusal();
     let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
     let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
     let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
@@ -217,9 +221,11 @@ impl SqliteDatabase {
         let mut shared = self.lock_shared()?;
         // Before serving, a lock held by another process may be waited for here.
         shared.busy_timeout(START_BUSY_TIMEOUT).map_err(map_error)?;
-        let result = apply_script_once(&mut shared, script);
+        let result = sqlite_guard::unconfined(&mut shared, |connection| {
+            apply_script_once(connection, script)
+        });
         let _ = shared.busy_timeout(Duration::ZERO);
-        result
+        result.map_err(map_error)?
     }
 }
 
@@ -283,6 +289,11 @@ fn from_sql(value: ValueRef<'_>) -> DbValue {
 }
 
 fn map_error(e: rusqlite::Error) -> DbError {
+    // SQLite reports some refusals (functions) as plain errors; the authorizer's own
+    // record says what was refused and why.
+    if let Some(reason) = sqlite_guard::take_refusal() {
+        return DbError::Io(format!("refused: {reason}"));
+    }
     if is_locked(&e) {
         return DbError::Locked;
     }
@@ -297,6 +308,7 @@ fn map_error(e: rusqlite::Error) -> DbError {
     }
     match e.sqlite_error_code() {
         Some(ErrorCode::DiskFull) => DbError::Full,
+        Some(ErrorCode::AuthorizationForStatementDenied) => DbError::Io(format!("refused: {e}")),
         // Only the deadline's progress handler interrupts statements.
         Some(ErrorCode::OperationInterrupted) => DbError::Io(
             "the statement was stopped at the request's deadline (`limits.timeout`)".into(),
