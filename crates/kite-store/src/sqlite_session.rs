@@ -36,12 +36,17 @@ impl SqliteSession {
         parameters: &[DbValue],
         deadline: Option<Instant>,
     ) -> Result<QueryResult, DbError> {
+        let statement: Arc<str> = statement.into();
+        let parameters: Arc<[DbValue]> = parameters.into();
         let mut backoff = LockBackoff::until(deadline);
         loop {
             // Created before trying, so a transaction ending in between is not missed
             // (`notify_waiters` reaches every `Notified` from its creation on).
             let ended = self.database.transaction_ended();
-            match self.try_execute(statement, parameters, deadline) {
+            match self
+                .try_execute(statement.clone(), parameters.clone(), deadline)
+                .await
+            {
                 Err(DbError::Locked) => {
                     tokio::select! {
                         () = ended => {}
@@ -53,33 +58,54 @@ impl SqliteSession {
         }
     }
 
-    fn try_execute(
+    /// Runs the statement once on a blocking thread, so a long statement never holds the
+    /// event loop that other requests share. The session's own connection (if it has a
+    /// transaction open) goes with it and comes back.
+    async fn try_execute(
         &self,
-        statement: &str,
-        parameters: &[DbValue],
+        statement: Arc<str>,
+        parameters: Arc<[DbValue]>,
         deadline: Option<Instant>,
     ) -> Result<QueryResult, DbError> {
-        let mut own = self
+        let own = self
             .in_transaction
             .lock()
-            .map_err(|_| DbError::Io("the connection was poisoned".into()))?;
-        let Some(connection) = own.as_mut() else {
-            let (result, handed_over) = self
-                .database
-                .execute_shared(statement, parameters, deadline);
-            *own = handed_over;
-            return result;
-        };
-        let result = run_until(connection, statement, parameters, deadline);
-        // A failed statement may have ended the transaction too (SQLite rolls back on some
-        // errors), so this follows the connection's state, not the statement's text.
-        if connection.is_autocommit() {
-            if let Some(connection) = own.take() {
-                self.database.transaction_done(connection);
-            }
+            .map_err(|_| DbError::Io("the connection was poisoned".into()))?
+            .take();
+        let database = self.database.clone();
+        let ran = tokio::task::spawn_blocking(move || {
+            run_statement(&database, own, &statement, &parameters, deadline)
+        })
+        .await;
+        let (result, own) = ran.map_err(|e| DbError::Io(format!("the statement failed: {e}")))?;
+        if let Ok(mut slot) = self.in_transaction.lock() {
+            *slot = own;
         }
         result
     }
+}
+
+/// Runs one statement on the session's connection `own` if it has one, else on the shared
+/// connection; returns the connection the session holds afterwards (one whose transaction
+/// is still open).
+fn run_statement(
+    database: &SqliteDatabase,
+    own: Option<Connection>,
+    statement: &str,
+    parameters: &[DbValue],
+    deadline: Option<Instant>,
+) -> (Result<QueryResult, DbError>, Option<Connection>) {
+    let Some(mut connection) = own else {
+        return database.execute_shared(statement, parameters, deadline);
+    };
+    let result = run_until(&mut connection, statement, parameters, deadline);
+    // A failed statement may have ended the transaction too (SQLite rolls back on some
+    // errors), so this follows the connection's state, not the statement's text.
+    if connection.is_autocommit() {
+        database.transaction_done(connection);
+        return (result, None);
+    }
+    (result, Some(connection))
 }
 
 impl Drop for SqliteSession {
