@@ -35,12 +35,11 @@ fn main() -> anyhow::Result<()> {
     let state_dir = tempfile::tempdir()?;
     let config = RuntimeConfig::default();
     let sources = VariableSources::load(Vec::new(), &[]).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let resources = AppResources {
-        variables: ResolvedVariables::resolve(&app.variables, &sources)
-            .map_err(|e| anyhow::anyhow!("{e}"))?,
-        key_value: KeyValueStores::open(&app, state_dir.path(), &config, &[])?,
-        sqlite: SqliteDatabases::open(&app, state_dir.path(), &config, &[])?,
-    };
+    let resources = AppResources::new(
+        ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))?,
+        KeyValueStores::open(&app, state_dir.path(), &config, &[])?,
+        SqliteDatabases::open(&app, state_dir.path(), &config, &[])?,
+    )?;
     let engine = KiteEngine::new(&EngineOptions {
         max_memory: spec.limits.memory,
         max_instances: 16,

@@ -1,12 +1,13 @@
 //! Everything one component was granted, validated once at load; each request's
 //! [`InstanceState`] is built from this and nothing else (deny by default).
 
+use crate::capability::store_places::check_distinct;
 use crate::capability::{
     env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
     outbound_http::OutboundHttpGrant, sqlite::SqliteDatabases, sqlite::SqliteGrant,
     variables::VariablesGrant,
 };
-use crate::guest_log::GuestLog;
+use crate::guest_log::{GuestLog, LogRate};
 use crate::request_tag::RequestTag;
 use crate::InstanceState;
 use kite_app::{ComponentSpec, ResolvedVariables};
@@ -35,6 +36,7 @@ pub struct ComponentGrants {
     key_value: KeyValueGrant,
     sqlite: SqliteGrant,
     memory_limit: usize,
+    log_rate: Arc<LogRate>,
 }
 
 /// What all components of an app share, built once at start-up from the manifest and
@@ -44,6 +46,29 @@ pub struct AppResources {
     pub variables: ResolvedVariables,
     pub key_value: KeyValueStores,
     pub sqlite: SqliteDatabases,
+}
+
+impl AppResources {
+    /// The app's shared resources, refused if two store labels could address the same
+    /// backend key (one file, or overlapping Redis prefixes).
+    pub fn new(
+        variables: ResolvedVariables,
+        key_value: KeyValueStores,
+        sqlite: SqliteDatabases,
+    ) -> anyhow::Result<Self> {
+        let places: Vec<_> = key_value
+            .places
+            .iter()
+            .chain(&sqlite.places)
+            .cloned()
+            .collect();
+        check_distinct(&places)?;
+        Ok(AppResources {
+            variables,
+            key_value,
+            sqlite,
+        })
+    }
 }
 
 impl ComponentGrants {
@@ -57,6 +82,7 @@ impl ComponentGrants {
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
+            log_rate: LogRate::new(),
         })
     }
 
@@ -67,20 +93,18 @@ impl ComponentGrants {
         wasi.allow_tcp(false)
             .allow_udp(false)
             .allow_ip_name_lookup(false);
-        wasi.stdout(GuestLog::new(
+        let (stdout, stderr) = GuestLog::pair(
             self.component.clone(),
             request.clone(),
-            "stdout",
-        ));
-        wasi.stderr(GuestLog::new(
-            self.component.clone(),
-            request.clone(),
-            "stderr",
-        ));
+            self.log_rate.clone(),
+        );
+        wasi.stdout(stdout);
+        wasi.stderr(stderr);
         self.env.prepare(&mut wasi);
-        self.files.prepare(&mut wasi)?;
+        let mut wasi = wasi.build();
+        self.files.prepare(&mut wasi);
         Ok(InstanceState {
-            wasi: wasi.build(),
+            wasi,
             http: WasiHttpCtx::new(),
             table: resource_table(),
             limits: StoreLimitsBuilder::new()

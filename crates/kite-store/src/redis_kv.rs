@@ -154,6 +154,17 @@ impl RedisKeyValue {
         }
     }
 
+    /// The server and database this store's keys live in, for telling whether two stores
+    /// could address the same key.
+    pub fn server(&self) -> String {
+        let info = self.client.get_connection_info();
+        format!("{}/{}", info.addr, info.redis.db)
+    }
+
+    pub fn prefix(&self) -> &str {
+        &self.prefix
+    }
+
     fn key(&self, key: &str) -> String {
         format!("{}{key}", self.prefix)
     }
@@ -324,13 +335,25 @@ impl KeyValueBackend for RedisKeyValue {
 }
 
 /// `url` without the password in its user info, for messages.
-fn without_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme_end), Some(at)) if at > scheme_end => {
-            format!("{}://***@{}", &url[..scheme_end], &url[at + 1..])
+fn without_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
         }
-        _ => url.to_string(),
+        Ok(_) => text.to_string(),
+        Err(_) => "(an unparsable URL)".to_string(),
     }
+}
+
+/// The prefix of every key of store `label` of app `app` when the runtime configuration
+/// names none: `kite:<app>:<label>:`, with `%` and `:` in the names percent-encoded, so no
+/// two (app, label) pairs share a prefix or one prefix starts another's keys.
+pub fn default_redis_prefix(app: &str, label: &str) -> String {
+    fn encode(name: &str) -> String {
+        name.replace('%', "%25").replace(':', "%3A")
+    }
+    format!("kite:{}:{}:", encode(app), encode(label))
 }
 
 /// Escapes Redis glob characters so a prefix matches only itself.
@@ -351,11 +374,37 @@ mod tests {
     fn messages_never_show_the_password() {
         assert_eq!(
             super::without_password("redis://user:hunter2@cache:6379/0"),
-            "redis://***@cache:6379/0"
+            "redis://user:***@cache:6379/0"
+        );
+        assert_eq!(
+            super::without_password("redis://:p@ss@cache:6379"),
+            "redis://:***@cache:6379"
         );
         assert_eq!(
             super::without_password("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
+    }
+
+    #[test]
+    fn default_prefixes_never_overlap() {
+        use super::default_redis_prefix as prefix;
+        assert_eq!(prefix("shop", "cache"), "kite:shop:cache:");
+        let pairs = [
+            ("a", "b"),
+            ("a", "b:c"),
+            ("a:b", "c"),
+            ("a", "b%3Ac"),
+            ("a%", "b"),
+        ];
+        for (i, first) in pairs.iter().enumerate() {
+            for second in &pairs[i + 1..] {
+                let (p, q) = (prefix(first.0, first.1), prefix(second.0, second.1));
+                assert!(
+                    !p.starts_with(&q) && !q.starts_with(&p),
+                    "{first:?} and {second:?} overlap: {p} {q}"
+                );
+            }
+        }
     }
 }

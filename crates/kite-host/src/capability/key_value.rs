@@ -4,13 +4,16 @@
 
 use kite_app::{ComponentSpec, DEFAULT_STORE};
 use kite_app::{RuntimeConfig, StoreBackend};
-use kite_store::{KeyValueBackend, RedisKeyValue, SqliteKeyValue, StoreError};
+use kite_store::{
+    default_redis_prefix, KeyValueBackend, RedisKeyValue, SqliteKeyValue, StoreError,
+};
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTableError};
 
 use super::labels::{labels_in_use, GrantedLabels, Handle, OpenStores, Refusal, StoreView};
+use super::store_places::{NamedPlace, StorePlace};
 use crate::InstanceState;
 
 mod bindings {
@@ -43,6 +46,8 @@ pub type OpenStore = Handle<Arc<dyn KeyValueBackend>>;
 #[derive(Clone, Default)]
 pub struct KeyValueStores {
     stores: HashMap<String, Arc<dyn KeyValueBackend>>,
+    /// Where each store keeps its keys.
+    pub(crate) places: Vec<NamedPlace>,
 }
 
 impl KeyValueStores {
@@ -57,9 +62,10 @@ impl KeyValueStores {
     ) -> anyhow::Result<Self> {
         let granted = app.components.iter().flat_map(|c| &c.key_value_stores);
         let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
+        let mut places = Vec::new();
         for label in labels_in_use(granted, seeded) {
-            let backend: Arc<dyn KeyValueBackend> = match config.key_value_stores.get(label) {
-                Some(StoreBackend::Sqlite { path }) => Arc::new(open_sqlite(label, path)?),
+            let file = match config.key_value_stores.get(label) {
+                Some(StoreBackend::Sqlite { path }) => path.clone(),
                 Some(StoreBackend::Redis {
                     url,
                     prefix,
@@ -67,22 +73,31 @@ impl KeyValueStores {
                 }) => {
                     let prefix = prefix
                         .clone()
-                        .unwrap_or_else(|| format!("kite:{}:{label}:", app.name));
-                    Arc::new(RedisKeyValue::open(url, prefix, *timeout).map_err(|e| {
+                        .unwrap_or_else(|| default_redis_prefix(&app.name, label));
+                    let store = RedisKeyValue::open(url, prefix, *timeout).map_err(|e| {
                         anyhow::anyhow!("key-value store `{label}` (Redis): {e}")
-                    })?)
+                    })?;
+                    let place = StorePlace::Redis {
+                        server: store.server(),
+                        prefix: store.prefix().to_string(),
+                    };
+                    places.push((format!("key-value store `{label}`"), place));
+                    stores.insert(label.to_string(), Arc::new(store));
+                    continue;
                 }
-                None if label == DEFAULT_STORE => Arc::new(open_sqlite(
-                    label,
-                    &state_dir.join("key_value").join("default.sqlite"),
-                )?),
+                None if label == DEFAULT_STORE => {
+                    state_dir.join("key_value").join("default.sqlite")
+                }
                 None => anyhow::bail!(
                     "no backend for key-value store `{label}`: define [key_value_store.{label}] in the runtime configuration"
                 ),
             };
-            stores.insert(label.to_string(), backend);
+            let store = SqliteKeyValue::open(&file)
+                .map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))?;
+            places.push((format!("key-value store `{label}`"), StorePlace::File(file)));
+            stores.insert(label.to_string(), Arc::new(store));
         }
-        Ok(KeyValueStores { stores })
+        Ok(KeyValueStores { stores, places })
     }
 
     /// Sets `key` in the store `label` (`kite up --key-value`); setting is idempotent.
@@ -95,10 +110,6 @@ impl KeyValueStores {
             .await
             .map_err(|e| anyhow::anyhow!("--key-value {label}:{key}=...: {e}"))
     }
-}
-
-fn open_sqlite(label: &str, path: &Path) -> anyhow::Result<SqliteKeyValue> {
-    SqliteKeyValue::open(path).map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))
 }
 
 pub struct KeyValueGrant {

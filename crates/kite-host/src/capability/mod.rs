@@ -8,5 +8,6 @@ pub mod key_value;
 mod labels;
 pub mod outbound_http;
 pub mod sqlite;
+pub(crate) mod store_places;
 pub mod variables;
 pub mod wasi_keyvalue;

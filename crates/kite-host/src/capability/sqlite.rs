@@ -2,6 +2,7 @@
 //! granted and runs statements with typed parameters; the database file belongs to the app.
 
 use super::labels::{labels_in_use, GrantedLabels, Handle, OpenStores, Refusal, StoreView};
+use super::store_places::{NamedPlace, StorePlace};
 use crate::InstanceState;
 use kite_app::{App, ComponentSpec, DatabaseBackend, RuntimeConfig, DEFAULT_STORE};
 use kite_store::{DbError, DbValue, SqliteDatabase, SqliteSession};
@@ -38,6 +39,8 @@ pub type OpenDatabase = Handle<SqliteSession>;
 #[derive(Default)]
 pub struct SqliteDatabases {
     databases: HashMap<String, Arc<SqliteDatabase>>,
+    /// The file behind each database.
+    pub(crate) places: Vec<NamedPlace>,
 }
 
 impl SqliteDatabases {
@@ -52,6 +55,7 @@ impl SqliteDatabases {
     ) -> anyhow::Result<Self> {
         let granted = app.components.iter().flat_map(|c| &c.sqlite_databases);
         let mut databases = HashMap::new();
+        let mut places = Vec::new();
         for label in labels_in_use(granted, seeded) {
             let path = match config.sqlite_databases.get(label) {
                 Some(DatabaseBackend::Sqlite { path }) => path.clone(),
@@ -63,8 +67,9 @@ impl SqliteDatabases {
             let database = SqliteDatabase::open(&path)
                 .map_err(|e| anyhow::anyhow!("SQLite database `{label}`: {e}"))?;
             databases.insert(label.to_string(), Arc::new(database));
+            places.push((format!("SQLite database `{label}`"), StorePlace::File(path)));
         }
-        Ok(SqliteDatabases { databases })
+        Ok(SqliteDatabases { databases, places })
     }
 
     /// Runs `script` on the database `label` unless this exact script was applied before
