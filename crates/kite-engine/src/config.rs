@@ -3,7 +3,7 @@
 
 use crate::epoch::EpochTicker;
 use crate::CompileCache;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// What the engine must accommodate, derived from the app being served.
@@ -13,7 +13,8 @@ pub struct EngineOptions {
     pub max_memory: u64,
     /// How many instances may be alive at once across the whole process.
     pub max_instances: u32,
-    /// Where compiled components are cached; `None` disables the cache.
+    /// Where compiled components are cached; `None` disables the cache, as does a directory
+    /// that other users can write to.
     pub cache_dir: Option<PathBuf>,
     /// Use the pooling allocator (falls back to on-demand if reservation fails).
     pub pooling: bool,
@@ -56,7 +57,7 @@ impl KiteEngine {
         let cache = options
             .cache_dir
             .as_ref()
-            .map(|dir| CompileCache::new(dir.clone(), &engine));
+            .and_then(|dir| Self::open_cache(dir, &engine));
         let ticker = EpochTicker::start(engine.clone())?;
         Ok(KiteEngine {
             engine,
@@ -64,6 +65,14 @@ impl KiteEngine {
             pooling,
             _ticker: ticker,
         })
+    }
+
+    fn open_cache(dir: &Path, engine: &Engine) -> Option<CompileCache> {
+        CompileCache::new(dir.to_path_buf(), engine)
+            .inspect_err(|refusal| {
+                tracing::warn!("{refusal}; running without a compile cache (compiling every time)")
+            })
+            .ok()
     }
 
     fn config(options: &EngineOptions, pooling: bool) -> Config {

@@ -6,7 +6,7 @@ mod config;
 mod epoch;
 mod load;
 
-pub use cache::CompileCache;
+pub use cache::{CompileCache, UnusableCacheDir};
 pub use config::{EngineOptions, KiteEngine};
 pub use epoch::EPOCH_TICK;
 pub use load::{ComponentLoadError, LoadedComponent};
