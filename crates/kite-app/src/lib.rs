@@ -2,6 +2,7 @@
 //! [`App`], the one model every later layer (engine, triggers, capabilities) reads.
 
 mod error;
+mod file_grants;
 mod load;
 mod manifest;
 mod model;
@@ -13,6 +14,7 @@ mod variable_providers;
 mod variables;
 
 pub use error::{Location, ManifestError};
+pub use file_grants::ProtectedPath;
 pub use load::{load_app, MANIFEST_FILE_NAME};
 pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec, DEFAULT_STORE};
 pub use outbound::OutboundRule;

@@ -1,6 +1,7 @@
 //! Reads a kite.toml, checks everything that can be checked before running anything,
 //! and produces an [`App`]. Each mistake is reported with file, line and key.
 
+use crate::file_grants::default_protected;
 use crate::manifest::{RawComponent, RawManifest, RawVariable};
 use crate::model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec};
 use crate::{
@@ -74,7 +75,7 @@ impl Loader<'_> {
             components.push(self.component(id, component, &variables)?);
         }
         let routes = self.routes(raw.route, &components)?;
-        Ok(App {
+        let app = App {
             name: raw.app.name,
             version: raw.app.version,
             description: raw.app.description,
@@ -83,7 +84,9 @@ impl Loader<'_> {
             components,
             routes,
             variables,
-        })
+        };
+        app.check_file_grants(&default_protected(&app))?;
+        Ok(app)
     }
 
     fn variables(
@@ -368,6 +371,7 @@ impl Loader<'_> {
             source: canonical,
             destination: destination.clone(),
             writable: raw.writable,
+            location: Some(Location::from_offset(self.text, raw.source.span().start)),
         })
     }
 

@@ -59,6 +59,8 @@ pub struct FileMount {
     pub source: PathBuf,
     pub destination: String,
     pub writable: bool,
+    /// Where the grant's `source` is written, for error messages.
+    pub(crate) location: Option<Location>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

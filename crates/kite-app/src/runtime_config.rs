@@ -278,6 +278,43 @@ impl RuntimeConfig {
     pub fn sqlite_labels(&self) -> Vec<String> {
         self.sqlite_databases.keys().cloned().collect()
     }
+
+    /// The files this configuration names (store files, dotenv files, secret
+    /// directories): none of them may be granted to a guest.
+    pub fn protected_paths(&self) -> Vec<crate::ProtectedPath> {
+        use crate::ProtectedPath;
+        let stores = self
+            .key_value_stores
+            .iter()
+            .filter_map(|(label, backend)| match backend {
+                StoreBackend::Sqlite { path } => Some(ProtectedPath::new(
+                    format!("key-value store `{label}`"),
+                    path,
+                )),
+                StoreBackend::Redis { .. } => None,
+            });
+        let databases = self
+            .sqlite_databases
+            .iter()
+            .map(|(label, backend)| match backend {
+                DatabaseBackend::Sqlite { path } => {
+                    ProtectedPath::new(format!("SQLite database `{label}`"), path)
+                }
+            });
+        let providers = self
+            .variable_providers
+            .iter()
+            .filter_map(|provider| match provider {
+                VariableProvider::Dotenv { path, .. } => {
+                    Some(ProtectedPath::new("a dotenv file", path))
+                }
+                VariableProvider::Directory { path } => {
+                    Some(ProtectedPath::new("a secrets directory", path))
+                }
+                VariableProvider::Environment { .. } => None,
+            });
+        stores.chain(databases).chain(providers).collect()
+    }
 }
 
 #[cfg(test)]

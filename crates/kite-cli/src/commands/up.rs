@@ -4,13 +4,15 @@
 use super::AppLocation;
 use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
-use kite_app::{ResolvedVariables, RuntimeConfig, VariableProvider, VariableSources};
+use kite_app::{
+    ProtectedPath, ResolvedVariables, RuntimeConfig, VariableProvider, VariableSources,
+};
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
 use kite_http::{HttpTrigger, ServeOptions};
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -132,6 +134,33 @@ fn resolve_variables(
     ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))
 }
 
+/// What the host keeps for this run that no directory grant may hold.
+fn protected_paths(
+    args: &UpArgs,
+    state_dir: &Path,
+    runtime_config: &RuntimeConfig,
+    cache_dir: &Option<PathBuf>,
+) -> Vec<ProtectedPath> {
+    let mut protected = vec![ProtectedPath::new("the state directory", state_dir)];
+    protected.extend(
+        args.env_file
+            .iter()
+            .map(|f| ProtectedPath::new("the dotenv file", f)),
+    );
+    protected.extend(
+        args.runtime_config
+            .iter()
+            .map(|f| ProtectedPath::new("the runtime configuration", f)),
+    );
+    protected.extend(
+        cache_dir
+            .iter()
+            .map(|d| ProtectedPath::new("the compile cache", d)),
+    );
+    protected.extend(runtime_config.protected_paths());
+    protected
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     kite_app::parse_duration(text)
 }
@@ -154,17 +183,30 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         &runtime_config.key_value_labels(),
         &runtime_config.sqlite_labels(),
     )?;
+    let cache_dir = if args.no_cache {
+        None
+    } else {
+        args.cache_dir
+            .clone()
+            .or_else(kite_engine::CompileCache::default_dir)
+    };
+    app.check_file_grants(&protected_paths(
+        &args,
+        &state_dir,
+        &runtime_config,
+        &cache_dir,
+    ))?;
     let kv_seeded: Vec<&str> = args
         .key_value_seeds
         .iter()
         .map(|(l, _, _)| l.as_str())
         .collect();
     let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
-    let resources = AppResources {
-        variables: resolve_variables(&app, &args, &runtime_config)?,
-        key_value: KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
-        sqlite: SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
-    };
+    let resources = AppResources::new(
+        resolve_variables(&app, &args, &runtime_config)?,
+        KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
+        SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
+    )?;
     if !args.key_value_seeds.is_empty() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -196,13 +238,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .max()
             .unwrap_or(128 << 20),
         max_instances: args.max_instances,
-        cache_dir: if args.no_cache {
-            None
-        } else {
-            args.cache_dir
-                .clone()
-                .or_else(kite_engine::CompileCache::default_dir)
-        },
+        cache_dir,
         pooling: true,
     };
     let engine = KiteEngine::new(&options).context("creating the WebAssembly engine")?;

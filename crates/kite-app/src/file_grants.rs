@@ -1,0 +1,122 @@
+//! Checks on directory grants as a whole: no writable grant overlaps another, and no
+//! grant holds what the host keeps beside the app (state, secrets, manifest, cache).
+
+use crate::model::{App, FileMount};
+use crate::ManifestError;
+use std::path::{Path, PathBuf};
+
+/// Something the host keeps that no guest may see through a directory grant.
+#[derive(Debug, Clone)]
+pub struct ProtectedPath {
+    /// What it is, for the message: "the state directory", "the dotenv file", ...
+    pub what: String,
+    pub path: PathBuf,
+}
+
+impl ProtectedPath {
+    pub fn new(what: impl Into<String>, path: impl Into<PathBuf>) -> Self {
+        ProtectedPath {
+            what: what.into(),
+            path: path.into(),
+        }
+    }
+}
+
+/// What every app protects from its own manifest alone: the manifest, the default dotenv
+/// file and the default state directory beside it.
+pub(crate) fn default_protected(app: &App) -> Vec<ProtectedPath> {
+    vec![
+        ProtectedPath::new("the manifest", &app.manifest_path),
+        ProtectedPath::new("the dotenv file", app.dir.join(".env")),
+        ProtectedPath::new("the state directory", app.dir.join(".kite")),
+    ]
+}
+
+impl App {
+    /// Refuses a directory grant that holds one of `protected` (whether or not it exists
+    /// yet), and two grants where one holds the other and either is writable: a guest
+    /// could then change what another grant (or a later instance) sees.
+    pub fn check_file_grants(&self, protected: &[ProtectedPath]) -> Result<(), ManifestError> {
+        let grants: Vec<(&str, usize, &FileMount)> = self
+            .components
+            .iter()
+            .flat_map(|c| {
+                c.files
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| (c.id.as_str(), i, m))
+            })
+            .collect();
+        for &(component, index, mount) in &grants {
+            for item in protected {
+                if resolved(&item.path).starts_with(&mount.source) {
+                    return Err(self.grant_error(
+                        component,
+                        index,
+                        mount,
+                        format!(
+                            "{} holds {} ({}), which no guest may see; grant a subdirectory that holds only the guest's files",
+                            mount.source.display(),
+                            item.what,
+                            item.path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        for (i, &(component, index, mount)) in grants.iter().enumerate() {
+            for &(other_component, other_index, other) in &grants[i + 1..] {
+                let nested = mount.source.starts_with(&other.source)
+                    || other.source.starts_with(&mount.source);
+                if nested && (mount.writable || other.writable) {
+                    return Err(self.grant_error(
+                        component,
+                        index,
+                        mount,
+                        format!(
+                            "{} overlaps `component.{other_component}.files[{other_index}]` ({}) and one of them is writable; writable grants may not hold or be held by another grant",
+                            mount.source.display(),
+                            other.source.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn grant_error(
+        &self,
+        component: &str,
+        index: usize,
+        mount: &FileMount,
+        message: String,
+    ) -> ManifestError {
+        ManifestError::new(
+            &self.manifest_path,
+            mount.location,
+            format!("component.{component}.files[{index}].source"),
+            message,
+        )
+    }
+}
+
+/// `path` with symlinks resolved as far as it exists (a protected path may not exist yet,
+/// e.g. a state directory created on first start).
+fn resolved(path: &Path) -> PathBuf {
+    let absolute = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut existing = absolute.as_path();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(canonical) = existing.canonicalize() {
+            return rest.iter().rev().fold(canonical, |p, part| p.join(part));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                rest.push(name.to_os_string());
+                existing = parent;
+            }
+            _ => return absolute,
+        }
+    }
+}
