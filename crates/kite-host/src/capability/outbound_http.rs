@@ -55,8 +55,13 @@ type SendFuture = Box<
 >;
 
 impl OutboundPolicy {
-    /// `Err(hint)` names the rule that would allow the request.
+    /// `Err` says why the request is refused and, where a rule would allow it, which.
     fn check(&self, uri: &http::Uri) -> Result<(), String> {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(
+                "URLs with user information (`user:password@`) are refused; send credentials in a header".into(),
+            );
+        }
         let scheme = uri
             .scheme()
             .unwrap_or(&Scheme::HTTPS)
@@ -72,9 +77,27 @@ impl OutboundPolicy {
         {
             Ok(())
         } else {
-            Err(OutboundRule::suggestion(&scheme, host, port))
+            Err(format!(
+                "add \"{}\" to `allowed_outbound_hosts` of component `{}` to allow it",
+                OutboundRule::suggestion(&scheme, host, port),
+                self.component
+            ))
         }
     }
+}
+
+/// `uri` without its query string, which may carry secrets, for log lines.
+fn without_query(uri: &http::Uri) -> String {
+    let mut text = String::new();
+    if let Some(scheme) = uri.scheme_str() {
+        text.push_str(scheme);
+        text.push_str("://");
+    }
+    if let Some(authority) = uri.authority() {
+        text.push_str(authority.as_str().rsplit('@').next().unwrap_or_default());
+    }
+    text.push_str(uri.path());
+    text
 }
 
 impl WasiHttpHooks for OutboundHttp {
@@ -84,13 +107,12 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if let Err(rule) = self.policy.check(request.uri()) {
+        if let Err(refusal) = self.policy.check(request.uri()) {
             tracing::warn!(
                 component = %self.policy.component,
                 request_id = %self.request,
-                "denied outbound request to {}: add \"{rule}\" to `allowed_outbound_hosts` of component `{}` to allow it",
-                request.uri(),
-                self.policy.component,
+                "denied outbound request to {}: {refusal}",
+                without_query(request.uri()),
             );
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
@@ -122,13 +144,17 @@ mod tests {
         let check = |u: &str| policy.check(&u.parse().unwrap());
         assert!(check("http://127.0.0.1:8080/x").is_ok());
         assert!(check("https://api.example.com/v1").is_ok());
-        assert_eq!(
-            check("http://api.example.com/v1"),
-            Err("http://api.example.com".into())
-        );
-        assert_eq!(
-            check("http://localhost:9000/"),
-            Err("http://localhost:9000".into())
-        );
+        let refused = |u: &str| check(u).unwrap_err();
+        assert!(refused("http://api.example.com/v1").contains("\"http://api.example.com\""));
+        assert!(refused("http://localhost:9000/").contains("\"http://localhost:9000\""));
+        assert!(refused("http://user:secret@127.0.0.1:8080/").contains("user information"));
+    }
+
+    #[test]
+    fn logged_urls_have_no_query_or_user_information() {
+        let uri: http::Uri = "https://u:pw@api.example.com:8443/v1/x?token=secret"
+            .parse()
+            .unwrap();
+        assert_eq!(without_query(&uri), "https://api.example.com:8443/v1/x");
     }
 }
