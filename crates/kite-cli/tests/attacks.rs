@@ -1,0 +1,312 @@
+//! The attack suite: hostile guests (tests/guests/attacker, and the probe's raw SQL) try to
+//! reach outside their grants or flood the host; each test checks the defence held.
+
+mod common;
+use bytes::Bytes;
+use common::{guest, up_fails, RedisServer, Server, TestApp};
+
+fn attacker_app(body: &str) -> TestApp {
+    let attacker = guest("attacker");
+    TestApp::new(&format!(
+        "manifest_version = 1\n[app]\nname = \"test\"\n{}",
+        body.replace("ATTACKER", &attacker.display().to_string())
+    ))
+}
+
+async fn post(server: &Server, path: &str, body: &str) -> (u16, String) {
+    let reply = common::send(
+        server.addr,
+        http::Method::POST,
+        path,
+        Bytes::from(body.to_string()),
+    )
+    .await;
+    (reply.status, reply.body)
+}
+
+#[tokio::test]
+async fn sql_cannot_reach_files_or_state_outside_its_database() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"db\"\n\
+         [component.db]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\n",
+    );
+    let server = Server::start(&app);
+    let outside = tempfile::tempdir().unwrap();
+    let evil = outside.path().join("evil.db");
+    let copy = outside.path().join("copy.db");
+    let kv_file = app.path().join(".kite/key_value/default.sqlite");
+    let (status, _) = post(&server, "/sql?db=default", "CREATE TABLE t (x)").await;
+    assert_eq!(status, 200);
+    for statement in [
+        format!("ATTACH '{}' AS evil", evil.display()),
+        format!("ATTACH '{}' AS kv", kv_file.display()),
+        format!("VACUUM INTO '{}'", copy.display()),
+        "SELECT load_extension('/lib/x86_64-linux-gnu/libc.so.6')".to_string(),
+        "PRAGMA database_list".to_string(),
+        "SELECT file FROM pragma_database_list".to_string(),
+        "PRAGMA writable_schema = ON".to_string(),
+        "PRAGMA journal_mode = OFF".to_string(),
+        "CREATE TEMP TRIGGER spy AFTER INSERT ON t BEGIN SELECT 1; END".to_string(),
+    ] {
+        let (status, body) = post(&server, "/sql?db=default", &statement).await;
+        assert_eq!(status, 400, "`{statement}` was not refused: {body}");
+        assert!(body.contains("refused"), "`{statement}`: {body}");
+    }
+    assert!(
+        !evil.exists() && !copy.exists(),
+        "a file outside the grant was created"
+    );
+    // Nothing of the attempts is left on the shared connection for later requests.
+    let (status, body) = post(
+        &server,
+        "/sql?db=default",
+        "SELECT count(*) FROM sqlite_temp_master",
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "columns: count(*)\nrow: Value::Integer(0)\n")
+    );
+    assert_eq!(server.get("/").await.body, "Hello from Kite");
+}
+
+#[tokio::test]
+async fn symlinks_never_lead_out_of_a_writable_grant() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \"data\", destination = \"/data\", writable = true }]\n",
+    );
+    std::fs::create_dir(app.path().join("data")).unwrap();
+    std::fs::write(app.path().join("secret.txt"), "host secret").unwrap();
+    let server = Server::start(&app);
+    for (target, link) in [
+        ("..", "/data/up"),
+        ("../secret.txt", "/data/s"),
+        ("/etc", "/data/etc"),
+    ] {
+        // Creating the link may or may not be allowed; following it out must never be.
+        let _ = server
+            .get(&format!("/symlink?target={target}&link={link}"))
+            .await;
+    }
+    for path in [
+        "/data/up/secret.txt",
+        "/data/s",
+        "/data/etc/hostname",
+        "/data/up/kite.toml",
+    ] {
+        let reply = server.get(&format!("/read?path={path}")).await;
+        assert_eq!(reply.status, 404, "{path} was readable: {}", reply.body);
+    }
+    let reply = server.get("/list?path=/data/up").await;
+    assert_eq!(
+        reply.status, 404,
+        "listed outside the grant: {}",
+        reply.body
+    );
+}
+
+#[tokio::test]
+async fn a_grant_swapped_for_a_symlink_after_start_is_not_followed() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \"public\", destination = \"/public\" }]\n",
+    );
+    std::fs::create_dir(app.path().join("public")).unwrap();
+    std::fs::write(app.path().join("public/index.html"), "granted").unwrap();
+    let elsewhere = tempfile::tempdir().unwrap();
+    std::fs::write(elsewhere.path().join("index.html"), "outside").unwrap();
+    let server = Server::start(&app);
+    assert_eq!(
+        server.get("/read?path=/public/index.html").await.body,
+        "granted"
+    );
+    // The path now leads elsewhere; instances keep the directory opened at load.
+    std::fs::rename(app.path().join("public"), app.path().join("moved")).unwrap();
+    std::os::unix::fs::symlink(elsewhere.path(), app.path().join("public")).unwrap();
+    for _ in 0..3 {
+        assert_eq!(
+            server.get("/read?path=/public/index.html").await.body,
+            "granted"
+        );
+    }
+}
+
+#[test]
+fn grants_that_hold_host_state_or_overlap_a_writable_grant_are_refused() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \".\", destination = \"/app\" }]\n",
+    );
+    let error = up_fails(&app, &[]);
+    assert!(
+        error.contains("kite.toml:9:") && error.contains("component.a.files[0].source"),
+        "{error}"
+    );
+    assert!(
+        error.contains("the manifest") && error.contains("subdirectory"),
+        "{error}"
+    );
+
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \"data\", destination = \"/data\", writable = true }]\n\
+         [component.b]\nsource = \"ATTACKER\"\nfiles = [{ source = \"data/public\", destination = \"/public\" }]\n",
+    );
+    std::fs::create_dir_all(app.path().join("data/public")).unwrap();
+    let error = up_fails(&app, &[]);
+    assert!(
+        error.contains("component.a.files[0]") && error.contains("component.b.files[0]"),
+        "{error}"
+    );
+    assert!(error.contains("writable"), "{error}");
+
+    // A state directory given on the command line is protected too.
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \"data\", destination = \"/data\" }]\n",
+    );
+    std::fs::create_dir_all(app.path().join("data")).unwrap();
+    let state = app.path().join("data/state");
+    let error = up_fails(&app, &["--state-dir", state.to_str().unwrap()]);
+    assert!(error.contains("the state directory"), "{error}");
+}
+
+#[tokio::test]
+async fn redis_labels_never_address_each_others_keys() {
+    let redis = RedisServer::start();
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nkey_value_stores = [\"b\", \"b:c\"]\n",
+    );
+    let config = app.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[key_value_store.b]\ntype = \"redis\"\nurl = \"{0}\"\n[key_value_store.\"b:c\"]\ntype = \"redis\"\nurl = \"{0}\"\n",
+            redis.url()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_with(&app, &["--runtime-config", config.to_str().unwrap()]);
+    let set = server.get("/kv?label=b&op=set&key=c:x&value=from-b").await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    let other = server.get("/kv?label=b:c&op=get&key=x").await;
+    assert_eq!((other.status, other.body.as_str()), (200, "none"));
+    let keys = server.get("/kv?label=b:c&op=keys").await;
+    assert_eq!((keys.status, keys.body.as_str()), (200, ""));
+}
+
+#[test]
+fn two_labels_on_one_sqlite_file_are_refused() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nkey_value_stores = [\"one\"]\nsqlite_databases = [\"two\"]\n",
+    );
+    let config = app.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        "[key_value_store.one]\ntype = \"sqlite\"\npath = \"shared.db\"\n\
+         [sqlite_database.two]\ntype = \"sqlite\"\npath = \"./shared.db\"\n",
+    )
+    .unwrap();
+    let error = up_fails(&app, &["--runtime-config", config.to_str().unwrap()]);
+    assert!(
+        error.contains("key-value store `one` and SQLite database `two` would share data"),
+        "{error}"
+    );
+}
+
+#[tokio::test]
+async fn a_log_flood_is_capped_escaped_and_the_server_keeps_serving() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n[component.a]\nsource = \"ATTACKER\"\n",
+    );
+    let server = Server::start(&app);
+    let reply = server.get("/log-flood?lines=50000").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    server.expect_log_line("saying the output was dropped", |line| {
+        line.contains("the rest of this request's output is dropped")
+    });
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    let log = server.log();
+    let flood_lines = log.lines().filter(|l| l.contains("flood ")).count();
+    assert!(
+        flood_lines > 0 && flood_lines < 1000,
+        "{flood_lines} lines logged"
+    );
+    assert!(
+        !log.contains('\r') && !log.contains('\u{1b}'),
+        "raw control characters logged"
+    );
+    assert!(
+        !log.lines().any(|l| l.starts_with("FORGED")),
+        "a guest forged a log line"
+    );
+}
+
+#[tokio::test]
+async fn outbound_urls_with_user_information_are_refused_without_logging_secrets() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nallowed_outbound_hosts = [\"http://127.0.0.1:*\"]\n",
+    );
+    let server = Server::start(&app);
+    let target = format!("http://user:hunter2@{}/?token=s3cret", server.addr);
+    let reply = server.get(&format!("/outbound?url={target}")).await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    let line = server.expect_log_line("refusing the URL", |l| l.contains("user information"));
+    assert!(
+        !line.contains("hunter2") && !line.contains("s3cret"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn a_long_statement_leaves_other_requests_on_its_worker_unaffected() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"db\"\n\
+         [component.db]\nsource = \"PROBE\"\nsqlite_databases = [\"default\"]\nlimits = { timeout = \"60s\" }\n",
+    );
+    let server = Server::start_with(&app, &["--workers", "1"]);
+    let (status, _) = post(&server, "/sql?db=default", "CREATE TABLE started (x)").await;
+    assert_eq!(status, 200);
+    // Inside a transaction, the statement has a connection of its own, so the polls below
+    // (on the shared connection) are not queued behind it.
+    let steps = "INSERT INTO started VALUES (1)\nBEGIN\n\
+                 WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+    let addr = server.addr;
+    let long = tokio::spawn(async move {
+        common::send(
+            addr,
+            http::Method::POST,
+            "/sql-steps?db=default",
+            Bytes::from(steps),
+        )
+        .await
+    });
+    // Once the marker row is committed, the endless statement is next on that request.
+    let waited = std::time::Instant::now();
+    loop {
+        let (_, body) = post(&server, "/sql?db=default", "SELECT count(*) FROM started").await;
+        if body.contains("Integer(1)") {
+            break;
+        }
+        assert!(
+            waited.elapsed() < std::time::Duration::from_secs(30),
+            "{body}"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    // Answered while the statement still runs (until its 60 s deadline).
+    for _ in 0..5 {
+        let started = std::time::Instant::now();
+        assert_eq!(server.get("/").await.body, "Hello from Kite");
+        assert!(
+            !long.is_finished(),
+            "the statement ended early, or hello waited for it"
+        );
+        eprintln!("hello during a long statement: {:?}", started.elapsed());
+    }
+    long.abort();
+}
