@@ -237,7 +237,18 @@ impl Loader<'_> {
                 .max_request_body
                 .unwrap_or(defaults.max_request_body),
             max_concurrency,
+            host_memory: raw.limits.host_memory.unwrap_or(defaults.host_memory),
         };
+        if limits.host_memory < MIN_MEMORY {
+            return Err(self.error_at(
+                None,
+                &key("limits.host_memory"),
+                format!(
+                    "{} bytes is too little: an instance needs at least 1MiB of host memory",
+                    limits.host_memory
+                ),
+            ));
+        }
         if limits.memory < MIN_MEMORY {
             return Err(self.error_at(
                 None,

@@ -93,4 +93,6 @@ pub(crate) struct RawLimits {
     #[serde(default, deserialize_with = "size_serde::deserialize")]
     pub max_request_body: Option<u64>,
     pub max_concurrency: Option<Spanned<i64>>,
+    #[serde(default, deserialize_with = "size_serde::deserialize")]
+    pub host_memory: Option<u64>,
 }

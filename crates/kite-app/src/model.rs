@@ -74,6 +74,9 @@ pub struct Limits {
     /// Most instances of this component alive at once; `None`: bounded only by the
     /// process-wide instance limit.
     pub max_concurrency: Option<u32>,
+    /// Host memory one instance may make the host hold on its behalf (header fields,
+    /// buffered body chunks, other host resources), in bytes.
+    pub host_memory: u64,
 }
 
 impl Default for Limits {
@@ -83,6 +86,7 @@ impl Default for Limits {
             timeout: Duration::from_secs(30),
             max_request_body: 10 << 20,
             max_concurrency: None,
+            host_memory: 64 << 20,
         }
     }
 }

@@ -8,24 +8,13 @@ use crate::capability::{
     variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
+use crate::host_budget;
+use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
 use crate::InstanceState;
 use kite_app::{ComponentSpec, ResolvedVariables};
 use std::sync::Arc;
-use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimitsBuilder;
 use wasmtime_wasi::WasiCtxBuilder;
-use wasmtime_wasi_http::WasiHttpCtx;
-
-/// Host resources (HTTP fields, streams, ...) one instance may hold at once. Each lives in
-/// host memory, so the table is bounded like linear memory is.
-pub const MAX_RESOURCES_PER_INSTANCE: usize = 16_384;
-
-fn resource_table() -> ResourceTable {
-    let mut table = ResourceTable::new();
-    table.set_max_capacity(MAX_RESOURCES_PER_INSTANCE);
-    table
-}
 
 pub struct ComponentGrants {
     component: Arc<str>,
@@ -36,6 +25,8 @@ pub struct ComponentGrants {
     key_value: KeyValueGrant,
     sqlite: SqliteGrant,
     memory_limit: usize,
+    /// Host resources one instance may hold at once (from `limits.host_memory`).
+    max_resources: usize,
     log_rate: Arc<LogRate>,
 }
 
@@ -82,6 +73,7 @@ impl ComponentGrants {
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
+            max_resources: host_budget::max_resources(spec.limits.host_memory),
             log_rate: LogRate::new(),
         })
     }
@@ -105,11 +97,9 @@ impl ComponentGrants {
         self.files.prepare(&mut wasi);
         Ok(InstanceState {
             wasi,
-            http: WasiHttpCtx::new(),
-            table: resource_table(),
-            limits: StoreLimitsBuilder::new()
-                .memory_size(self.memory_limit)
-                .build(),
+            http: host_budget::http_context(),
+            table: host_budget::resource_table(self.max_resources),
+            limits: InstanceLimits::new(self.memory_limit),
             outbound: self.outbound_http.prepare(request.clone()),
             request,
             variables: self.variables.prepare(),

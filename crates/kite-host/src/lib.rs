@@ -4,12 +4,15 @@
 pub mod capability;
 mod grants;
 mod guest_log;
+pub mod host_budget;
+mod instance_limits;
 mod linker;
 mod request_tag;
 mod state;
 
 pub use capability::key_value::KeyValueStores;
 pub use capability::sqlite::SqliteDatabases;
-pub use grants::{AppResources, ComponentGrants, MAX_RESOURCES_PER_INSTANCE};
+pub use grants::{AppResources, ComponentGrants};
+pub use instance_limits::InstanceLimits;
 pub use linker::add_to_linker;
 pub use state::InstanceState;

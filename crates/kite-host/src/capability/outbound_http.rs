@@ -101,6 +101,14 @@ fn without_query(uri: &http::Uri) -> String {
 }
 
 impl WasiHttpHooks for OutboundHttp {
+    fn p2_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::host_budget::BODY_CHUNK_BYTES
+    }
+
+    fn p2_outgoing_body_buffer_chunks(&mut self) -> usize {
+        1
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
