@@ -3,10 +3,12 @@
 
 mod cache;
 mod config;
+mod decommit;
 mod epoch;
 mod load;
 
 pub use cache::{CompileCache, UnusableCacheDir};
 pub use config::{EngineOptions, KiteEngine};
+pub use decommit::DecommitFlusher;
 pub use epoch::EPOCH_TICK;
 pub use load::{ComponentLoadError, LoadedComponent};

@@ -5,11 +5,11 @@ use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
+use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
 use std::sync::Arc;
 use std::time::Instant;
 use wasmtime::component::ResourceTable;
-use wasmtime::StoreLimits;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
@@ -17,7 +17,7 @@ pub struct InstanceState {
     pub(crate) wasi: WasiCtx,
     pub(crate) http: WasiHttpCtx,
     pub(crate) table: ResourceTable,
-    pub(crate) limits: StoreLimits,
+    pub(crate) limits: InstanceLimits,
     pub(crate) outbound: OutboundHttp,
     pub(crate) variables: ComponentVariables,
     pub(crate) key_value: ComponentKeyValue,
@@ -46,8 +46,13 @@ impl InstanceState {
             .is_some_and(|deadline| Instant::now() >= deadline)
     }
 
+    /// How far the instance's linear memories grew, in bytes.
+    pub fn memory_bytes(&self) -> usize {
+        self.limits.memory_bytes()
+    }
+
     /// The memory and table limits the store enforces (`Store::limiter`).
-    pub fn limits(&mut self) -> &mut StoreLimits {
+    pub fn limits(&mut self) -> &mut InstanceLimits {
         &mut self.limits
     }
 }

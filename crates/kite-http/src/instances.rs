@@ -1,9 +1,10 @@
 //! Fresh instances, each used for exactly one request: built from the component's grants,
 //! and after a request the next one's built ahead, off the path of the response just sent.
 
+use kite_engine::DecommitFlusher;
 use kite_host::{ComponentGrants, InstanceState};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
@@ -99,17 +100,27 @@ pub(crate) struct ReadyInstances {
     /// being built.
     settling: AtomicUsize,
     settled: Notify,
+    /// Returns the memory used instances dirtied to the system (pooling allocator only).
+    decommits: Option<Arc<DecommitFlusher>>,
 }
 
 impl ReadyInstances {
     /// For `components` components; keeps at most one instance ahead for each until told
     /// otherwise.
-    pub(crate) fn new(components: usize) -> Self {
+    pub(crate) fn new(components: usize, decommits: Option<Arc<DecommitFlusher>>) -> Self {
         ReadyInstances {
             ready: Mutex::new((0..components).map(|_| Vec::new()).collect()),
             per_component: AtomicUsize::new(1),
             settling: AtomicUsize::new(0),
             settled: Notify::new(),
+            decommits,
+        }
+    }
+
+    /// See [`DecommitFlusher::flush_if_idle`]; called periodically by each worker thread.
+    pub(crate) fn flush_decommits_if_idle(&self) {
+        if let Some(decommits) = &self.decommits {
+            decommits.flush_if_idle();
         }
     }
 
@@ -158,7 +169,13 @@ impl ReadyInstances {
         let _settling = Settling(self);
         // Yielding lets the connection task write the response first.
         tokio::task::yield_now().await;
+        let memory_bytes = used.data().memory_bytes() as u64;
         drop(used);
+        if let Some(decommits) = &self.decommits {
+            if decommits.note_dropped(memory_bytes) {
+                decommits.flush();
+            }
+        }
         self.refill(component, factory).await;
     }
 

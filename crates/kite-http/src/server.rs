@@ -61,6 +61,18 @@ pub fn serve(
     result
 }
 
+/// How often a worker checks whether it went idle with work left to tidy.
+const IDLE_TICK: Duration = Duration::from_secs(1);
+
+async fn idle_ticks(trigger: Arc<HttpTrigger>) {
+    let mut ticks = tokio::time::interval(IDLE_TICK);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        trigger.on_idle_tick();
+    }
+}
+
 fn worker(
     listener: TcpListener,
     trigger: Arc<HttpTrigger>,
@@ -73,6 +85,7 @@ fn worker(
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)?;
         tokio::spawn(access_log::write_queued_records());
+        tokio::spawn(idle_ticks(trigger.clone()));
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())

@@ -41,7 +41,10 @@ impl HttpTrigger {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut executors = Vec::with_capacity(app.components.len());
-        let ready = Arc::new(ReadyInstances::new(app.components.len()));
+        let ready = Arc::new(ReadyInstances::new(
+            app.components.len(),
+            engine.decommits().cloned(),
+        ));
         for (index, spec) in app.components.iter().enumerate() {
             let loaded = engine
                 .load_component(&spec.source)
@@ -76,6 +79,11 @@ impl HttpTrigger {
     /// Serving on `workers` threads: keep one instance of each component ahead per thread.
     pub(crate) fn set_workers(&self, workers: usize) {
         self.ready.keep_per_component(workers.max(1));
+    }
+
+    /// Called about once a second on each worker thread.
+    pub(crate) fn on_idle_tick(&self) {
+        self.ready.flush_decommits_if_idle();
     }
 
     /// `(route, component)` pairs, most specific first, in the order they are matched.
