@@ -310,3 +310,62 @@ async fn a_long_statement_leaves_other_requests_on_its_worker_unaffected() {
     }
     long.abort();
 }
+
+#[tokio::test]
+async fn a_header_map_bomb_stops_at_the_host_memory_budget() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n[component.a]\nsource = \"ATTACKER\"\n",
+    );
+    let server = Server::start(&app);
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    let before = common::rss_bytes(server.pid());
+    let bomb = server.get("/fields-bomb?mb=4096").await;
+    assert_eq!(bomb.status, 500, "{}", bomb.body);
+    let grown = common::rss_bytes(server.pid()).saturating_sub(before);
+    // The default `limits.host_memory` is 64 MiB.
+    assert!(grown < 160 << 20, "the host took {} MiB", grown >> 20);
+    assert_eq!(server.get("/").await.body, "attacker ready");
+}
+
+#[tokio::test]
+async fn memory_dirtied_by_finished_instances_is_returned_to_the_system() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nlimits = { memory = \"64MiB\" }\n",
+    );
+    let server = Server::start_with(&app, &["--workers", "1"]);
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    let baseline = common::rss_bytes(server.pid());
+    let settles_below = |limit: u64| {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        loop {
+            let rss = common::rss_bytes(server.pid());
+            if rss < limit || std::time::Instant::now() > deadline {
+                return rss;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+    };
+    // One request, then idleness: its 48 MiB must not stay resident.
+    assert_eq!(server.get("/fill?mb=48").await.status, 200);
+    let rss = settles_below(baseline + (24 << 20));
+    assert!(
+        rss < baseline + (24 << 20),
+        "idle at {} MiB, baseline {} MiB",
+        rss >> 20,
+        baseline >> 20
+    );
+    // Many in a row: what waits to be returned stays bounded even under traffic.
+    for _ in 0..12 {
+        assert_eq!(server.get("/fill?mb=56").await.status, 200);
+    }
+    let after_burst = common::rss_bytes(server.pid());
+    assert!(
+        after_burst < baseline + (200 << 20),
+        "{} MiB after 12 requests, baseline {} MiB",
+        after_burst >> 20,
+        baseline >> 20
+    );
+    let rss = settles_below(baseline + (24 << 20));
+    assert!(rss < baseline + (24 << 20), "idle at {} MiB", rss >> 20);
+}

@@ -48,6 +48,7 @@ impl Guest for Attacker {
             "replace-with-symlink" => replace_with_symlink(&param("dir"), &param("target")),
             "log-flood" => log_flood(param("lines").parse().unwrap_or(100_000)),
             "fields-bomb" => fields_bomb(param("mb").parse().unwrap_or(1024)),
+            "fill" => fill_memory(param("mb").parse().unwrap_or(1)),
             "outbound-bomb" => outbound_bomb(&param("url"), param("n").parse().unwrap_or(1000)),
             _ => (200, "attacker ready".to_string()),
         };
@@ -101,22 +102,30 @@ fn log_flood(lines: usize) -> (u16, String) {
     (200, format!("printed {lines} lines"))
 }
 
-/// Asks the host to hold `mb` MiB of header values.
-fn fields_bomb(mb: usize) -> (u16, String) {
-    let value = vec![b'a'; 64 * 1024];
+/// Asks the host to hold `mb` MiB of header values, 24 KiB per header map (within any
+/// per-map limit), in as many maps as it takes.
+fn fields_bomb(mb: u64) -> (u16, String) {
+    let value = vec![b'a'; 8 * 1024];
     let mut held = Vec::new();
-    let mut bytes = 0usize;
+    let mut bytes = 0u64;
     while bytes < mb << 20 {
         let fields = Fields::new();
-        for i in 0..16 {
+        for i in 0..3 {
             if let Err(e) = fields.append(&format!("x-bomb-{i}"), &value) {
                 return (507, format!("refused after {} MiB: {e:?}", bytes >> 20));
             }
-            bytes += value.len();
+            bytes += value.len() as u64;
         }
         held.push(fields);
     }
     (200, format!("the host holds {} MiB", bytes >> 20))
+}
+
+/// Writes to every page of `mb` MiB of fresh linear memory.
+fn fill_memory(mb: usize) -> (u16, String) {
+    let filled = vec![0x5au8; mb << 20];
+    let sum: usize = filled.iter().step_by(4096).map(|&b| b as usize).sum();
+    (200, format!("filled {mb} MiB ({sum})"))
 }
 
 /// Starts `n` outgoing requests to `url` at once and keeps them all pending.
