@@ -1,6 +1,7 @@
 //! Kite apps as data: a manifest (`kite.toml`) is parsed, validated and turned into an
 //! [`App`], the one model every later layer (engine, triggers, capabilities) reads.
 
+mod blocked_networks;
 mod error;
 mod file_grants;
 mod load;
@@ -13,6 +14,7 @@ mod units;
 mod variable_providers;
 mod variables;
 
+pub use blocked_networks::BlockedNetwork;
 pub use error::{Location, ManifestError};
 pub use file_grants::ProtectedPath;
 pub use load::{load_app, MANIFEST_FILE_NAME};

@@ -3,6 +3,7 @@
 //! runs unchanged on different machines.
 
 use crate::units::parse_duration;
+use crate::BlockedNetwork;
 use crate::{Location, ManifestError, VariableProvider, ENV_PREFIX};
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -19,6 +20,8 @@ pub struct RuntimeConfig {
     pub sqlite_databases: BTreeMap<String, DatabaseBackend>,
     /// The variable providers in priority order; empty means the default chain.
     pub variable_providers: Vec<VariableProvider>,
+    /// `[outbound_networking] block_networks`: no outbound connection reaches these.
+    pub blocked_networks: Vec<BlockedNetwork>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +51,15 @@ struct RawRuntimeConfig {
     sqlite_database: BTreeMap<String, Spanned<RawTable>>,
     #[serde(default)]
     variable_provider: Vec<Spanned<RawTable>>,
+    #[serde(default)]
+    outbound_networking: RawOutboundNetworking,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawOutboundNetworking {
+    #[serde(default)]
+    block_networks: Vec<Spanned<String>>,
 }
 
 /// A `type = "..."` table with every setting any type takes; which ones its type takes is
@@ -268,6 +280,14 @@ impl RuntimeConfig {
                 reader(format!("variable_provider[{index}]"), table).variable_provider(dir)?;
             config.variable_providers.push(provider);
         }
+        for (index, rule) in raw.outbound_networking.block_networks.iter().enumerate() {
+            let network = BlockedNetwork::parse(rule.get_ref()).map_err(|message| {
+                let location = Location::from_offset(&text, rule.span().start);
+                let key = format!("outbound_networking.block_networks[{index}]");
+                ManifestError::new(path, Some(location), key, message)
+            })?;
+            config.blocked_networks.push(network);
+        }
         Ok(config)
     }
 
@@ -326,6 +346,20 @@ mod tests {
         let path = dir.path().join("runtime.toml");
         std::fs::write(&path, text).unwrap();
         RuntimeConfig::load(&path)
+    }
+
+    #[test]
+    fn blocked_networks_with_their_errors() {
+        let config =
+            load("[outbound_networking]\nblock_networks = [\"private\", \"10.0.0.0/8\"]\n")
+                .unwrap();
+        assert_eq!(config.blocked_networks.len(), 2);
+        let error = load("[outbound_networking]\nblock_networks = [\"private\", \"intranet\"]\n")
+            .unwrap_err();
+        assert_eq!(error.key, "outbound_networking.block_networks[1]");
+        assert_eq!(error.location.map(|l| l.line), Some(2));
+        assert!(error.message.contains("CIDR"), "{}", error.message);
+        assert!(load("[outbound_networking]\nallow = []\n").is_err());
     }
 
     #[test]

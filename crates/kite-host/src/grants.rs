@@ -12,7 +12,7 @@ use crate::host_budget;
 use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
 use crate::InstanceState;
-use kite_app::{ComponentSpec, ResolvedVariables};
+use kite_app::{BlockedNetwork, ComponentSpec, ResolvedVariables};
 use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -37,6 +37,8 @@ pub struct AppResources {
     pub variables: ResolvedVariables,
     pub key_value: KeyValueStores,
     pub sqlite: SqliteDatabases,
+    /// Networks no outbound connection of any component may reach.
+    pub blocked_networks: Vec<BlockedNetwork>,
 }
 
 impl AppResources {
@@ -58,6 +60,7 @@ impl AppResources {
             variables,
             key_value,
             sqlite,
+            blocked_networks: Vec::new(),
         })
     }
 }
@@ -68,7 +71,7 @@ impl ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
-            outbound_http: OutboundHttpGrant::validate(spec)?,
+            outbound_http: OutboundHttpGrant::validate(spec, &resources.blocked_networks)?,
             variables: VariablesGrant::validate(spec, &resources.variables)?,
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,

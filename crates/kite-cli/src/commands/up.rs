@@ -202,11 +202,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .map(|(l, _, _)| l.as_str())
         .collect();
     let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
-    let resources = AppResources::new(
+    let mut resources = AppResources::new(
         resolve_variables(&app, &args, &runtime_config)?,
         KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
     )?;
+    resources.blocked_networks = runtime_config.blocked_networks.clone();
     if !args.key_value_seeds.is_empty() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()

@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod key_value;
 mod labels;
+mod outbound_connect;
 pub mod outbound_http;
 pub mod sqlite;
 pub(crate) mod store_places;

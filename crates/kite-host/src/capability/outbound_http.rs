@@ -1,11 +1,15 @@
 //! Outbound HTTP through `wasi:http/outgoing-handler`: a request leaves only if its URL
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
 
+use super::outbound_connect::{
+    reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_INSTANCE,
+};
 use crate::request_tag::RequestTag;
 use http::uri::Scheme;
-use kite_app::{ComponentSpec, OutboundRule};
+use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
 use std::future::Future;
 use std::sync::Arc;
+use tokio::sync::Semaphore;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 
 pub struct OutboundHttpGrant {
@@ -16,14 +20,17 @@ pub struct OutboundHttpGrant {
 struct OutboundPolicy {
     component: String,
     rules: Vec<OutboundRule>,
+    /// Networks no connection may reach, whatever the rules allow.
+    blocked: Vec<BlockedNetwork>,
 }
 
 impl OutboundHttpGrant {
-    pub fn validate(spec: &ComponentSpec) -> anyhow::Result<Self> {
+    pub fn validate(spec: &ComponentSpec, blocked: &[BlockedNetwork]) -> anyhow::Result<Self> {
         Ok(OutboundHttpGrant {
             policy: Arc::new(OutboundPolicy {
                 component: spec.id.clone(),
                 rules: spec.allowed_outbound_hosts.clone(),
+                blocked: blocked.to_vec(),
             }),
         })
     }
@@ -32,6 +39,8 @@ impl OutboundHttpGrant {
         OutboundHttp {
             policy: self.policy.clone(),
             request,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            told_connection_limit: false,
         }
     }
 }
@@ -40,19 +49,13 @@ impl OutboundHttpGrant {
 pub struct OutboundHttp {
     policy: Arc<OutboundPolicy>,
     request: RequestTag,
+    /// This instance's places for open connections.
+    connections: Arc<Semaphore>,
+    /// Whether a request refused for want of a connection place was logged (once is enough).
+    told_connection_limit: bool,
 }
 
-type SendFuture = Box<
-    dyn Future<
-            Output = Result<
-                (
-                    http::Response<WasiBody>,
-                    Box<dyn Future<Output = Result<(), HttpError>> + Send>,
-                ),
-                HttpError,
-            >,
-        > + Send,
->;
+type SendFuture = Box<dyn Future<Output = Result<Sent, HttpError>> + Send>;
 
 impl OutboundPolicy {
     /// `Err` says why the request is refused and, where a rule would allow it, which.
@@ -100,6 +103,35 @@ fn without_query(uri: &http::Uri) -> String {
     text
 }
 
+/// Logs Kite's refusals of one instance's outbound requests.
+#[derive(Clone)]
+struct RefusalLog {
+    policy: Arc<OutboundPolicy>,
+    request: RequestTag,
+}
+
+impl RefusalLog {
+    fn refused(&self, uri: &http::Uri, reason: &str) {
+        tracing::warn!(
+            component = %self.policy.component,
+            request_id = %self.request,
+            "denied outbound request to {}: {reason}",
+            without_query(uri),
+        );
+    }
+
+    /// The error the guest gets for `failure`, logged first if Kite refused the request.
+    fn error_for(&self, uri: &http::Uri, failure: Failure) -> HttpError {
+        match failure {
+            Failure::Refused { reason, code } => {
+                self.refused(uri, &reason);
+                code
+            }
+            Failure::Failed(code) => code,
+        }
+    }
+}
+
 impl WasiHttpHooks for OutboundHttp {
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         crate::host_budget::BODY_CHUNK_BYTES
@@ -115,23 +147,33 @@ impl WasiHttpHooks for OutboundHttp {
         options: Option<RequestOptions>,
         fut: Box<dyn Future<Output = Result<(), HttpError>> + Send>,
     ) -> SendFuture {
-        if let Err(refusal) = self.policy.check(request.uri()) {
-            tracing::warn!(
-                component = %self.policy.component,
-                request_id = %self.request,
-                "denied outbound request to {}: {refusal}",
-                without_query(request.uri()),
-            );
+        drop(fut);
+        let log = RefusalLog {
+            policy: self.policy.clone(),
+            request: self.request.clone(),
+        };
+        let uri = request.uri().clone();
+        if let Err(reason) = self.policy.check(&uri) {
+            log.refused(&uri, &reason);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        drop(fut);
+        let permits = match reserve_connection(&self.connections) {
+            Ok(permits) => permits,
+            Err(Failure::Refused { reason, code }) => {
+                if !std::mem::replace(&mut self.told_connection_limit, true) {
+                    log.refused(
+                        &uri,
+                        &format!("{reason}; further refusals of this request are not logged"),
+                    );
+                }
+                return Box::new(async move { Err(code) });
+            }
+            Err(Failure::Failed(code)) => return Box::new(async move { Err(code) }),
+        };
         Box::new(async move {
-            use http_body_util::BodyExt;
-            let (response, io) = wasmtime_wasi_http::default_send_request(request, options).await?;
-            Ok((
-                response.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
+            send(request, options, &log.policy.blocked, permits)
+                .await
+                .map_err(|failure| log.error_for(&uri, failure))
         })
     }
 }
@@ -144,6 +186,7 @@ mod tests {
     fn checks_scheme_host_and_port_of_the_uri() {
         let policy = OutboundPolicy {
             component: "c".into(),
+            blocked: Vec::new(),
             rules: vec![
                 OutboundRule::parse("http://127.0.0.1:*").unwrap(),
                 OutboundRule::parse("https://api.example.com").unwrap(),
