@@ -369,3 +369,76 @@ async fn memory_dirtied_by_finished_instances_is_returned_to_the_system() {
     let rss = settles_below(baseline + (24 << 20));
     assert!(rss < baseline + (24 << 20), "idle at {} MiB", rss >> 20);
 }
+
+#[tokio::test]
+async fn an_allowed_name_resolving_into_a_blocked_network_is_refused() {
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nallowed_outbound_hosts = [\"http://localhost:*\", \"http://127.0.0.1:*\"]\n",
+    );
+    let config = app.path().join("runtime.toml");
+    std::fs::write(
+        &config,
+        "[outbound_networking]\nblock_networks = [\"private\"]\n",
+    )
+    .unwrap();
+    let blocked = Server::start_with(&app, &["--runtime-config", config.to_str().unwrap()]);
+    let open = Server::start(&app);
+    for target in ["localhost", "127.0.0.1"] {
+        let url = format!("http://{target}:{}/", open.addr.port());
+        let reply = blocked.get(&format!("/outbound?url={url}")).await;
+        assert_eq!(reply.status, 502, "{}", reply.body);
+        assert!(
+            reply.body.contains("DestinationIpProhibited"),
+            "{}",
+            reply.body
+        );
+        // The same request from a server without the rule goes through.
+        let reply = open.get(&format!("/outbound?url={url}")).await;
+        assert_eq!(reply.status, 200, "{}", reply.body);
+    }
+    let line = blocked.expect_log_line("naming the rule", |l| l.contains("blocked network"));
+    assert!(
+        line.contains("\"private\"") && line.contains("block_networks"),
+        "{line}"
+    );
+}
+
+#[tokio::test]
+async fn an_outbound_connection_bomb_gets_at_most_its_share_of_connections() {
+    // A server that accepts connections and never answers.
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = silent.local_addr().unwrap().port();
+    let accepted = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = accepted.clone();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            held.push(stream);
+        }
+    });
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nallowed_outbound_hosts = [\"http://127.0.0.1:*\"]\nlimits = { timeout = \"5s\" }\n",
+    );
+    let server = Server::start(&app);
+    let bomb = server
+        .get(&format!(
+            "/outbound-bomb?url=http://127.0.0.1:{port}/&n=500"
+        ))
+        .await;
+    // The 32 connections it got never answer, so the request runs into its deadline.
+    assert_eq!(bomb.status, 504, "{}", bomb.body);
+    let accepted = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(
+        accepted <= 32,
+        "{accepted} connections were opened for one instance"
+    );
+    server.expect_log_line("refusing connections", |l| {
+        l.contains("already has 32 outbound connections open")
+    });
+    let refusals = server.log().matches("outbound connections open").count();
+    assert_eq!(refusals, 1, "one log line per request");
+    assert_eq!(server.get("/").await.body, "attacker ready");
+}
