@@ -21,7 +21,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    Up(commands::up::UpArgs),
+    Up(Box<commands::up::UpArgs>),
     Build(commands::build::BuildArgs),
     New(commands::new::NewArgs),
 }
@@ -30,7 +30,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     logging::init();
     let result = match cli.command {
-        Command::Up(args) => commands::up::run(args),
+        Command::Up(args) => commands::up::run(*args),
         Command::Build(args) => commands::build::run(args),
         Command::New(args) => commands::new::run(args),
     };

@@ -1,29 +1,60 @@
 //! A request body wrapper that streams through but fails once more than the component's
-//! `max_request_body` bytes have arrived, remembering that it did so the caller can send 413.
+//! `max_request_body` bytes have arrived, or once the client stalls, remembering which.
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
+use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::time::{Instant, Sleep};
 use wasmtime_wasi_http::Error as HttpError;
+
+/// What went wrong with a request body, for the response the caller sends instead.
+#[derive(Default)]
+pub(crate) struct BodyFaults {
+    /// More than the limit arrived (413).
+    pub(crate) too_large: AtomicBool,
+    /// No bytes arrived for the idle timeout while the guest waited for them (408).
+    pub(crate) stalled: AtomicBool,
+}
 
 pub(crate) struct LimitedBody<B> {
     inner: B,
     remaining: u64,
     limit: u64,
-    exceeded: Arc<AtomicBool>,
+    idle_timeout: Duration,
+    /// Armed while the guest waits for bytes that have not arrived.
+    idle: Option<Pin<Box<Sleep>>>,
+    faults: Arc<BodyFaults>,
 }
 
 impl<B> LimitedBody<B> {
-    pub(crate) fn new(inner: B, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(
+        inner: B,
+        limit: u64,
+        idle_timeout: Duration,
+        faults: Arc<BodyFaults>,
+    ) -> Self {
         LimitedBody {
             inner,
             remaining: limit,
             limit,
-            exceeded,
+            idle_timeout,
+            idle: None,
+            faults,
         }
+    }
+
+    /// Whether the client has kept the guest waiting for its idle timeout.
+    fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = Instant::now() + self.idle_timeout;
+        let idle = self
+            .idle
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        idle.as_mut().poll(cx).is_ready()
     }
 }
 
@@ -41,10 +72,11 @@ where
         let this = &mut *self;
         match Pin::new(&mut this.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(frame))) => {
+                this.idle = None;
                 if let Some(data) = frame.data_ref() {
                     let len = data.len() as u64;
                     if len > this.remaining {
-                        this.exceeded.store(true, Ordering::Relaxed);
+                        this.faults.too_large.store(true, Ordering::Relaxed);
                         return Poll::Ready(Some(Err(HttpError::HttpRequestBodySize(Some(
                             this.limit,
                         )))));
@@ -55,6 +87,10 @@ where
             }
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::Hyper(e)))),
             Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending if this.stalled(cx) => {
+                this.faults.stalled.store(true, Ordering::Relaxed);
+                Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)))
+            }
             Poll::Pending => Poll::Pending,
         }
     }

@@ -1,7 +1,7 @@
 //! The wasi:http executor: one fresh instance per request, filled from the component's
 //! grants, with its memory limit and deadline; guest failures become 5xx.
 
-use crate::body_limit::LimitedBody;
+use crate::body_limit::{BodyFaults, LimitedBody};
 use crate::failure::{busy_response, error_response, set_request_id, GuestFailure};
 use crate::instances::{instantiate_for_request, FreshInstance, InstanceFactory, ReadyInstances};
 use crate::response_body::GuardedBody;
@@ -10,8 +10,9 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use kite_app::{ComponentSpec, Limits};
 use kite_host::{AppResources, ComponentGrants, InstanceState};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::{oneshot, Semaphore};
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::Store;
@@ -87,10 +88,13 @@ impl WasiHttpExecutor {
         &self.component
     }
 
+    /// Runs one request in a fresh instance. A request body that stalls for `body_idle`
+    /// while the guest waits for it fails the guest's read, and the request gets 408.
     pub(crate) async fn handle(
         &self,
         req: Request<Incoming>,
         request_id: &Arc<str>,
+        body_idle: Duration,
     ) -> Response<HyperOutgoingBody> {
         let declared_length = req
             .headers()
@@ -113,9 +117,9 @@ impl WasiHttpExecutor {
                 }
             },
         };
-        let exceeded = Arc::new(AtomicBool::new(false));
+        let faults = Arc::new(BodyFaults::default());
         let limit = self.limits.max_request_body;
-        let req = req.map(|body| LimitedBody::new(body, limit, exceeded.clone()));
+        let req = req.map(|body| LimitedBody::new(body, limit, body_idle, faults.clone()));
 
         let (response_sender, response_receiver) = oneshot::channel();
         let call = match self.prepare(req, request_id, response_sender) {
@@ -154,8 +158,16 @@ impl WasiHttpExecutor {
                 }
             },
         };
-        if exceeded.load(Ordering::Relaxed) {
+        if faults.too_large.load(Ordering::Relaxed) {
             return self.too_large(request_id);
+        }
+        if faults.stalled.load(Ordering::Relaxed) {
+            tracing::warn!(component = %self.component, request_id = %request_id, "the client sent no request body bytes for {body_idle:?}; answered 408");
+            return error_response(
+                StatusCode::REQUEST_TIMEOUT,
+                request_id,
+                &format!("no request body bytes arrived for {body_idle:?}"),
+            );
         }
         match failure {
             Some(failure) => failure.response(request_id),

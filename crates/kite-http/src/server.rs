@@ -2,6 +2,7 @@
 //! the same listener; on shutdown, stop accepting and let in-flight requests finish (bounded).
 
 use crate::access_log;
+use crate::trigger::DEFAULT_BODY_IDLE_TIMEOUT;
 use crate::HttpTrigger;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -10,7 +11,7 @@ use std::convert::Infallible;
 use std::net::TcpListener;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::watch;
+use tokio::sync::{watch, Semaphore};
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -18,6 +19,13 @@ pub struct ServeOptions {
     pub workers: usize,
     /// How long in-flight requests may take to finish after shutdown begins.
     pub shutdown_timeout: Duration,
+    /// How long a client may take to send a request's headers, and how long an idle
+    /// keep-alive connection stays open.
+    pub header_timeout: Duration,
+    /// How long a request body may send nothing while the guest waits for it.
+    pub body_idle_timeout: Duration,
+    /// Connections open at once across all workers; further ones wait to be accepted.
+    pub max_connections: usize,
 }
 
 impl Default for ServeOptions {
@@ -25,6 +33,9 @@ impl Default for ServeOptions {
         ServeOptions {
             workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             shutdown_timeout: Duration::from_secs(10),
+            header_timeout: Duration::from_secs(10),
+            body_idle_timeout: DEFAULT_BODY_IDLE_TIMEOUT,
+            max_connections: 1000,
         }
     }
 }
@@ -38,15 +49,21 @@ pub fn serve(
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     trigger.set_workers(options.workers);
+    trigger.set_body_idle_timeout(options.body_idle_timeout);
+    let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut workers = Vec::with_capacity(options.workers);
     for index in 0..options.workers.max(1) {
         let listener = listener.try_clone()?;
         let trigger = trigger.clone();
         let shutdown = shutdown.clone();
-        let grace = options.shutdown_timeout;
+        let settings = WorkerSettings {
+            grace: options.shutdown_timeout,
+            header_timeout: options.header_timeout,
+            connections: connections.clone(),
+        };
         let handle = std::thread::Builder::new()
             .name(format!("kite-http-{index}"))
-            .spawn(move || worker(listener, trigger, shutdown, grace))?;
+            .spawn(move || worker(listener, trigger, shutdown, settings))?;
         workers.push(handle);
     }
     drop(listener);
@@ -73,12 +90,25 @@ async fn idle_ticks(trigger: Arc<HttpTrigger>) {
     }
 }
 
+/// What every worker shares or is told when serving starts.
+struct WorkerSettings {
+    grace: Duration,
+    header_timeout: Duration,
+    /// Places for open connections, shared by all workers.
+    connections: Arc<Semaphore>,
+}
+
 fn worker(
     listener: TcpListener,
     trigger: Arc<HttpTrigger>,
     mut shutdown: watch::Receiver<bool>,
-    grace: Duration,
+    settings: WorkerSettings,
 ) -> anyhow::Result<()> {
+    let WorkerSettings {
+        grace,
+        header_timeout,
+        connections,
+    } = settings;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -89,9 +119,15 @@ fn worker(
         let graceful = GracefulShutdown::new();
         let mut http = http1::Builder::new();
         http.timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30))
+            .header_read_timeout(header_timeout)
             .keep_alive(true);
         loop {
+            // At the connection cap, new connections wait in the listen backlog until one
+            // closes (idle ones close after the header timeout).
+            let place = tokio::select! {
+                place = connections.clone().acquire_owned() => place?,
+                _ = shutdown.changed() => break,
+            };
             tokio::select! {
                 accepted = listener.accept() => {
                     let (stream, _) = match accepted {
@@ -111,6 +147,7 @@ fn worker(
                     });
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
+                        let _place = place;
                         if let Err(e) = connection.await {
                             tracing::debug!("connection ended with an error: {e}");
                         }

@@ -12,7 +12,7 @@ use hyper::body::Incoming;
 use kite_app::App;
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, InstanceState};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -21,7 +21,12 @@ pub struct HttpTrigger {
     router: Router,
     executors: Vec<WasiHttpExecutor>,
     ready: Arc<ReadyInstances>,
+    /// How long a request body may stall while the guest waits for it (set when serving).
+    body_idle_timeout: OnceLock<Duration>,
 }
+
+/// A request body's idle timeout unless serving sets one.
+pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reported once per component while an app loads (for progress output).
 pub struct ComponentLoaded<'a> {
@@ -73,12 +78,18 @@ impl HttpTrigger {
             router,
             executors,
             ready,
+            body_idle_timeout: OnceLock::new(),
         })
     }
 
     /// Serving on `workers` threads: keep one instance of each component ahead per thread.
     pub(crate) fn set_workers(&self, workers: usize) {
         self.ready.keep_per_component(workers.max(1));
+    }
+
+    /// How long a request body may stall; the first call wins.
+    pub(crate) fn set_body_idle_timeout(&self, timeout: Duration) {
+        let _ = self.body_idle_timeout.set(timeout);
     }
 
     /// Called about once a second on each worker thread.
@@ -108,7 +119,16 @@ impl HttpTrigger {
             Some((index, _)) => {
                 let executor = &self.executors[index];
                 (
-                    executor.handle(req, &request_id).await,
+                    executor
+                        .handle(
+                            req,
+                            &request_id,
+                            *self
+                                .body_idle_timeout
+                                .get()
+                                .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT),
+                        )
+                        .await,
                     Some(executor.component().clone()),
                 )
             }

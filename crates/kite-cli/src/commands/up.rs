@@ -46,6 +46,21 @@ pub struct UpArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
+    /// How long a client may take to send a request's headers; an idle keep-alive
+    /// connection is closed after it too.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub header_timeout: Duration,
+
+    /// How long a request body may send nothing while the component waits for it; then the
+    /// component's read fails and the client gets 408.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub body_timeout: Duration,
+
+    /// Most client connections open at once; further ones wait to be accepted until one
+    /// closes.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    pub max_connections: usize,
+
     /// Set an app variable, overriding every other provider (repeatable).
     #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub variables: Vec<(String, String)>,
@@ -257,6 +272,9 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .workers
             .unwrap_or_else(|| ServeOptions::default().workers),
         shutdown_timeout: args.shutdown_timeout,
+        header_timeout: args.header_timeout,
+        body_idle_timeout: args.body_timeout,
+        max_connections: args.max_connections,
     };
     kite_http::serve(trigger, listener, &serve_options, shutdown)?;
     tracing::info!("stopped");
