@@ -442,3 +442,106 @@ async fn an_outbound_connection_bomb_gets_at_most_its_share_of_connections() {
     assert_eq!(refusals, 1, "one log line per request");
     assert_eq!(server.get("/").await.body, "attacker ready");
 }
+
+/// Reads from `stream` until the server closes it (returns what it sent), failing the test
+/// if that takes longer than `within`.
+async fn closed_by_server(
+    stream: &mut tokio::net::TcpStream,
+    within: std::time::Duration,
+) -> String {
+    use tokio::io::AsyncReadExt;
+    let mut received = Vec::new();
+    tokio::time::timeout(within, stream.read_to_end(&mut received))
+        .await
+        .expect("the server kept a stalled connection open")
+        .ok();
+    String::from_utf8_lossy(&received).into_owned()
+}
+
+fn open_descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .unwrap()
+        .count()
+}
+
+#[tokio::test]
+async fn slow_headers_and_idle_connections_are_closed_while_others_are_served() {
+    use tokio::io::AsyncWriteExt;
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n[component.a]\nsource = \"ATTACKER\"\n",
+    );
+    let server = Server::start_with(&app, &["--header-timeout", "2s"]);
+    let mut stalled = Vec::new();
+    for i in 0..20 {
+        let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+        if i % 2 == 0 {
+            stream
+                .write_all(b"GET / HTTP/1.1\r\nHost: x\r\nX-Slow: ")
+                .await
+                .unwrap();
+        }
+        stalled.push(stream);
+    }
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    // Well within the old 30 s header timeout: the 2 s one given above applies.
+    for stream in &mut stalled {
+        closed_by_server(stream, std::time::Duration::from_secs(20)).await;
+    }
+    assert_eq!(server.get("/").await.body, "attacker ready");
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_frees_its_instance_and_gets_408() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nlimits = { max_concurrency = 1, timeout = \"120s\" }\n",
+    );
+    let server = Server::start_with(&app, &["--body-timeout", "2s"]);
+    let mut dripping = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    dripping
+        .write_all(b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nsome bytes")
+        .await
+        .unwrap();
+    server.expect_log_line("about the stalled body", |l| {
+        l.contains("no request body bytes for 2s; answered 408")
+    });
+    let reply = closed_by_server(&mut dripping, std::time::Duration::from_secs(30)).await;
+    assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
+    // The one instance the component may have is free again, long before its deadline.
+    assert_eq!(server.get("/").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_connection_flood_holds_at_most_the_connection_cap() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n[component.a]\nsource = \"ATTACKER\"\n",
+    );
+    let server = Server::start_with(
+        &app,
+        &[
+            "--max-connections",
+            "20",
+            "--header-timeout",
+            "3s",
+            "--workers",
+            "2",
+        ],
+    );
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    let baseline = open_descriptors(server.pid());
+    let mut flood = Vec::new();
+    for _ in 0..80 {
+        flood.push(tokio::net::TcpStream::connect(server.addr).await.unwrap());
+    }
+    // Give the server every chance to accept what it would.
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    let held = open_descriptors(server.pid()).saturating_sub(baseline);
+    assert!(held <= 24, "{held} connections accepted past a cap of 20");
+    // Idle connections are closed after the header timeout, so a real client gets in.
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(60), server.get("/"))
+        .await
+        .expect("served once the idle connections timed out");
+    assert_eq!(reply.body, "attacker ready");
+    drop(flood);
+}
