@@ -328,6 +328,21 @@ async fn a_header_map_bomb_stops_at_the_host_memory_budget() {
 }
 
 #[tokio::test]
+async fn a_body_buffer_bomb_stops_at_the_host_memory_budget() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n[component.a]\nsource = \"ATTACKER\"\n",
+    );
+    let server = Server::start(&app);
+    assert_eq!(server.get("/").await.body, "attacker ready");
+    let before = common::rss_bytes(server.pid());
+    let bomb = server.get("/body-bomb?mb=4096").await;
+    assert_eq!(bomb.status, 500, "{}", bomb.body);
+    let grown = common::rss_bytes(server.pid()).saturating_sub(before);
+    assert!(grown < 160 << 20, "the host took {} MiB", grown >> 20);
+    assert_eq!(server.get("/").await.body, "attacker ready");
+}
+
+#[tokio::test]
 async fn memory_dirtied_by_finished_instances_is_returned_to_the_system() {
     let app = attacker_app(
         "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\

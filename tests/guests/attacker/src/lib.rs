@@ -49,6 +49,8 @@ impl Guest for Attacker {
             "log-flood" => log_flood(param("lines").parse().unwrap_or(100_000)),
             "fields-bomb" => fields_bomb(param("mb").parse().unwrap_or(1024)),
             "fill" => fill_memory(param("mb").parse().unwrap_or(1)),
+            "body-bomb" => body_bomb(param("mb").parse().unwrap_or(1024)),
+            "recurse" => (200, format!("depth {}", recurse(param("depth").parse().unwrap_or(u64::MAX)))),
             "outbound-bomb" => outbound_bomb(&param("url"), param("n").parse().unwrap_or(1000)),
             _ => (200, "attacker ready".to_string()),
         };
@@ -119,6 +121,39 @@ fn fields_bomb(mb: u64) -> (u16, String) {
         held.push(fields);
     }
     (200, format!("the host holds {} MiB", bytes >> 20))
+}
+
+/// Asks the host to buffer `mb` MiB in outgoing bodies nobody sends: many responses, each
+/// body written as far as the host lets it.
+fn body_bomb(mb: u64) -> (u16, String) {
+    let mut held = Vec::new();
+    let mut bytes = 0u64;
+    while bytes < mb << 20 {
+        let response = OutgoingResponse::new(Fields::new());
+        let body = response.body().expect("outgoing body");
+        let stream = body.write().expect("body stream");
+        loop {
+            let room = match stream.check_write() {
+                Ok(0) | Err(_) => break,
+                Ok(room) => room.min(1 << 20) as usize,
+            };
+            if stream.write(&vec![b'b'; room]).is_err() {
+                break;
+            }
+            bytes += room as u64;
+        }
+        held.push((response, body, stream));
+    }
+    (200, format!("the host buffers {} MiB", bytes >> 20))
+}
+
+/// Recurses `depth` times (or until the stack overflows).
+fn recurse(depth: u64) -> u64 {
+    if depth == 0 {
+        return 0;
+    }
+    let frame = std::hint::black_box([depth; 64]);
+    1 + recurse(frame[depth as usize % 64] - 1)
 }
 
 /// Writes to every page of `mb` MiB of fresh linear memory.
