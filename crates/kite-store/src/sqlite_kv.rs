@@ -6,10 +6,11 @@ use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 pub struct SqliteKeyValue {
-    connection: Mutex<Connection>,
+    /// Shared with the blocking threads that run listings.
+    connection: Arc<Mutex<Connection>>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -34,6 +35,12 @@ async fn unless_locked<T>(operation: impl Fn() -> Result<T, StoreError>) -> Resu
     }
 }
 
+fn lock(connection: &Mutex<Connection>) -> Result<MutexGuard<'_, Connection>, StoreError> {
+    connection
+        .lock()
+        .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))
+}
+
 impl SqliteKeyValue {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
         let connection = open_sqlite_file(
@@ -42,14 +49,12 @@ impl SqliteKeyValue {
         )
         .map_err(StoreError::Backend)?;
         Ok(SqliteKeyValue {
-            connection: Mutex::new(connection),
+            connection: Arc::new(Mutex::new(connection)),
         })
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Connection>, StoreError> {
-        self.connection
-            .lock()
-            .map_err(|_| StoreError::Backend("the store's connection was poisoned".into()))
+        lock(&self.connection)
     }
 
     async fn with<T>(
@@ -121,20 +126,34 @@ impl KeyValueBackend for SqliteKeyValue {
         .await
     }
 
+    /// A listing may scan the whole store, so it runs on a blocking thread, leaving the
+    /// event loop to other requests. (Point and batch operations touch only the keys the
+    /// guest names, so their cost follows the guest's own input; they run inline.)
     async fn keys_after(
         &self,
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        self.with(|c| {
-            let mut statement = c.prepare_cached(
-                "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
-            )?;
-            let keys = statement.query_map(params![after, limit], |row| row.get(0))?;
-            keys.collect()
-        })
-        .await
+        let after = after.map(str::to_string);
+        let mut backoff = LockBackoff::until(None);
+        loop {
+            let (connection, after) = (self.connection.clone(), after.clone());
+            let listed = tokio::task::spawn_blocking(move || {
+                let connection = lock(&connection)?;
+                let mut statement = connection.prepare_cached(
+                    "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
+                )?;
+                let keys = statement.query_map(params![after, limit], |row| row.get(0))?;
+                Ok(keys.collect::<rusqlite::Result<Vec<String>>>()?)
+            })
+            .await
+            .map_err(|e| StoreError::Backend(format!("listing keys failed: {e}")))?;
+            match listed {
+                Err(StoreError::Locked) if backoff.wait().await => {}
+                result => return result,
+            }
+        }
     }
 
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
