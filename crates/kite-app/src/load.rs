@@ -239,25 +239,17 @@ impl Loader<'_> {
             max_concurrency,
             host_memory: raw.limits.host_memory.unwrap_or(defaults.host_memory),
         };
-        if limits.host_memory < MIN_MEMORY {
-            return Err(self.error_at(
-                None,
-                &key("limits.host_memory"),
-                format!(
-                    "{} bytes is too little: an instance needs at least 1MiB of host memory",
-                    limits.host_memory
-                ),
-            ));
-        }
-        if limits.memory < MIN_MEMORY {
-            return Err(self.error_at(
-                None,
-                &key("limits.memory"),
-                format!(
-                    "memory limit must be at least 1MiB, got {} bytes",
-                    limits.memory
-                ),
-            ));
+        for (name, bytes) in [
+            ("memory", limits.memory),
+            ("host_memory", limits.host_memory),
+        ] {
+            if bytes < MIN_MEMORY {
+                return Err(self.error_at(
+                    None,
+                    &key(&format!("limits.{name}")),
+                    format!("{name} limit must be at least 1MiB, got {bytes} bytes"),
+                ));
+            }
         }
         let variables = self.component_variables(&id, raw.variables, declared)?;
         let mut store_grant_locations = Vec::new();

@@ -25,29 +25,12 @@ fn app() -> TestApp {
     TestApp::new(&manifest)
 }
 
-/// Sends `body` for `path` and reads the whole response; the status, or 0 if the
-/// connection failed or the body broke off.
+/// Sends `body` for `path`; the status, or 0 if the connection failed or the response
+/// broke off.
 async fn request(addr: SocketAddr, method: http::Method, path: &str, body: &str) -> u16 {
-    use http_body_util::{BodyExt, Full};
-    let attempt = async {
-        let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let (mut sender, connection) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-                .await
-                .ok()?;
-        tokio::spawn(connection);
-        let request = http::Request::builder()
-            .method(method)
-            .uri(path)
-            .header("host", "kite")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .ok()?;
-        let response = sender.send_request(request).await.ok()?;
-        let status = response.status().as_u16();
-        response.into_body().collect().await.ok()?;
-        Some(status)
-    };
-    attempt.await.unwrap_or(0)
+    common::try_send(addr, method, path, Bytes::from(body.to_string()))
+        .await
+        .unwrap_or(0)
 }
 
 /// Opens a POST whose body trickles in one byte at a time, slower than the body timeout.

@@ -107,7 +107,7 @@ async fn acknowledged_writes_survive_kill_9() {
             let path = format!("/kv?label=default&op=set&key=k{i:05}&value=v{i}");
             let reply = tokio::time::timeout(
                 Duration::from_secs(5),
-                common::try_send(addr, http::Method::GET, &path),
+                common::try_send(addr, http::Method::GET, &path, bytes::Bytes::new()),
             )
             .await;
             match reply {

@@ -2,7 +2,6 @@
 //! type, access control by grant, and data that outlives the server.
 
 mod common;
-use bytes::Bytes;
 use common::{Server, TestApp};
 
 fn app() -> TestApp {
@@ -13,47 +12,33 @@ fn app() -> TestApp {
     )
 }
 
-async fn sql(server: &Server, path: &str, body: &str) -> (u16, String) {
-    let reply = common::send(
-        server.addr,
-        http::Method::POST,
-        path,
-        Bytes::from(body.to_string()),
-    )
-    .await;
-    (reply.status, reply.body)
-}
-
 #[tokio::test]
 async fn statements_with_every_value_type() {
     let app = app();
     let server = Server::start(&app);
-    let (status, body) = sql(
-        &server,
-        "/sql?db=default",
-        "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/sql?db=default",
+            "CREATE TABLE t (i INTEGER, r REAL, s TEXT, b BLOB, n TEXT)",
+        )
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = sql(
-        &server,
-        "/sql?db=default",
-        "INSERT INTO t VALUES (?, ?, ?, ?, ?)\ni:42\nr:2.5\nt:hello\nb:00ff\nn",
-    )
-    .await;
+    let (status, body) = server
+        .post(
+            "/sql?db=default",
+            "INSERT INTO t VALUES (?, ?, ?, ?, ?)\ni:42\nr:2.5\nt:hello\nb:00ff\nn",
+        )
+        .await;
     assert_eq!((status, body.as_str()), (200, "columns: \n"));
-    let (status, body) = sql(
-        &server,
-        "/sql?db=default",
-        "SELECT * FROM t WHERE i = ?\ni:42",
-    )
-    .await;
+    let (status, body) = server
+        .post("/sql?db=default", "SELECT * FROM t WHERE i = ?\ni:42")
+        .await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(
         body,
         "columns: i,r,s,b,n\nrow: Value::Integer(42) | Value::Real(2.5) | Value::Text(\"hello\") | Value::Blob([0, 255]) | Value::Null\n"
     );
-    let (status, body) = sql(&server, "/sql?db=default", "SELEC broken").await;
+    let (status, body) = server.post("/sql?db=default", "SELEC broken").await;
     assert_eq!(status, 400);
     assert!(
         body.contains("Error::Io") && body.contains("syntax error"),
@@ -63,7 +48,9 @@ async fn statements_with_every_value_type() {
     drop(server);
 
     let server = Server::start(&app);
-    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) AS n FROM t").await;
+    let (_, body) = server
+        .post("/sql?db=default", "SELECT count(*) AS n FROM t")
+        .await;
     assert_eq!(
         body, "columns: n\nrow: Value::Integer(1)\n",
         "data outlives the server"
@@ -74,12 +61,12 @@ async fn statements_with_every_value_type() {
 async fn databases_open_only_where_granted() {
     let app = app();
     let server = Server::start(&app);
-    let (status, body) = sql(&server, "/sql?db=other", "SELECT 1").await;
+    let (status, body) = server.post("/sql?db=other", "SELECT 1").await;
     assert_eq!(
         (status, body.as_str()),
         (404, "error: Error::NoSuchDatabase")
     );
-    let (status, body) = sql(&server, "/stranger/sql?db=default", "SELECT 1").await;
+    let (status, body) = server.post("/stranger/sql?db=default", "SELECT 1").await;
     assert_eq!((status, body.as_str()), (403, "error: Error::AccessDenied"));
 }
 
@@ -95,7 +82,9 @@ async fn seed_scripts_run_once_per_database() {
     let seed = format!("default:@{}", init.display());
     for _ in 0..2 {
         let server = Server::start_with(&app, &["--no-cache", "--sqlite", &seed]);
-        let (_, body) = sql(&server, "/sql?db=default", "SELECT title FROM todos").await;
+        let (_, body) = server
+            .post("/sql?db=default", "SELECT title FROM todos")
+            .await;
         assert_eq!(
             body, "columns: title\nrow: Value::Text(\"first\")\n",
             "applied exactly once"
@@ -120,10 +109,12 @@ async fn a_runaway_statement_stops_at_the_deadline_and_frees_the_database() {
         "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
     let started = std::time::Instant::now();
     let both = async {
-        tokio::join!(sql(&server, "/sql?db=default", endless), async {
+        tokio::join!(server.post("/sql?db=default", endless), async {
             // Asked while the runaway statement holds the database: answered once it stops.
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            sql(&server, "/sql?db=default", "SELECT 41 + 1 AS answer").await
+            server
+                .post("/sql?db=default", "SELECT 41 + 1 AS answer")
+                .await
         })
     };
     let (runaway, (status, body)) = tokio::time::timeout(std::time::Duration::from_secs(20), both)
@@ -147,14 +138,16 @@ async fn a_runaway_statement_stops_at_the_deadline_and_frees_the_database() {
 async fn oversized_values_and_results_are_refused() {
     let app = app();
     let server = Server::start(&app);
-    let (status, body) = sql(&server, "/sql?db=default", "SELECT zeroblob(40000000)").await;
+    let (status, body) = server
+        .post("/sql?db=default", "SELECT zeroblob(40000000)")
+        .await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("too big"), "{body}");
     let many = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 40) SELECT zeroblob(1000000) FROM c";
-    let (status, body) = sql(&server, "/sql?db=default", many).await;
+    let (status, body) = server.post("/sql?db=default", many).await;
     assert_eq!(status, 400, "{body}");
     assert!(body.contains("larger than 32 MiB"), "{body}");
-    let (status, _) = sql(&server, "/sql?db=default", "SELECT 1").await;
+    let (status, _) = server.post("/sql?db=default", "SELECT 1").await;
     assert_eq!(status, 200);
 }
 
@@ -162,18 +155,24 @@ async fn oversized_values_and_results_are_refused() {
 async fn a_transaction_left_open_is_rolled_back_when_its_request_ends() {
     let app = app();
     let server = Server::start(&app);
-    let (status, body) = sql(&server, "/sql?db=default", "CREATE TABLE t (x INTEGER)").await;
+    let (status, body) = server
+        .post("/sql?db=default", "CREATE TABLE t (x INTEGER)")
+        .await;
     assert_eq!(status, 200, "{body}");
     // Each request opens its own connection; this one ends inside its transaction.
-    let (status, body) = sql(&server, "/sql?db=default", "BEGIN").await;
+    let (status, body) = server.post("/sql?db=default", "BEGIN").await;
     assert_eq!(status, 200, "{body}");
     // Were that transaction still open, this insert would join it and the ROLLBACK below
     // would undo it.
-    let (status, body) = sql(&server, "/sql?db=default", "INSERT INTO t VALUES (1)").await;
+    let (status, body) = server
+        .post("/sql?db=default", "INSERT INTO t VALUES (1)")
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = sql(&server, "/sql?db=default", "ROLLBACK").await;
+    let (status, body) = server.post("/sql?db=default", "ROLLBACK").await;
     assert_eq!(status, 400, "no transaction is open any more: {body}");
-    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+    let (_, body) = server
+        .post("/sql?db=default", "SELECT count(*) FROM t")
+        .await;
     assert!(body.contains("row: Value::Integer(1)"), "{body}");
 }
 
@@ -181,7 +180,9 @@ async fn a_transaction_left_open_is_rolled_back_when_its_request_ends() {
 async fn while_a_request_holds_a_transaction_others_read_at_once_and_writes_wait() {
     let app = app();
     let server = Server::start(&app);
-    let (status, body) = sql(&server, "/sql?db=default", "CREATE TABLE t (x INTEGER)").await;
+    let (status, body) = server
+        .post("/sql?db=default", "CREATE TABLE t (x INTEGER)")
+        .await;
     assert_eq!(status, 200, "{body}");
     let writer = "BEGIN\nINSERT INTO t VALUES (1)\nSELECT count(*) FROM t\nsleep 600\nROLLBACK";
     let started = std::time::Instant::now();
@@ -190,12 +191,12 @@ async fn while_a_request_holds_a_transaction_others_read_at_once_and_writes_wait
         let server = &server;
         async move {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
-            let (status, body) = sql(server, "/sql?db=default", statement).await;
+            let (status, body) = server.post("/sql?db=default", statement).await;
             (status, body, started.elapsed())
         }
     };
     let ((status, written), (read_status, read, read_at), (insert_status, inserted, inserted_at)) = tokio::join!(
-        sql(&server, "/sql-steps?db=default", writer),
+        server.post("/sql-steps?db=default", writer),
         after_200_ms("SELECT count(*) FROM t"),
         after_200_ms("INSERT INTO t VALUES (2)"),
     );
@@ -219,6 +220,8 @@ async fn while_a_request_holds_a_transaction_others_read_at_once_and_writes_wait
         inserted_at >= std::time::Duration::from_millis(550),
         "a write ran at {inserted_at:?}, inside or beside the writer's open transaction"
     );
-    let (_, body) = sql(&server, "/sql?db=default", "SELECT count(*) FROM t").await;
+    let (_, body) = server
+        .post("/sql?db=default", "SELECT count(*) FROM t")
+        .await;
     assert!(body.contains("row: Value::Integer(1)"), "{body}");
 }

@@ -282,6 +282,18 @@ impl Server {
     pub async fn get(&self, path: &str) -> Reply {
         send(self.addr, http::Method::GET, path, Bytes::new()).await
     }
+
+    /// A POST of `body`: the status and the response body.
+    pub async fn post(&self, path: &str, body: &str) -> (u16, String) {
+        let reply = send(
+            self.addr,
+            http::Method::POST,
+            path,
+            Bytes::from(body.to_string()),
+        )
+        .await;
+        (reply.status, reply.body)
+    }
 }
 
 impl Drop for Server {
@@ -307,8 +319,14 @@ impl Reply {
     }
 }
 
-/// A GET on a fresh connection that may fail (server gone): the status, if any.
-pub async fn try_send(addr: SocketAddr, method: http::Method, path: &str) -> Option<u16> {
+/// A request on a fresh connection that may fail (server gone, connection cut): the status,
+/// if the whole response arrived.
+pub async fn try_send(
+    addr: SocketAddr,
+    method: http::Method,
+    path: &str,
+    body: Bytes,
+) -> Option<u16> {
     let stream = tokio::net::TcpStream::connect(addr).await.ok()?;
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
@@ -319,7 +337,7 @@ pub async fn try_send(addr: SocketAddr, method: http::Method, path: &str) -> Opt
         .method(method)
         .uri(path)
         .header("host", addr.to_string())
-        .body(Full::new(Bytes::new()))
+        .body(Full::new(body))
         .ok()?;
     let response = sender.send_request(request).await.ok()?;
     let status = response.status().as_u16();
