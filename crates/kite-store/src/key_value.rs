@@ -12,6 +12,25 @@ pub enum StoreError {
     /// Another process holds the lock the operation needs (SQLite).
     #[error("the store is locked by another process")]
     Locked,
+    /// The call asked for more than Kite lets one call store or return.
+    #[error("{0}")]
+    Refused(String),
+}
+
+/// The most one key listing may return, keys together (`get-keys` lists them all).
+pub const MAX_LISTING_BYTES: usize = 32 << 20;
+
+/// Adds `key` to a listing's running size; refuses the listing once it passes
+/// [`MAX_LISTING_BYTES`].
+pub(crate) fn count_listed(bytes: &mut usize, key: &str) -> Result<(), StoreError> {
+    *bytes += key.len() + std::mem::size_of::<String>();
+    if *bytes > MAX_LISTING_BYTES {
+        return Err(StoreError::Refused(format!(
+            "the keys are more than {} MiB together; list them a page at a time (wasi:keyvalue list-keys)",
+            MAX_LISTING_BYTES >> 20
+        )));
+    }
+    Ok(())
 }
 
 /// What a compare-and-swap found.

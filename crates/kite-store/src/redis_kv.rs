@@ -1,6 +1,7 @@
 //! Key-value store on a Redis server: every key lives under a prefix of the app and the
 //! store label, so apps and stores sharing one server never see each other's keys.
 
+use crate::key_value::count_listed;
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
@@ -210,6 +211,7 @@ impl KeyValueBackend for RedisKeyValue {
         let pattern = &format!("{}*", escape_glob(&self.prefix));
         let mut keys: Vec<String> = self
             .with(Retry::Idempotent, |mut c| async move {
+                let mut bytes = 0;
                 let mut found = Vec::new();
                 let mut cursor: u64 = 0;
                 loop {
@@ -221,14 +223,19 @@ impl KeyValueBackend for RedisKeyValue {
                         .arg(1000)
                         .query_async(&mut c)
                         .await?;
-                    found.extend(page);
+                    for key in page {
+                        if let Err(refused) = count_listed(&mut bytes, &key) {
+                            return Ok(Err(refused));
+                        }
+                        found.push(key);
+                    }
                     if next == 0 {
-                        return Ok(found);
+                        return Ok(Ok(found));
                     }
                     cursor = next;
                 }
             })
-            .await?;
+            .await??;
         for key in &mut keys {
             key.drain(..self.prefix.len());
         }

@@ -2,7 +2,7 @@
 //! parameters, stop at the request's deadline, and return bounded column names and rows.
 
 use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
-use crate::sqlite_guard;
+use crate::{sqlite_functions, sqlite_guard};
 use rusqlite::limits::Limit;
 use rusqlite::types::{Value as SqlValue, ValueRef};
 use rusqlite::{Connection, ErrorCode};
@@ -75,6 +75,7 @@ fn open_connection(path: &Path) -> Result<Connection, DbError> {
         .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
         .map_err(map_error)?;
     sqlite_guard::confine(&mut connection).map_err(map_error)?;
+    sqlite_functions::install(&connection, MAX_VALUE_BYTES).map_err(map_error)?;
     Ok(connection)
 }
 
@@ -192,15 +193,19 @@ fn run(
         columns,
         rows: Vec::new(),
     };
+    // What the host holds for the result: every value's own size plus its bytes, and each
+    // row's list.
     let mut size: usize = result.columns.iter().map(String::len).sum();
     while let Some(row) = rows.next().map_err(map_error)? {
         let mut values = Vec::with_capacity(result.columns.len());
+        size += std::mem::size_of::<Vec<DbValue>>();
         for index in 0..result.columns.len() {
             let value = row.get_ref(index).map_err(map_error)?;
-            size += match value {
-                ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len() + 8,
-                _ => 8,
-            };
+            size += std::mem::size_of::<DbValue>()
+                + match value {
+                    ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+                    _ => 0,
+                };
             if size > MAX_RESULT_BYTES {
                 return Err(DbError::Io(format!(
                     "the result is larger than {} MiB; select fewer rows or columns",

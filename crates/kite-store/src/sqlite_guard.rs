@@ -26,6 +26,10 @@ const SAFE_PRAGMAS: &[&str] = &[
     "user_version",
 ];
 
+/// Functions no guest may call: `load_extension` loads native code; `fts3_tokenizer` reads
+/// and registers raw host pointers when given a bound parameter.
+const REFUSED_FUNCTIONS: &[&str] = &["load_extension", "fts3_tokenizer"];
+
 /// Pragmas a guest may read but not set.
 const READ_ONLY_PRAGMAS: &[&str] = &[
     "data_version",
@@ -36,6 +40,13 @@ const READ_ONLY_PRAGMAS: &[&str] = &[
     "page_size",
     "schema_version",
 ];
+
+/// The longest statement text a guest may send.
+pub(crate) const MAX_STATEMENT_BYTES: i32 = 1 << 20;
+/// The most instructions one compiled statement may have.
+const MAX_PROGRAM_STEPS: i32 = 1_000_000;
+/// The longest LIKE or GLOB pattern: matching costs up to its length times the text's.
+pub(crate) const MAX_PATTERN_BYTES: i32 = 100;
 
 thread_local! {
     /// Why the authorizer last refused something on this thread: the statement is prepared
@@ -49,6 +60,11 @@ thread_local! {
 /// [`SAFE_PRAGMAS`] / [`READ_ONLY_PRAGMAS`].
 pub(crate) fn confine(connection: &mut Connection) -> rusqlite::Result<()> {
     connection.set_limit(Limit::SQLITE_LIMIT_ATTACHED, 0)?;
+    // Bounds on what one statement may make SQLite build or scan inside a single step,
+    // where the deadline cannot reach: its text, its program, and LIKE/GLOB patterns.
+    connection.set_limit(Limit::SQLITE_LIMIT_SQL_LENGTH, MAX_STATEMENT_BYTES)?;
+    connection.set_limit(Limit::SQLITE_LIMIT_VDBE_OP, MAX_PROGRAM_STEPS)?;
+    connection.set_limit(Limit::SQLITE_LIMIT_LIKE_PATTERN_LENGTH, MAX_PATTERN_BYTES)?;
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_DEFENSIVE, true)?;
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_TRUSTED_SCHEMA, false)?;
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_ENABLE_ATTACH_CREATE, false)?;
@@ -84,12 +100,18 @@ fn authorize(context: AuthContext<'_>) -> Authorization {
 
 /// Why `context` must be refused, or `None` to allow it.
 fn refusal(context: &AuthContext<'_>) -> Option<String> {
-    if let Some(database) = context.database_name {
-        if database != "main" && database != "temp" {
+    match context.database_name {
+        Some("temp") => {
+            return Some(
+                "the temp schema: temporary tables, indexes, triggers and views would outlive the request on a shared connection; use a regular table or a WITH clause".into(),
+            )
+        }
+        Some(database) if database != "main" => {
             return Some(format!(
                 "database `{database}`: a statement may use only the database it was opened on"
-            ));
+            ))
         }
+        _ => {}
     }
     match context.action {
         AuthAction::Attach { .. } => Some(
@@ -101,9 +123,14 @@ fn refusal(context: &AuthContext<'_>) -> Option<String> {
             pragma_value,
         } => pragma_refusal(pragma_name, pragma_value),
         AuthAction::Function { function_name }
-            if function_name.eq_ignore_ascii_case("load_extension") =>
+            if REFUSED_FUNCTIONS
+                .iter()
+                .any(|refused| function_name.eq_ignore_ascii_case(refused)) =>
         {
-            Some("load_extension(): extensions cannot be loaded".into())
+            Some(format!(
+                "{}(): it loads code or reaches into the host",
+                function_name.to_ascii_lowercase()
+            ))
         }
         AuthAction::CreateTempTable { .. }
         | AuthAction::CreateTempIndex { .. }
@@ -195,6 +222,10 @@ mod tests {
             "CREATE TEMP TABLE scratch (x)",
             "CREATE TEMP TRIGGER spy AFTER INSERT ON t BEGIN SELECT 1; END",
             "CREATE TEMP VIEW v AS SELECT 1",
+            "CREATE TABLE temp.users (id)",
+            "CREATE VIEW temp.v AS SELECT 1",
+            "CREATE TRIGGER temp.spy BEFORE INSERT ON t BEGIN SELECT RAISE(IGNORE); END",
+            "CREATE TABLE temp.junk AS SELECT 1",
         ] {
             let message = refused(&db, statement).await;
             assert!(message.starts_with("refused: "), "{statement}: {message}");

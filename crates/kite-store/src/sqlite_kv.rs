@@ -1,7 +1,7 @@
 //! Key-value store in an SQLite file: WAL mode, one table, every write committed before it
 //! is acknowledged, so an acknowledged write survives the server being killed.
 
-use crate::key_value::{add_to_counter, parse_counter};
+use crate::key_value::{add_to_counter, count_listed, parse_counter};
 use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -48,6 +48,10 @@ impl SqliteKeyValue {
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
         )
         .map_err(StoreError::Backend)?;
+        // A guest's values are bounded before they get here (`BoundedKeyValue`); this bounds
+        // what any statement on the store may build.
+        let max = i32::try_from(crate::MAX_VALUE_BYTES + crate::MAX_KEY_BYTES).unwrap_or(i32::MAX);
+        connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max)?;
         Ok(SqliteKeyValue {
             connection: Arc::new(Mutex::new(connection)),
         })
@@ -144,8 +148,14 @@ impl KeyValueBackend for SqliteKeyValue {
                 let mut statement = connection.prepare_cached(
                     "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
                 )?;
-                let keys = statement.query_map(params![after, limit], |row| row.get(0))?;
-                Ok(keys.collect::<rusqlite::Result<Vec<String>>>()?)
+                let mut keys = statement.query(params![after, limit])?;
+                let (mut listed, mut bytes) = (Vec::new(), 0);
+                while let Some(row) = keys.next()? {
+                    let key: String = row.get(0)?;
+                    count_listed(&mut bytes, &key)?;
+                    listed.push(key);
+                }
+                Ok(listed)
             })
             .await
             .map_err(|e| StoreError::Backend(format!("listing keys failed: {e}")))?;

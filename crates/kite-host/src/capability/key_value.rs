@@ -5,7 +5,8 @@
 use kite_app::{ComponentSpec, DEFAULT_STORE};
 use kite_app::{RuntimeConfig, StoreBackend};
 use kite_store::{
-    default_redis_prefix, KeyValueBackend, RedisKeyValue, SqliteKeyValue, StoreError,
+    default_redis_prefix, BoundedKeyValue, KeyValueBackend, RedisKeyValue, SqliteKeyValue,
+    StoreError,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -82,7 +83,7 @@ impl KeyValueStores {
                         prefix: store.prefix().to_string(),
                     };
                     places.push((format!("key-value store `{label}`"), place));
-                    stores.insert(label.to_string(), Arc::new(store));
+                    stores.insert(label.to_string(), bounded(Arc::new(store)));
                     continue;
                 }
                 None if label == DEFAULT_STORE => {
@@ -95,7 +96,7 @@ impl KeyValueStores {
             let store = SqliteKeyValue::open(&file)
                 .map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))?;
             places.push((format!("key-value store `{label}`"), StorePlace::File(file)));
-            stores.insert(label.to_string(), Arc::new(store));
+            stores.insert(label.to_string(), bounded(Arc::new(store)));
         }
         Ok(KeyValueStores { stores, places })
     }
@@ -110,6 +111,11 @@ impl KeyValueStores {
             .await
             .map_err(|e| anyhow::anyhow!("--key-value {label}:{key}=...: {e}"))
     }
+}
+
+/// A backend as guests reach it: with bounds on key and value sizes and batch reads.
+fn bounded(backend: Arc<dyn KeyValueBackend>) -> Arc<dyn KeyValueBackend> {
+    Arc::new(BoundedKeyValue::new(backend))
 }
 
 pub struct KeyValueGrant {

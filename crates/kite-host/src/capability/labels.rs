@@ -46,7 +46,13 @@ pub struct OpenStores<B: ?Sized> {
     access: Arc<GrantedLabels<B>>,
     open: usize,
     max_open: usize,
+    /// Bytes the host keeps between calls for the instance's handles (values a pending
+    /// compare-and-swap saw).
+    held_bytes: usize,
 }
+
+/// The most bytes an instance's store handles may keep between calls.
+pub(crate) const MAX_HELD_BYTES: usize = 32 << 20;
 
 impl<B: ?Sized> OpenStores<B> {
     pub(crate) fn new(access: Arc<GrantedLabels<B>>, max_open: usize) -> Self {
@@ -54,6 +60,7 @@ impl<B: ?Sized> OpenStores<B> {
             access,
             open: 0,
             max_open,
+            held_bytes: 0,
         }
     }
 
@@ -69,6 +76,21 @@ impl<B: ?Sized> OpenStores<B> {
 
     pub(crate) fn closed(&mut self) {
         self.open = self.open.saturating_sub(1);
+    }
+
+    /// Counts `bytes` more kept for a handle; false, counting nothing, past [`MAX_HELD_BYTES`].
+    pub(crate) fn hold(&mut self, bytes: usize) -> bool {
+        match self.held_bytes.checked_add(bytes) {
+            Some(held) if held <= MAX_HELD_BYTES => {
+                self.held_bytes = held;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    pub(crate) fn release(&mut self, bytes: usize) {
+        self.held_bytes = self.held_bytes.saturating_sub(bytes);
     }
 }
 

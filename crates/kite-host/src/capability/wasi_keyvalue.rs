@@ -6,7 +6,7 @@ use std::sync::Arc;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTableError};
 
 use super::key_value::{view, KeyValueView, OpenStore};
-use super::labels::{Refusal, StoreView};
+use super::labels::{Refusal, StoreView, MAX_HELD_BYTES};
 use crate::InstanceState;
 
 mod bindings {
@@ -43,6 +43,44 @@ pub struct PendingSwap {
     backend: Arc<dyn KeyValueBackend>,
     key: String,
     seen: Option<Vec<u8>>,
+}
+
+impl PendingSwap {
+    /// What the host keeps for it between calls.
+    fn held_bytes(&self) -> usize {
+        self.key.len() + self.seen.as_ref().map_or(0, Vec::len)
+    }
+}
+
+fn too_much_held() -> String {
+    format!(
+        "pending compare-and-swaps of this instance would keep more than {} MiB; finish or drop some first",
+        MAX_HELD_BYTES >> 20
+    )
+}
+
+impl KeyValueView<'_> {
+    /// Keeps `swap` in the table, counting what it holds against the instance's bound.
+    fn keep_swap(&mut self, swap: PendingSwap) -> Result<Resource<PendingSwap>, String> {
+        let held = swap.held_bytes();
+        if !self.stores.hold(held) {
+            return Err(too_much_held());
+        }
+        self.table.push(swap).map_err(|e| {
+            self.stores.release(held);
+            e.to_string()
+        })
+    }
+
+    /// Takes `swap` out of the table, no longer counting what it held.
+    fn take_swap(
+        &mut self,
+        swap: Resource<PendingSwap>,
+    ) -> Result<PendingSwap, ResourceTableError> {
+        let pending = self.table.delete(swap)?;
+        self.stores.release(pending.held_bytes());
+        Ok(pending)
+    }
 }
 
 struct WasiKeyValue;
@@ -167,8 +205,7 @@ impl atomics::Host for KeyValueView<'_> {
         swap: Resource<PendingSwap>,
         value: Vec<u8>,
     ) -> Result<(), atomics::CasError> {
-        let PendingSwap { backend, key, seen } =
-            self.table.delete(swap).map_err(cas_store_error)?;
+        let PendingSwap { backend, key, seen } = self.take_swap(swap).map_err(cas_store_error)?;
         let outcome = backend
             .swap_if_unchanged(&key, seen.as_deref(), &value)
             .await
@@ -177,8 +214,7 @@ impl atomics::Host for KeyValueView<'_> {
             SwapOutcome::Swapped => Ok(()),
             SwapOutcome::Changed(current) => {
                 let retry = self
-                    .table
-                    .push(PendingSwap {
+                    .keep_swap(PendingSwap {
                         backend,
                         key,
                         seen: current,
@@ -198,7 +234,8 @@ impl atomics::HostCas for KeyValueView<'_> {
     ) -> Result<Resource<PendingSwap>, Error> {
         let backend = self.backend(&bucket)?;
         let seen = backend.get(&key).await?;
-        Ok(self.table.push(PendingSwap { backend, key, seen })?)
+        self.keep_swap(PendingSwap { backend, key, seen })
+            .map_err(Error::Other)
     }
 
     fn current(&mut self, swap: Resource<PendingSwap>) -> Result<Option<Vec<u8>>, Error> {
@@ -209,7 +246,7 @@ impl atomics::HostCas for KeyValueView<'_> {
     }
 
     fn drop(&mut self, swap: Resource<PendingSwap>) -> wasmtime::Result<()> {
-        self.table.delete(swap)?;
+        self.take_swap(swap)?;
         Ok(())
     }
 }
