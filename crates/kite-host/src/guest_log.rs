@@ -19,6 +19,8 @@ pub const MAX_LOG_BYTES_PER_REQUEST: usize = 64 * 1024;
 /// [`LOG_BURST_BYTES`]: many requests each within their own cap cannot flood the log.
 pub const LOG_BYTES_PER_SECOND: f64 = 256.0 * 1024.0;
 const LOG_BURST_BYTES: f64 = 1024.0 * 1024.0;
+/// What a log record costs at least, whatever the guest wrote (timestamp, fields, framing).
+const MIN_RECORD_BYTES: usize = 128;
 
 /// One component's log rate: a token bucket shared by all its instances.
 pub(crate) struct LogRate {
@@ -148,11 +150,13 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
-        if !self.log.admit(line.len()) {
-            return;
-        }
         let line = String::from_utf8_lossy(line);
         let line = escape_line(line.strip_suffix('\n').unwrap_or(&line));
+        // A record costs its fields and framing too, so even an empty line counts as a
+        // short one.
+        if !self.log.admit(line.len().max(MIN_RECORD_BYTES)) {
+            return;
+        }
         tracing::info!(
             target: "kite::guest",
             component = %self.log.component,

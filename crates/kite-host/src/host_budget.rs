@@ -11,6 +11,10 @@ pub const MAX_FIELDS_BYTES: usize = 32 << 10;
 pub const BODY_CHUNK_BYTES: usize = 16 << 10;
 /// The most any one host resource can hold: a full header map, or a body's two chunks.
 const MAX_BYTES_PER_RESOURCE: u64 = 32 << 10;
+/// The most a guest may pass the host in one call (lists, strings): a little over the
+/// largest value any interface takes (a 32 MiB SQLite value), so that one call cannot make
+/// the host lift hundreds of megabytes (Wasmtime's default is 128 MiB).
+pub const MAX_BYTES_PER_HOST_CALL: usize = 40 << 20;
 /// Even a small budget leaves room for the resources every request needs.
 const MIN_RESOURCES: usize = 256;
 

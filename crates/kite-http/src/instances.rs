@@ -41,6 +41,7 @@ impl InstanceFactory {
     pub(crate) fn new_store(&self) -> anyhow::Result<Store<InstanceState>> {
         let mut store = Store::new(self.pre.engine(), self.grants.instance_state()?);
         store.limiter(|state| state.limits());
+        store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
         store.epoch_deadline_callback(|store| {
             Ok(if store.data().past_deadline() {
                 UpdateDeadline::Interrupt

@@ -20,6 +20,9 @@ use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody};
 
 /// Outbound connections one instance may have open at once.
 pub const MAX_CONNECTIONS_PER_INSTANCE: usize = 32;
+/// Outbound connections all instances of one component may have open at once, so that one
+/// component cannot take the whole process's share.
+pub const MAX_CONNECTIONS_PER_COMPONENT: usize = 256;
 /// Outbound connections the whole process may have open at once.
 pub const MAX_CONNECTIONS_PER_PROCESS: usize = 1024;
 /// Waits without a guest-given timeout end here (the request's deadline may end them sooner).
@@ -47,14 +50,19 @@ pub(crate) type Sent = (
     Box<dyn Future<Output = Result<(), HttpError>> + Send>,
 );
 
-/// A connection's places in the per-instance and per-process caps.
+/// A connection's places in the per-instance, per-component and per-process caps.
 pub(crate) struct ConnectionPermits {
     _instance: OwnedSemaphorePermit,
+    _component: OwnedSemaphorePermit,
     _process: OwnedSemaphorePermit,
 }
 
-/// Takes a place for one more connection of the instance counted by `instance`.
-pub(crate) fn reserve_connection(instance: &Arc<Semaphore>) -> Result<ConnectionPermits, Failure> {
+/// Takes a place for one more connection of the instance counted by `instance`, of the
+/// component counted by `component`.
+pub(crate) fn reserve_connection(
+    instance: &Arc<Semaphore>,
+    component: &Arc<Semaphore>,
+) -> Result<ConnectionPermits, Failure> {
     let refused = |reason: String| Failure::Refused {
         reason,
         code: HttpError::ConnectionLimitReached,
@@ -62,6 +70,11 @@ pub(crate) fn reserve_connection(instance: &Arc<Semaphore>) -> Result<Connection
     let instance = instance.clone().try_acquire_owned().map_err(|_| {
         refused(format!(
             "the instance already has {MAX_CONNECTIONS_PER_INSTANCE} outbound connections open"
+        ))
+    })?;
+    let component = component.clone().try_acquire_owned().map_err(|_| {
+        refused(format!(
+            "the component already has {MAX_CONNECTIONS_PER_COMPONENT} outbound connections open"
         ))
     })?;
     let process = PROCESS_CONNECTIONS
@@ -74,6 +87,7 @@ pub(crate) fn reserve_connection(instance: &Arc<Semaphore>) -> Result<Connection
         })?;
     Ok(ConnectionPermits {
         _instance: instance,
+        _component: component,
         _process: process,
     })
 }
@@ -148,11 +162,10 @@ pub(crate) async fn send(
     .await?;
 
     let response = response.map(|incoming| {
-        IdleLimitedBody {
-            incoming,
-            idle: tokio::time::interval(between_bytes_timeout),
-        }
-        .boxed_unsync()
+        let mut idle = tokio::time::interval(between_bytes_timeout);
+        // An interval's first tick is immediate; the first one that counts is a period away.
+        idle.reset();
+        IdleLimitedBody { incoming, idle }.boxed_unsync()
     });
     let driver = async move {
         let _permits = permits;
@@ -329,14 +342,27 @@ mod tests {
     #[test]
     fn an_instance_gets_at_most_its_share_of_connections() {
         let instance = Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE));
+        let component = Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT));
         let held: Vec<_> = (0..MAX_CONNECTIONS_PER_INSTANCE)
-            .map(|_| reserve_connection(&instance).ok().unwrap())
+            .map(|_| reserve_connection(&instance, &component).ok().unwrap())
             .collect();
         assert!(matches!(
-            reserve_connection(&instance),
+            reserve_connection(&instance, &component),
             Err(Failure::Refused { .. })
         ));
         drop(held);
-        assert!(reserve_connection(&instance).is_ok());
+        assert!(reserve_connection(&instance, &component).is_ok());
+        // Other instances of the component share its cap.
+        let instances: Vec<_> = (0..=MAX_CONNECTIONS_PER_COMPONENT / MAX_CONNECTIONS_PER_INSTANCE)
+            .map(|_| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)))
+            .collect();
+        let held: Vec<_> = instances
+            .iter()
+            .flat_map(|i| {
+                (0..MAX_CONNECTIONS_PER_INSTANCE).map(|_| reserve_connection(i, &component))
+            })
+            .collect();
+        let granted = held.iter().filter(|r| r.is_ok()).count();
+        assert_eq!(granted, MAX_CONNECTIONS_PER_COMPONENT);
     }
 }

@@ -2,7 +2,8 @@
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
 
 use super::outbound_connect::{
-    reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_INSTANCE,
+    reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_COMPONENT,
+    MAX_CONNECTIONS_PER_INSTANCE,
 };
 use crate::request_tag::RequestTag;
 use http::uri::Scheme;
@@ -22,6 +23,8 @@ struct OutboundPolicy {
     rules: Vec<OutboundRule>,
     /// Networks no connection may reach, whatever the rules allow.
     blocked: Vec<BlockedNetwork>,
+    /// Places for the open connections of all the component's instances.
+    connections: Arc<Semaphore>,
 }
 
 impl OutboundHttpGrant {
@@ -31,6 +34,7 @@ impl OutboundHttpGrant {
                 component: spec.id.clone(),
                 rules: spec.allowed_outbound_hosts.clone(),
                 blocked: blocked.to_vec(),
+                connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT)),
             }),
         })
     }
@@ -39,7 +43,7 @@ impl OutboundHttpGrant {
         OutboundHttp {
             policy: self.policy.clone(),
             request,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            connections: None,
             told_connection_limit: false,
         }
     }
@@ -49,8 +53,8 @@ impl OutboundHttpGrant {
 pub struct OutboundHttp {
     policy: Arc<OutboundPolicy>,
     request: RequestTag,
-    /// This instance's places for open connections.
-    connections: Arc<Semaphore>,
+    /// This instance's places for open connections (made on its first outbound request).
+    connections: Option<Arc<Semaphore>>,
     /// Whether a request refused for want of a connection place was logged (once is enough).
     told_connection_limit: bool,
 }
@@ -157,7 +161,10 @@ impl WasiHttpHooks for OutboundHttp {
             log.refused(&uri, &reason);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
         }
-        let permits = match reserve_connection(&self.connections) {
+        let connections = self
+            .connections
+            .get_or_insert_with(|| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)));
+        let permits = match reserve_connection(connections, &self.policy.connections) {
             Ok(permits) => permits,
             Err(Failure::Refused { reason, code }) => {
                 if !std::mem::replace(&mut self.told_connection_limit, true) {
@@ -187,6 +194,7 @@ mod tests {
         let policy = OutboundPolicy {
             component: "c".into(),
             blocked: Vec::new(),
+            connections: Arc::new(Semaphore::new(1)),
             rules: vec![
                 OutboundRule::parse("http://127.0.0.1:*").unwrap(),
                 OutboundRule::parse("https://api.example.com").unwrap(),
