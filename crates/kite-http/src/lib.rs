@@ -11,6 +11,7 @@ mod response_body;
 mod router;
 mod server;
 mod trigger;
+mod write_timeout;
 
 pub use access_log::use_ansi_colours;
 pub use instances::{FreshInstance, InstanceFactory};

@@ -3,6 +3,7 @@
 
 use crate::access_log;
 use crate::trigger::DEFAULT_BODY_IDLE_TIMEOUT;
+use crate::write_timeout::WriteTimeout;
 use crate::HttpTrigger;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -22,7 +23,8 @@ pub struct ServeOptions {
     /// How long a client may take to send a request's headers, and how long an idle
     /// keep-alive connection stays open.
     pub header_timeout: Duration,
-    /// How long a request body may send nothing while the guest waits for it.
+    /// How long a request body may send nothing while the guest waits for it, and how long
+    /// a response may wait for a client that reads none of it.
     pub body_idle_timeout: Duration,
     /// Connections open at once across all workers; further ones wait to be accepted.
     pub max_connections: usize,
@@ -59,6 +61,7 @@ pub fn serve(
         let settings = WorkerSettings {
             grace: options.shutdown_timeout,
             header_timeout: options.header_timeout,
+            write_timeout: options.body_idle_timeout,
             connections: connections.clone(),
         };
         let handle = std::thread::Builder::new()
@@ -94,6 +97,8 @@ async fn idle_ticks(trigger: Arc<HttpTrigger>) {
 struct WorkerSettings {
     grace: Duration,
     header_timeout: Duration,
+    /// How long a response may wait for a client that reads nothing.
+    write_timeout: Duration,
     /// Places for open connections, shared by all workers.
     connections: Arc<Semaphore>,
 }
@@ -107,6 +112,7 @@ fn worker(
     let WorkerSettings {
         grace,
         header_timeout,
+        write_timeout,
         connections,
     } = settings;
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -145,6 +151,7 @@ fn worker(
                         let trigger = trigger.clone();
                         async move { Ok::<_, Infallible>(trigger.handle(req).await) }
                     });
+                    let stream = WriteTimeout::new(stream, write_timeout);
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));
                     tokio::spawn(async move {
                         let _place = place;

@@ -180,7 +180,28 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
     kite_app::parse_duration(text)
 }
 
+/// Raises the soft limit on open files to the hard one: every client connection, outbound
+/// connection, granted file a guest opens and SQLite file takes a descriptor, and the usual
+/// soft limit (1024) is below what the default caps allow together.
+fn raise_open_file_limit() {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0 && limit.rlim_cur < limit.rlim_max
+        {
+            limit.rlim_cur = limit.rlim_max;
+            if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                tracing::debug!("could not raise the open-file limit");
+            }
+        }
+    }
+}
+
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let app = args.app.load()?;
     if args.build {
         super::build::build_app(&app)?;
