@@ -49,19 +49,37 @@ impl App {
             .collect();
         for &(component, index, mount) in &grants {
             for item in protected {
-                if resolved(&item.path).starts_with(&mount.source) {
+                let item_path = resolved(&item.path);
+                if item_path.starts_with(&mount.source) || mount.source.starts_with(&item_path) {
                     return Err(self.grant_error(
                         component,
                         index,
                         mount,
                         format!(
-                            "{} holds {} ({}), which no guest may see; grant a subdirectory that holds only the guest's files",
+                            "{} and {} ({}) overlap, and no guest may see the latter; grant a directory that holds only the guest's files",
                             mount.source.display(),
                             item.what,
                             item.path.display()
                         ),
                     ));
                 }
+            }
+        }
+        for &(component, index, mount) in grants.iter().filter(|(_, _, m)| m.writable) {
+            let mut sources = self.components.iter().map(|c| (&c.id, resolved(&c.source)));
+            if let Some((owner, source)) =
+                sources.find(|(_, source)| source.starts_with(&mount.source))
+            {
+                return Err(self.grant_error(
+                    component,
+                    index,
+                    mount,
+                    format!(
+                        "{} is writable and holds component `{owner}`'s code ({}), which a guest could then replace",
+                        mount.source.display(),
+                        source.display()
+                    ),
+                ));
             }
         }
         for (i, &(component, index, mount)) in grants.iter().enumerate() {
