@@ -36,6 +36,10 @@ async fn sql_cannot_reach_files_or_state_outside_its_database() {
         "PRAGMA writable_schema = ON".to_string(),
         "PRAGMA journal_mode = OFF".to_string(),
         "CREATE TEMP TRIGGER spy AFTER INSERT ON t BEGIN SELECT 1; END".to_string(),
+        "CREATE TRIGGER temp.spy BEFORE INSERT ON t BEGIN SELECT RAISE(IGNORE); END".to_string(),
+        "CREATE TABLE temp.t (shadow)".to_string(),
+        // fts3_tokenizer given a bound parameter hands out and takes raw host pointers.
+        "SELECT hex(fts3_tokenizer(?))\nt:simple".to_string(),
     ] {
         let (status, body) = server.post("/sql?db=default", &statement).await;
         assert_eq!(status, 400, "`{statement}` was not refused: {body}");
@@ -130,7 +134,7 @@ fn grants_that_hold_host_state_or_overlap_a_writable_grant_are_refused() {
         "{error}"
     );
     assert!(
-        error.contains("the manifest") && error.contains("subdirectory"),
+        error.contains("the manifest") && error.contains("holds only the guest"),
         "{error}"
     );
 
@@ -146,6 +150,24 @@ fn grants_that_hold_host_state_or_overlap_a_writable_grant_are_refused() {
         "{error}"
     );
     assert!(error.contains("writable"), "{error}");
+
+    // A grant inside the state directory, or a writable one holding component code.
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nfiles = [{ source = \".kite/key_value\", destination = \"/kv\", writable = true }]\n",
+    );
+    std::fs::create_dir_all(app.path().join(".kite/key_value")).unwrap();
+    let error = up_fails(&app, &[]);
+    assert!(error.contains("the state directory"), "{error}");
+    let code = guest("attacker");
+    let app = TestApp::new(
+        "manifest_version = 1\n[app]\nname = \"test\"\n[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"bin/attacker.wasm\"\nfiles = [{ source = \"bin\", destination = \"/bin\", writable = true }]\n",
+    );
+    std::fs::create_dir(app.path().join("bin")).unwrap();
+    std::fs::copy(&code, app.path().join("bin/attacker.wasm")).unwrap();
+    let error = up_fails(&app, &[]);
+    assert!(error.contains("component `a`'s code"), "{error}");
 
     // A state directory given on the command line is protected too.
     let app = attacker_app(
@@ -544,4 +566,29 @@ async fn a_connection_flood_holds_at_most_the_connection_cap() {
         .expect("served once the idle connections timed out");
     assert_eq!(reply.body, "attacker ready");
     drop(flood);
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_its_response_loses_its_connection() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nlimits = { max_request_body = \"64MiB\", timeout = \"120s\" }\n",
+    );
+    let server = Server::start_with(&app, &["--max-connections", "1", "--body-timeout", "2s"]);
+    // Echoed back, 32 MiB fill every buffer between the server and a client that reads none.
+    let mut greedy = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let size = 32 << 20;
+    let writer = tokio::spawn(async move {
+        let head = format!("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: {size}\r\n\r\n");
+        let _ = greedy.write_all(head.as_bytes()).await;
+        let _ = greedy.write_all(&vec![b'e'; size]).await;
+        greedy
+    });
+    // The one connection place comes back once the server gives up writing to it.
+    let reply = tokio::time::timeout(std::time::Duration::from_secs(60), server.get("/"))
+        .await
+        .expect("a client that never reads held the only connection place");
+    assert_eq!(reply.body, "Hello from Kite");
+    drop(writer);
 }

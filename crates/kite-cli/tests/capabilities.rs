@@ -212,3 +212,32 @@ async fn guest_output_goes_to_the_log_tagged_with_the_component_and_request() {
         "guest output stays out of kite's stdout"
     );
 }
+
+#[tokio::test]
+async fn an_outbound_response_whose_body_comes_later_is_read_whole() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // An upstream that sends the head at once and the body a moment later.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n")
+                    .await;
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                let _ = stream.write_all(b"later body").await;
+            });
+        }
+    });
+    let app = TestApp::probe(&format!(
+        "[[route]]\npath = \"/...\"\ncomponent = \"caller\"\n[component.caller]\nsource = \"PROBE\"\nallowed_outbound_hosts = [\"http://127.0.0.1:{port}\"]\n"
+    ));
+    let server = Server::start(&app);
+    let reply = server
+        .get(&format!("/outbound?url=http://127.0.0.1:{port}/"))
+        .await;
+    assert_eq!(reply.body, "status: 200\nlater body");
+}
