@@ -592,3 +592,25 @@ async fn a_client_that_never_reads_its_response_loses_its_connection() {
     assert_eq!(reply.body, "Hello from Kite");
     drop(writer);
 }
+
+#[tokio::test]
+async fn a_poll_list_longer_than_the_resource_limit_is_refused_before_it_is_lifted() {
+    let app = attacker_app(
+        "[[route]]\npath = \"/...\"\ncomponent = \"a\"\n\
+         [component.a]\nsource = \"ATTACKER\"\nlimits = { timeout = \"10s\" }\n",
+    );
+    let server = Server::start(&app);
+    assert_eq!(
+        server.get("/poll-bomb?n=2").await.status,
+        504,
+        "a short list just waits"
+    );
+    let before = common::rss_bytes(server.pid());
+    // Within the bytes one host call may carry, yet without the check the host would lift
+    // a million handles and wait on them.
+    let bomb = server.get("/poll-bomb?n=1000000").await;
+    assert_eq!(bomb.status, 500, "{}", bomb.body);
+    server.expect_log_line("naming the limit", |l| l.contains("1000000 pollables"));
+    let grown = common::rss_bytes(server.pid()).saturating_sub(before);
+    assert!(grown < 64 << 20, "the host took {} MiB", grown >> 20);
+}

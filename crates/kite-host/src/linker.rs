@@ -7,6 +7,7 @@ use wasmtime::component::Linker;
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    crate::capability::poll_list::add_to_linker(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     crate::capability::variables::add_to_linker(linker)?;
     crate::capability::key_value::add_to_linker(linker)?;

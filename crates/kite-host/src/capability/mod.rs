@@ -8,6 +8,7 @@ pub mod key_value;
 mod labels;
 mod outbound_connect;
 pub mod outbound_http;
+pub(crate) mod poll_list;
 pub mod sqlite;
 pub(crate) mod store_places;
 pub mod variables;

@@ -49,6 +49,7 @@ impl Guest for Attacker {
             "log-flood" => log_flood(param("lines").parse().unwrap_or(100_000)),
             "fields-bomb" => fields_bomb(param("mb").parse().unwrap_or(1024)),
             "fill" => fill_memory(param("mb").parse().unwrap_or(1)),
+            "poll-bomb" => poll_bomb(param("n").parse().unwrap_or(4_000_000)),
             "body-bomb" => body_bomb(param("mb").parse().unwrap_or(1024)),
             "recurse" => (200, format!("depth {}", recurse(param("depth").parse().unwrap_or(u64::MAX)))),
             "outbound-bomb" => outbound_bomb(&param("url"), param("n").parse().unwrap_or(1000)),
@@ -145,6 +146,14 @@ fn body_bomb(mb: u64) -> (u16, String) {
         held.push((response, body, stream));
     }
     (200, format!("the host buffers {} MiB", bytes >> 20))
+}
+
+/// Polls one hour-long timer repeated `n` times in one list.
+fn poll_bomb(n: usize) -> (u16, String) {
+    let timer = wasip2::clocks::monotonic_clock::subscribe_duration(3_600_000_000_000);
+    let list: Vec<&wasip2::io::poll::Pollable> = std::iter::repeat_n(&timer, n).collect();
+    let ready = wasip2::io::poll::poll(&list);
+    (200, format!("{} ready", ready.len()))
 }
 
 /// Recurses `depth` times (or until the stack overflows).
