@@ -4,7 +4,7 @@
 use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
 use crate::{sqlite_functions, sqlite_guard};
 use rusqlite::limits::Limit;
-use rusqlite::types::{Value as SqlValue, ValueRef};
+use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
 use rusqlite::{Connection, ErrorCode};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -185,9 +185,8 @@ fn run(
     sqlite_guard::take_refusal();
     let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
     let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
-    let parameters: Vec<SqlValue> = parameters.iter().map(to_sql).collect();
     let mut rows = prepared
-        .query(rusqlite::params_from_iter(parameters))
+        .query(rusqlite::params_from_iter(parameters.iter()))
         .map_err(map_error)?;
     let mut result = QueryResult {
         columns,
@@ -273,13 +272,16 @@ fn fnv1a(bytes: &[u8]) -> String {
     format!("{hash:016x}-{}", bytes.len())
 }
 
-fn to_sql(value: &DbValue) -> SqlValue {
-    match value {
-        DbValue::Integer(i) => SqlValue::Integer(*i),
-        DbValue::Real(r) => SqlValue::Real(*r),
-        DbValue::Text(t) => SqlValue::Text(t.clone()),
-        DbValue::Blob(b) => SqlValue::Blob(b.clone()),
-        DbValue::Null => SqlValue::Null,
+/// Parameters are bound straight from the guest's values, without copying them.
+impl ToSql for DbValue {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(ToSqlOutput::Borrowed(match self {
+            DbValue::Integer(i) => ValueRef::Integer(*i),
+            DbValue::Real(r) => ValueRef::Real(*r),
+            DbValue::Text(t) => ValueRef::Text(t.as_bytes()),
+            DbValue::Blob(b) => ValueRef::Blob(b),
+            DbValue::Null => ValueRef::Null,
+        }))
     }
 }
 

@@ -28,8 +28,9 @@ mod bindings {
 
 use bindings::fermyon::spin::sqlite::{self as spin_sqlite, Error, QueryResult, RowResult, Value};
 
-/// Connections one instance may have open at once.
-const MAX_OPEN_CONNECTIONS: usize = 64;
+/// Connections one instance may have open at once. Each one in a transaction holds a
+/// database connection of its own (descriptors and a page cache), so this stays small.
+const MAX_OPEN_CONNECTIONS: usize = 8;
 
 /// A database a guest has opened: its own session, whose open transaction is rolled back
 /// when the guest drops the connection or the instance ends.
