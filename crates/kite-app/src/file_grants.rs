@@ -66,18 +66,15 @@ impl App {
             }
         }
         for &(component, index, mount) in grants.iter().filter(|(_, _, m)| m.writable) {
-            let mut sources = self.components.iter().map(|c| (&c.id, resolved(&c.source)));
-            if let Some((owner, source)) =
-                sources.find(|(_, source)| source.starts_with(&mount.source))
-            {
+            if let Some((owner, what, path)) = self.code_under(&mount.source) {
                 return Err(self.grant_error(
                     component,
                     index,
                     mount,
                     format!(
-                        "{} is writable and holds component `{owner}`'s code ({}), which a guest could then replace",
+                        "{} is writable and holds component `{owner}`'s {what} ({}), which a guest could then change",
                         mount.source.display(),
-                        source.display()
+                        path.display()
                     ),
                 ));
             }
@@ -101,6 +98,22 @@ impl App {
             }
         }
         Ok(())
+    }
+
+    /// A component's code or build directory that `source` holds (a directory inside the
+    /// build directory is fine: the build does not read what it does not know): its owner,
+    /// what it is, and its path.
+    fn code_under(&self, source: &Path) -> Option<(&str, &'static str, PathBuf)> {
+        self.components.iter().find_map(|c| {
+            let code = std::iter::once(("code", resolved(&c.source)));
+            let build = c
+                .build
+                .iter()
+                .map(|b| ("build directory", resolved(&b.workdir)));
+            code.chain(build)
+                .find(|(_, path)| path.starts_with(source))
+                .map(|(what, path)| (c.id.as_str(), what, path))
+        })
     }
 
     fn grant_error(

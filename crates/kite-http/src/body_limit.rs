@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 use wasmtime_wasi_http::Error as HttpError;
 
 /// What went wrong with a request body, for the response the caller sends instead.
@@ -50,10 +50,10 @@ impl<B> LimitedBody<B> {
 
     /// Whether the client has kept the guest waiting for its idle timeout.
     fn stalled(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = Instant::now() + self.idle_timeout;
+        let timeout = self.idle_timeout;
         let idle = self
             .idle
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         idle.as_mut().poll(cx).is_ready()
     }
 }

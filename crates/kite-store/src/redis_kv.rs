@@ -170,6 +170,48 @@ impl RedisKeyValue {
         format!("{}{key}", self.prefix)
     }
 
+    /// Every key of the store, sorted; with `bounded`, refused past
+    /// [`crate::MAX_LISTING_BYTES`] (for a listing that goes to the guest whole).
+    async fn scan_keys(&self, bounded: bool) -> Result<Vec<String>, StoreError> {
+        let pattern = &format!("{}*", escape_glob(&self.prefix));
+        let mut keys: Vec<String> = self
+            .with(Retry::Idempotent, |mut c| async move {
+                let mut bytes = 0;
+                let mut found = Vec::new();
+                let mut cursor: u64 = 0;
+                loop {
+                    let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
+                        .arg(cursor)
+                        .arg("MATCH")
+                        .arg(pattern)
+                        .arg("COUNT")
+                        .arg(1000)
+                        .query_async(&mut c)
+                        .await?;
+                    for key in page {
+                        if bounded {
+                            if let Err(refused) = count_listed(&mut bytes, &key) {
+                                return Ok(Err(refused));
+                            }
+                        }
+                        found.push(key);
+                    }
+                    if next == 0 {
+                        return Ok(Ok(found));
+                    }
+                    cursor = next;
+                }
+            })
+            .await??;
+        for key in &mut keys {
+            key.drain(..self.prefix.len());
+        }
+        // SCAN may return a key more than once.
+        keys.sort();
+        keys.dedup();
+        Ok(keys)
+    }
+
     fn keys_of(&self, keys: &[String]) -> Vec<String> {
         keys.iter().map(|key| self.key(key)).collect()
     }
@@ -208,41 +250,7 @@ impl KeyValueBackend for RedisKeyValue {
     }
 
     async fn keys(&self) -> Result<Vec<String>, StoreError> {
-        let pattern = &format!("{}*", escape_glob(&self.prefix));
-        let mut keys: Vec<String> = self
-            .with(Retry::Idempotent, |mut c| async move {
-                let mut bytes = 0;
-                let mut found = Vec::new();
-                let mut cursor: u64 = 0;
-                loop {
-                    let (next, page): (u64, Vec<String>) = redis::cmd("SCAN")
-                        .arg(cursor)
-                        .arg("MATCH")
-                        .arg(pattern)
-                        .arg("COUNT")
-                        .arg(1000)
-                        .query_async(&mut c)
-                        .await?;
-                    for key in page {
-                        if let Err(refused) = count_listed(&mut bytes, &key) {
-                            return Ok(Err(refused));
-                        }
-                        found.push(key);
-                    }
-                    if next == 0 {
-                        return Ok(Ok(found));
-                    }
-                    cursor = next;
-                }
-            })
-            .await??;
-        for key in &mut keys {
-            key.drain(..self.prefix.len());
-        }
-        // SCAN may return a key more than once.
-        keys.sort();
-        keys.dedup();
-        Ok(keys)
+        self.scan_keys(true).await
     }
 
     /// Redis has no ordered key listing, so this sorts a full scan: pages cost as much as
@@ -252,7 +260,7 @@ impl KeyValueBackend for RedisKeyValue {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<String>, StoreError> {
-        let keys = self.keys().await?;
+        let keys = self.scan_keys(false).await?;
         let start = after.map_or(0, |after| keys.partition_point(|key| key.as_str() <= after));
         Ok(keys.into_iter().skip(start).take(limit).collect())
     }

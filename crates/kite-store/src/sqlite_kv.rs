@@ -40,10 +40,6 @@ impl SqliteKeyValue {
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
         )
         .map_err(StoreError::Backend)?;
-        // A guest's values are bounded before they get here (`BoundedKeyValue`); this bounds
-        // what any statement on the store may build.
-        let max = i32::try_from(crate::MAX_VALUE_BYTES + crate::MAX_KEY_BYTES).unwrap_or(i32::MAX);
-        connection.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_LENGTH, max)?;
         Ok(SqliteKeyValue {
             connection: Arc::new(Mutex::new(connection)),
         })
