@@ -63,6 +63,9 @@ pub struct SqliteDatabase {
     transaction_ended: Notify,
 }
 
+/// How often a statement waiting for the shared connection looks again.
+const SHARED_CONNECTION_POLL: Duration = Duration::from_millis(1);
+
 /// Connections kept spare beyond the shared one; more are closed when they come back.
 const MAX_SPARE_CONNECTIONS: usize = 4;
 
@@ -95,6 +98,34 @@ impl SqliteDatabase {
             .map_err(|_| DbError::Io("the database connection was poisoned".into()))
     }
 
+    /// The shared connection, waited for (on this blocking thread) no later than `deadline`:
+    /// a statement queued behind a long one gives up, and frees its thread, when its
+    /// request's time is over.
+    fn lock_shared_until(
+        &self,
+        deadline: Option<Instant>,
+    ) -> Result<MutexGuard<'_, Connection>, DbError> {
+        let Some(deadline) = deadline else {
+            return self.lock_shared();
+        };
+        loop {
+            match self.shared.try_lock() {
+                Ok(shared) => return Ok(shared),
+                Err(std::sync::TryLockError::Poisoned(_)) => {
+                    return Err(DbError::Io("the database connection was poisoned".into()))
+                }
+                Err(std::sync::TryLockError::WouldBlock) if Instant::now() >= deadline => {
+                    return Err(DbError::Io(
+                        "the statement was stopped at the request's deadline (`limits.timeout`) while another statement held the database".into(),
+                    ))
+                }
+                Err(std::sync::TryLockError::WouldBlock) => {
+                    std::thread::sleep(SHARED_CONNECTION_POLL);
+                }
+            }
+        }
+    }
+
     /// Runs one statement outside any transaction, on the shared connection. If the
     /// statement opened a transaction, the connection is returned with it, for the session
     /// to keep until it ends.
@@ -104,7 +135,7 @@ impl SqliteDatabase {
         parameters: &[DbValue],
         deadline: Option<Instant>,
     ) -> (Result<QueryResult, DbError>, Option<Connection>) {
-        let mut shared = match self.lock_shared() {
+        let mut shared = match self.lock_shared_until(deadline) {
             Ok(shared) => shared,
             Err(e) => return (Err(e), None),
         };
@@ -416,6 +447,39 @@ mod tests {
         // The next statement, with no deadline, is not interrupted by the old one's.
         let one = db.execute("SELECT 1", &[], None).await.unwrap();
         assert_eq!(one.rows, vec![vec![DbValue::Integer(1)]]);
+    }
+
+    #[tokio::test]
+    async fn a_statement_queued_behind_a_long_one_gives_up_at_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        let database = Arc::new(SqliteDatabase::open(&dir.path().join("d.sqlite")).unwrap());
+        let endless = "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) \
+                       SELECT count(*) FROM c";
+        let long = SqliteSession::new(database.clone());
+        // Its own deadline ends it (the test's runtime waits for its blocking thread).
+        let holder = tokio::spawn(async move {
+            let deadline = Instant::now() + Duration::from_secs(5);
+            long.execute(endless, &[], Some(deadline)).await
+        });
+        // Wait until the long statement holds the shared connection.
+        while database.shared.try_lock().is_ok() {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let queued = SqliteSession::new(database.clone());
+        let deadline = Instant::now() + Duration::from_millis(300);
+        let Err(DbError::Io(message)) = queued.execute("SELECT 1", &[], Some(deadline)).await
+        else {
+            panic!("a statement queued past its deadline must give up");
+        };
+        assert!(
+            message.contains("another statement held the database"),
+            "{message}"
+        );
+        assert!(!holder.is_finished(), "the long statement still runs");
+        assert!(
+            holder.await.unwrap().is_err(),
+            "stopped at its own deadline"
+        );
     }
 
     #[tokio::test]
