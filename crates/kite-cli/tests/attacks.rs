@@ -526,12 +526,43 @@ async fn a_stalled_request_body_frees_its_instance_and_gets_408() {
         .await
         .unwrap();
     server.expect_log_line("about the stalled body", |l| {
-        l.contains("no request body bytes for 2s; answered 408")
+        l.contains("the request body stalled (no bytes for 2s") && l.contains("answered 408")
     });
     let reply = closed_by_server(&mut dripping, std::time::Duration::from_secs(30)).await;
     assert!(reply.starts_with("HTTP/1.1 408"), "{reply}");
     // The one instance the component may have is free again, long before its deadline.
     assert_eq!(server.get("/").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_body_dripped_a_byte_at_a_time_frees_its_instance() {
+    use tokio::io::AsyncWriteExt;
+    let app = TestApp::probe(
+        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+         [component.c]\nsource = \"PROBE\"\nlimits = { max_concurrency = 1, timeout = \"120s\" }\n",
+    );
+    let server = Server::start_with(&app, &["--body-timeout", "2s"]);
+    let mut dripping = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    dripping
+        .write_all(b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
+        .await
+        .unwrap();
+    // A byte every half second never stalls for the 2 s timeout, but brings far less than
+    // the least a body must bring in that time.
+    let drip = tokio::spawn(async move {
+        for _ in 0..240 {
+            if dripping.write_all(b"x").await.is_err() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    });
+    server.expect_log_line("about the dripping body", |l| {
+        l.contains("the request body stalled") && l.contains("answered 408")
+    });
+    // The component's one instance is free long before the request's 120 s deadline.
+    assert_eq!(server.get("/").await.status, 200);
+    drip.abort();
 }
 
 #[tokio::test]

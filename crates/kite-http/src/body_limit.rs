@@ -17,9 +17,14 @@ use wasmtime_wasi_http::Error as HttpError;
 pub(crate) struct BodyFaults {
     /// More than the limit arrived (413).
     pub(crate) too_large: AtomicBool,
-    /// No bytes arrived for the idle timeout while the guest waited for them (408).
+    /// No bytes arrived for the idle timeout while the guest waited for them, or fewer than
+    /// [`MIN_BYTES_PER_WINDOW`] in one such period (408).
     pub(crate) stalled: AtomicBool,
 }
+
+/// The least a body must bring in each idle-timeout period, so a client that drips a byte
+/// now and then cannot keep an instance until its deadline.
+pub(crate) const MIN_BYTES_PER_WINDOW: u64 = 1024;
 
 pub(crate) struct LimitedBody<B> {
     inner: B,
@@ -28,6 +33,8 @@ pub(crate) struct LimitedBody<B> {
     idle_timeout: Duration,
     /// Armed while the guest waits for bytes that have not arrived.
     idle: Option<Pin<Box<Sleep>>>,
+    /// When the current period began (at the first frame), and what it has brought.
+    window: Option<(std::time::Instant, u64)>,
     faults: Arc<BodyFaults>,
 }
 
@@ -44,8 +51,22 @@ impl<B> LimitedBody<B> {
             limit,
             idle_timeout,
             idle: None,
+            window: None,
             faults,
         }
+    }
+
+    /// Counts `bytes` that just arrived; whether the body is coming too slowly.
+    fn too_slow(&mut self, bytes: u64) -> bool {
+        let now = std::time::Instant::now();
+        let (start, received) = self.window.get_or_insert((now, 0));
+        *received += bytes;
+        if now.duration_since(*start) < self.idle_timeout {
+            return false;
+        }
+        let slow = *received < MIN_BYTES_PER_WINDOW;
+        self.window = Some((now, 0));
+        slow
     }
 
     /// Whether the client has kept the guest waiting for its idle timeout.
@@ -82,6 +103,10 @@ where
                         )))));
                     }
                     this.remaining -= len;
+                    if this.too_slow(len) && !this.inner.is_end_stream() {
+                        this.faults.stalled.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(HttpError::ConnectionReadTimeout)));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -1,7 +1,7 @@
 //! The wasi:http executor: one fresh instance per request, filled from the component's
 //! grants, with its memory limit and deadline; guest failures become 5xx.
 
-use crate::body_limit::{BodyFaults, LimitedBody};
+use crate::body_limit::{BodyFaults, LimitedBody, MIN_BYTES_PER_WINDOW};
 use crate::failure::{busy_response, error_response, set_request_id, GuestFailure};
 use crate::instances::{instantiate_for_request, FreshInstance, InstanceFactory, ReadyInstances};
 use crate::response_body::GuardedBody;
@@ -162,11 +162,11 @@ impl WasiHttpExecutor {
             return self.too_large(request_id);
         }
         if faults.stalled.load(Ordering::Relaxed) {
-            tracing::warn!(component = %self.component, request_id = %request_id, "the client sent no request body bytes for {body_idle:?}; answered 408");
+            tracing::warn!(component = %self.component, request_id = %request_id, "the request body stalled (no bytes for {body_idle:?}, or under {MIN_BYTES_PER_WINDOW} bytes in that time); answered 408");
             return error_response(
                 StatusCode::REQUEST_TIMEOUT,
                 request_id,
-                &format!("no request body bytes arrived for {body_idle:?}"),
+                &format!("the request body stalled (no bytes for {body_idle:?}, or under {MIN_BYTES_PER_WINDOW} bytes in that time)"),
             );
         }
         match failure {

@@ -51,9 +51,9 @@ pub struct UpArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub header_timeout: Duration,
 
-    /// How long a request body may send nothing while the component waits for it (then the
-    /// component's read fails and the client gets 408), and how long a response may wait for
-    /// a client that reads none of it (then the connection is closed).
+    /// How long a request body may send nothing (or less than 1 KiB) while the component
+    /// waits for it (then the component's read fails and the client gets 408), and how long
+    /// a response may wait for a client that reads none of it (then the connection closes).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub body_timeout: Duration,
 
