@@ -51,7 +51,8 @@ impl BlockedNetwork {
 
 /// The IPv4 address an IPv6 address stands for, where its form says it carries one:
 /// IPv4-mapped `::ffff:a.b.c.d`, IPv4-compatible `::a.b.c.d`, NAT64 `64:ff9b::a.b.c.d` and
-/// `64:ff9b:1::/48`, and 6to4 `2002:aabb:ccdd::`.
+/// `64:ff9b:1::/48`, 6to4 `2002:aabb:ccdd::`, and Teredo `2001::/32` (the client address,
+/// stored inverted in the last 32 bits).
 fn carried_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
     let IpAddr::V6(v6) = ip else {
         return None;
@@ -67,6 +68,7 @@ fn carried_ipv4(ip: IpAddr) -> Option<Ipv4Addr> {
         [0x2002, high, low, ..] => Some(Ipv4Addr::from_bits(
             (u32::from(high) << 16) | u32::from(low),
         )),
+        [0x2001, 0, ..] => Some(Ipv4Addr::from_bits(!last_32.to_bits())),
         _ => None,
     }
 }
