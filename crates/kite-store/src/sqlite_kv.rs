@@ -46,20 +46,13 @@ impl SqliteKeyValue {
     }
 
     /// Runs `operation` on the store's connection on this thread, trying again while another
-    /// process holds the file's lock, for at most [`crate::sqlite_file::MAX_LOCK_WAIT`].
+    /// process holds the file's lock.
     async fn inline<T>(
         &self,
         operation: impl Fn(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        let mut backoff = LockBackoff::until(None);
-        loop {
-            // The guard is dropped before any wait.
-            let result = operation(&*lock(&self.connection)?);
-            match result {
-                Err(StoreError::Locked) if backoff.wait().await => {}
-                result => return result,
-            }
-        }
+        unless_locked(|| std::future::ready(lock(&self.connection).and_then(|c| operation(&c))))
+            .await
     }
 
     /// Runs `operation` like [`Self::inline`], but on a blocking thread, so work that grows
@@ -69,16 +62,28 @@ impl SqliteKeyValue {
         operation: impl Fn(&Connection) -> Result<T, StoreError> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         let operation = Arc::new(operation);
-        let mut backoff = LockBackoff::until(None);
-        loop {
+        unless_locked(|| {
             let (connection, operation) = (self.connection.clone(), operation.clone());
-            let result = tokio::task::spawn_blocking(move || operation(&*lock(&connection)?))
-                .await
-                .map_err(|e| StoreError::Backend(format!("the store operation failed: {e}")))?;
-            match result {
-                Err(StoreError::Locked) if backoff.wait().await => {}
-                result => return result,
+            async move {
+                tokio::task::spawn_blocking(move || operation(&*lock(&connection)?))
+                    .await
+                    .map_err(|e| StoreError::Backend(format!("the store operation failed: {e}")))?
             }
+        })
+        .await
+    }
+}
+
+/// Runs `attempt` again while another process holds the file's lock, for at most
+/// [`crate::sqlite_file::MAX_LOCK_WAIT`].
+async fn unless_locked<T, F: std::future::Future<Output = Result<T, StoreError>>>(
+    attempt: impl Fn() -> F,
+) -> Result<T, StoreError> {
+    let mut backoff = LockBackoff::until(None);
+    loop {
+        match attempt().await {
+            Err(StoreError::Locked) if backoff.wait().await => {}
+            result => return result,
         }
     }
 }
