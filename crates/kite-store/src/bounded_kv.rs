@@ -1,5 +1,5 @@
-//! Bounds on what one key-value call may ask a backend to store or return: key and value
-//! sizes, and the total a batch read returns. Wraps every backend a guest reaches.
+//! Bounds on what one key-value call may ask a backend to store: key and value sizes.
+//! Wraps every backend a guest reaches (batch reads and listings are bounded in each backend).
 
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use std::sync::Arc;
@@ -8,10 +8,6 @@ use std::sync::Arc;
 pub const MAX_KEY_BYTES: usize = 4 << 10;
 /// The largest value a guest may store.
 pub const MAX_VALUE_BYTES: usize = 8 << 20;
-/// The most one batch read may return, values together.
-pub const MAX_BATCH_BYTES: usize = 32 << 20;
-/// Keys a batch read fetches at a time, so that it stops soon after passing the bound.
-const KEYS_PER_FETCH: usize = 4;
 
 pub struct BoundedKeyValue(Arc<dyn KeyValueBackend>);
 
@@ -91,24 +87,8 @@ impl KeyValueBackend for BoundedKeyValue {
         self.0.swap_if_unchanged(key, expected, value).await
     }
 
-    /// Fetched a few keys at a time, failing once the values passed [`MAX_BATCH_BYTES`]
-    /// (asking for one big value many times cannot make the host hold it many times over).
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let mut values = Vec::with_capacity(keys.len());
-        let mut bytes = 0usize;
-        for chunk in keys.chunks(KEYS_PER_FETCH) {
-            for value in self.0.get_many(chunk).await? {
-                bytes += value.as_ref().map_or(0, Vec::len);
-                if bytes > MAX_BATCH_BYTES {
-                    return Err(StoreError::Refused(format!(
-                        "the values asked for are larger than {} MiB together; ask for fewer keys at a time",
-                        MAX_BATCH_BYTES >> 20
-                    )));
-                }
-                values.push(value);
-            }
-        }
-        Ok(values)
+        self.0.get_many(keys).await
     }
 
     async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
@@ -126,7 +106,7 @@ impl KeyValueBackend for BoundedKeyValue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::SqliteKeyValue;
+    use crate::{SqliteKeyValue, MAX_BATCH_BYTES};
 
     fn store(dir: &tempfile::TempDir) -> BoundedKeyValue {
         let backend = SqliteKeyValue::open(&dir.path().join("kv.sqlite")).unwrap();

@@ -17,6 +17,23 @@ pub enum StoreError {
     Refused(String),
 }
 
+/// The most one batch read may return, values together.
+pub const MAX_BATCH_BYTES: usize = 32 << 20;
+
+/// Adds a value to a batch read's running size; refuses the batch once it passes
+/// [`MAX_BATCH_BYTES`] (asking for one big value many times cannot make the host hold it
+/// many times over).
+pub(crate) fn count_batched(bytes: &mut usize, value: &Option<Vec<u8>>) -> Result<(), StoreError> {
+    *bytes += value.as_ref().map_or(0, Vec::len);
+    if *bytes > MAX_BATCH_BYTES {
+        return Err(StoreError::Refused(format!(
+            "the values asked for are larger than {} MiB together; ask for fewer keys at a time",
+            MAX_BATCH_BYTES >> 20
+        )));
+    }
+    Ok(())
+}
+
 /// The most one key listing may return, keys together (`get-keys` lists them all).
 pub const MAX_LISTING_BYTES: usize = 32 << 20;
 
@@ -70,7 +87,7 @@ pub trait KeyValueBackend: Send + Sync {
         expected: Option<&[u8]>,
         value: &[u8],
     ) -> Result<SwapOutcome, StoreError>;
-    /// The value of each key, in the order asked.
+    /// The value of each key, in the order asked; refused past [`MAX_BATCH_BYTES`] together.
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError>;
     async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError>;
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError>;

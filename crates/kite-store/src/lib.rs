@@ -11,8 +11,8 @@ mod sqlite_guard;
 mod sqlite_kv;
 mod sqlite_session;
 
-pub use bounded_kv::{BoundedKeyValue, MAX_BATCH_BYTES, MAX_KEY_BYTES, MAX_VALUE_BYTES};
-pub use key_value::{KeyValueBackend, StoreError, SwapOutcome, MAX_LISTING_BYTES};
+pub use bounded_kv::{BoundedKeyValue, MAX_KEY_BYTES, MAX_VALUE_BYTES};
+pub use key_value::{KeyValueBackend, StoreError, SwapOutcome, MAX_BATCH_BYTES, MAX_LISTING_BYTES};
 pub use redis_kv::{default_redis_prefix, RedisKeyValue};
 pub use sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
 pub use sqlite_kv::SqliteKeyValue;

@@ -1,7 +1,7 @@
 //! Key-value store on a Redis server: every key lives under a prefix of the app and the
 //! store label, so apps and stores sharing one server never see each other's keys.
 
-use crate::key_value::count_listed;
+use crate::key_value::{count_batched, count_listed};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncCommands, AsyncConnectionConfig};
@@ -315,13 +315,27 @@ impl KeyValueBackend for RedisKeyValue {
         })
     }
 
+    /// A reply cannot be cut short once asked for, so keys are asked for a few at a time:
+    /// no reply can be larger than the batch bound (values written through Kite are at most
+    /// [`crate::MAX_VALUE_BYTES`]).
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        if keys.is_empty() {
-            return Ok(Vec::new());
+        let per_request = (crate::MAX_BATCH_BYTES / crate::MAX_VALUE_BYTES).max(1);
+        let mut values = Vec::with_capacity(keys.len());
+        let mut bytes = 0;
+        for chunk in keys.chunks(per_request) {
+            let chunk = &self.keys_of(chunk);
+            let replies: Vec<Option<Vec<u8>>> = self
+                .with(
+                    Retry::Idempotent,
+                    |mut c| async move { c.mget(chunk).await },
+                )
+                .await?;
+            for value in replies {
+                count_batched(&mut bytes, &value)?;
+                values.push(value);
+            }
         }
-        let keys = &self.keys_of(keys);
-        self.with(Retry::Idempotent, |mut c| async move { c.mget(keys).await })
-            .await
+        Ok(values)
     }
 
     async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {

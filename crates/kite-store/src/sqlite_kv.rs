@@ -1,7 +1,7 @@
 //! Key-value store in an SQLite file: WAL mode, one table, every write committed before it
 //! is acknowledged; operations over many keys run on blocking threads, off the event loop.
 
-use crate::key_value::{add_to_counter, count_listed, parse_counter};
+use crate::key_value::{add_to_counter, count_batched, count_listed, parse_counter};
 use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -205,10 +205,14 @@ impl KeyValueBackend for SqliteKeyValue {
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
         let keys = keys.to_vec();
         self.blocking(move |c| {
-            Ok(keys
-                .iter()
-                .map(|key| read(c, key))
-                .collect::<rusqlite::Result<_>>()?)
+            let mut bytes = 0;
+            let mut values = Vec::with_capacity(keys.len());
+            for key in &keys {
+                let value = read(c, key)?;
+                count_batched(&mut bytes, &value)?;
+                values.push(value);
+            }
+            Ok(values)
         })
         .await
     }
