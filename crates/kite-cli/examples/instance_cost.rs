@@ -39,6 +39,7 @@ fn main() -> anyhow::Result<()> {
         ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))?,
         KeyValueStores::open(&app, state_dir.path(), &config, &[])?,
         SqliteDatabases::open(&app, state_dir.path(), &config, &[])?,
+        config.blocked_networks.clone(),
     )?;
     let engine = KiteEngine::new(&EngineOptions {
         max_memory: spec.limits.memory,

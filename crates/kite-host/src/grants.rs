@@ -48,6 +48,7 @@ impl AppResources {
         variables: ResolvedVariables,
         key_value: KeyValueStores,
         sqlite: SqliteDatabases,
+        blocked_networks: Vec<BlockedNetwork>,
     ) -> anyhow::Result<Self> {
         let places: Vec<_> = key_value
             .places
@@ -60,7 +61,7 @@ impl AppResources {
             variables,
             key_value,
             sqlite,
-            blocked_networks: Vec::new(),
+            blocked_networks,
         })
     }
 }

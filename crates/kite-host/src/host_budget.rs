@@ -10,7 +10,11 @@ pub const MAX_FIELDS_BYTES: usize = 32 << 10;
 /// holds at most two.
 pub const BODY_CHUNK_BYTES: usize = 16 << 10;
 /// The most any one host resource can hold: a full header map, or a body's two chunks.
-const MAX_BYTES_PER_RESOURCE: u64 = 32 << 10;
+const MAX_BYTES_PER_RESOURCE: u64 = if MAX_FIELDS_BYTES > 2 * BODY_CHUNK_BYTES {
+    MAX_FIELDS_BYTES as u64
+} else {
+    2 * BODY_CHUNK_BYTES as u64
+};
 /// The most a guest may pass the host in one call (lists, strings): a little over the
 /// largest value any interface takes (a 32 MiB SQLite value), so that one call cannot make
 /// the host lift hundreds of megabytes (Wasmtime's default is 128 MiB).

@@ -239,12 +239,12 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .map(|(l, _, _)| l.as_str())
         .collect();
     let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
-    let mut resources = AppResources::new(
+    let resources = AppResources::new(
         resolve_variables(&app, &args, &runtime_config)?,
         KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
+        runtime_config.blocked_networks.clone(),
     )?;
-    resources.blocked_networks = runtime_config.blocked_networks.clone();
     if !args.key_value_seeds.is_empty() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
