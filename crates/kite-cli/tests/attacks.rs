@@ -512,19 +512,28 @@ async fn slow_headers_and_idle_connections_are_closed_while_others_are_served() 
     assert_eq!(server.get("/").await.body, "attacker ready");
 }
 
-#[tokio::test]
-async fn a_stalled_request_body_frees_its_instance_and_gets_408() {
+/// A server whose component may have one instance, with `--body-timeout 2s`, and a
+/// connection that has sent a POST's head (declaring `length` body bytes) and `first`.
+async fn one_instance_and_an_open_body(
+    length: usize,
+    first: &[u8],
+) -> (TestApp, Server, tokio::net::TcpStream) {
     use tokio::io::AsyncWriteExt;
     let app = TestApp::probe(
         "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
          [component.c]\nsource = \"PROBE\"\nlimits = { max_concurrency = 1, timeout = \"120s\" }\n",
     );
     let server = Server::start_with(&app, &["--body-timeout", "2s"]);
-    let mut dripping = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    dripping
-        .write_all(b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\nsome bytes")
-        .await
-        .unwrap();
+    let mut client = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!("POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: {length}\r\n\r\n");
+    client.write_all(head.as_bytes()).await.unwrap();
+    client.write_all(first).await.unwrap();
+    (app, server, client)
+}
+
+#[tokio::test]
+async fn a_stalled_request_body_frees_its_instance_and_gets_408() {
+    let (_app, server, mut dripping) = one_instance_and_an_open_body(1000, b"some bytes").await;
     server.expect_log_line("about the stalled body", |l| {
         l.contains("the request body stalled (no bytes for 2s") && l.contains("answered 408")
     });
@@ -537,16 +546,7 @@ async fn a_stalled_request_body_frees_its_instance_and_gets_408() {
 #[tokio::test]
 async fn a_body_dripped_a_byte_at_a_time_frees_its_instance() {
     use tokio::io::AsyncWriteExt;
-    let app = TestApp::probe(
-        "[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
-         [component.c]\nsource = \"PROBE\"\nlimits = { max_concurrency = 1, timeout = \"120s\" }\n",
-    );
-    let server = Server::start_with(&app, &["--body-timeout", "2s"]);
-    let mut dripping = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    dripping
-        .write_all(b"POST /consume HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n")
-        .await
-        .unwrap();
+    let (_app, server, mut dripping) = one_instance_and_an_open_body(100_000, b"").await;
     // A byte every half second never stalls for the 2 s timeout, but brings far less than
     // the least a body must bring in that time.
     let drip = tokio::spawn(async move {
