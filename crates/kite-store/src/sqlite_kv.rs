@@ -6,8 +6,13 @@ use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use tokio::sync::Mutex;
+
+/// Pages the write-ahead log may hold before a checkpoint is started off the event loop
+/// (SQLite's own auto-checkpoint size, which this replaces: it would run inside a write).
+const CHECKPOINT_PAGES: i32 = 1000;
 
 /// Operations on one key run on the calling thread: an indexed lookup or write of at most one
 /// bounded value (`BoundedKeyValue`), where handing the work to another thread would cost
@@ -18,6 +23,8 @@ use tokio::sync::Mutex;
 pub struct SqliteKeyValue {
     /// Held by the blocking threads that run listings and batches while they run.
     connection: Arc<Mutex<Connection>>,
+    /// Set when a commit leaves the write-ahead log at [`CHECKPOINT_PAGES`] or more.
+    checkpoint_due: Arc<AtomicBool>,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -32,14 +39,41 @@ impl From<rusqlite::Error> for StoreError {
 
 impl SqliteKeyValue {
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let connection = open_sqlite_file(
+        let mut connection = open_sqlite_file(
             path,
             "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
         )
         .map_err(StoreError::Backend)?;
+        let checkpoint_due = Arc::new(AtomicBool::new(false));
+        let due = checkpoint_due.clone();
+        // Registering a WAL hook turns SQLite's auto-checkpoint off.
+        connection.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, pages| {
+            if pages >= CHECKPOINT_PAGES {
+                due.store(true, Ordering::Relaxed);
+            }
+            Ok(())
+        }))?;
         Ok(SqliteKeyValue {
             connection: Arc::new(Mutex::new(connection)),
+            checkpoint_due,
         })
+    }
+
+    /// Starts a checkpoint on a blocking thread if one is due; operations arriving meanwhile
+    /// wait for it asynchronously.
+    fn checkpoint_if_due(&self) {
+        if !self.checkpoint_due.swap(false, Ordering::Relaxed) {
+            return;
+        }
+        let connection = self.connection.clone();
+        tokio::spawn(async move {
+            let connection = connection.lock_owned().await;
+            let _ = tokio::task::spawn_blocking(move || {
+                // Passive: copies what it can without waiting for readers in other processes.
+                connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+            })
+            .await;
+        });
     }
 
     /// Runs `operation` on the store's connection on this thread, trying again while another
@@ -48,7 +82,9 @@ impl SqliteKeyValue {
         &self,
         operation: impl Fn(&Connection) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        unless_locked(|| async { operation(&*self.connection.lock().await) }).await
+        let result = unless_locked(|| async { operation(&*self.connection.lock().await) }).await;
+        self.checkpoint_if_due();
+        result
     }
 
     /// Runs `operation` like [`Self::inline`], but on a blocking thread, so work that grows
@@ -58,7 +94,7 @@ impl SqliteKeyValue {
         operation: impl Fn(&Connection) -> Result<T, StoreError> + Send + Sync + 'static,
     ) -> Result<T, StoreError> {
         let operation = Arc::new(operation);
-        unless_locked(|| {
+        let result = unless_locked(|| {
             let (connection, operation) = (self.connection.clone(), operation.clone());
             async move {
                 let connection = connection.lock_owned().await;
@@ -67,7 +103,9 @@ impl SqliteKeyValue {
                     .map_err(|e| StoreError::Backend(format!("the store operation failed: {e}")))?
             }
         })
-        .await
+        .await;
+        self.checkpoint_if_due();
+        result
     }
 }
 
@@ -366,5 +404,25 @@ mod tests {
         release.send(()).unwrap();
         long_operation.await.unwrap().unwrap();
         assert_eq!(read.await.unwrap().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn the_write_ahead_log_is_checkpointed_as_it_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("kv.sqlite");
+        let store = SqliteKeyValue::open(&path).unwrap();
+        let mut value = vec![7u8; 8192];
+        for n in 0..5000u32 {
+            // A changed value: SQLite writes nothing for an unchanged one.
+            value[..4].copy_from_slice(&n.to_le_bytes());
+            store.set(&format!("k{}", n % 100), &value).await.unwrap();
+            tokio::task::yield_now().await;
+        }
+        // 40 MB were written; without checkpoints the log would hold all of them.
+        let wal = std::fs::metadata(dir.path().join("kv.sqlite-wal"))
+            .unwrap()
+            .len();
+        assert!(wal < 12 << 20, "the write-ahead log grew to {wal} bytes");
+        assert_eq!(store.get("k99").await.unwrap(), Some(value));
     }
 }
