@@ -28,7 +28,10 @@ pub(crate) fn default_protected(app: &App) -> Vec<ProtectedPath> {
     vec![
         ProtectedPath::new("the manifest", &app.manifest_path),
         ProtectedPath::new("the dotenv file", app.dir.join(".env")),
-        ProtectedPath::new("the state directory", app.dir.join(".kite")),
+        ProtectedPath::new(
+            "the state directory",
+            app.dir.join(app.format.default_state_dir()),
+        ),
     ]
 }
 

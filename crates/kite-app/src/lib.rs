@@ -1,11 +1,10 @@
-//! Kite apps as data: a manifest (`kite.toml`) is parsed, validated and turned into an
-//! [`App`], the one model every later layer (engine, triggers, capabilities) reads.
+//! Kite apps as data: a manifest (`kite.toml`, or a Spin app's `spin.toml`) is parsed,
+//! validated and turned into an [`App`], the one model every later layer reads.
 
 mod blocked_networks;
 mod error;
 mod file_grants;
-mod load;
-mod manifest;
+mod formats;
 mod model;
 mod outbound;
 mod route;
@@ -17,8 +16,11 @@ mod variables;
 pub use blocked_networks::BlockedNetwork;
 pub use error::{Location, ManifestError};
 pub use file_grants::ProtectedPath;
-pub use load::{load_app, MANIFEST_FILE_NAME};
-pub use model::{App, BuildSpec, ComponentSpec, FileMount, Limits, RouteSpec, DEFAULT_STORE};
+pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME};
+pub use model::{
+    App, BuildSpec, ComponentSpec, FileMount, HttpSettings, Limits, ManifestFormat, Route,
+    StaticResponse, Target, TriggerSpec, DEFAULT_STORE,
+};
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
 pub use runtime_config::{DatabaseBackend, RuntimeConfig, StoreBackend};

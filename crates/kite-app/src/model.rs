@@ -10,14 +10,59 @@ pub struct App {
     pub name: String,
     pub version: Option<String>,
     pub description: Option<String>,
+    pub authors: Vec<String>,
+    /// Which front door read the manifest (for messages and format-specific defaults).
+    pub format: ManifestFormat,
     /// The manifest this app was loaded from.
     pub manifest_path: PathBuf,
     /// The directory holding the manifest; relative paths in it are resolved from here.
     pub dir: PathBuf,
     pub components: Vec<ComponentSpec>,
-    pub routes: Vec<RouteSpec>,
+    /// HTTP triggers in manifest order.
+    pub triggers: Vec<TriggerSpec>,
     /// `[variables]`: the app's configuration values, resolved from providers at start-up.
     pub variables: Vec<VariableDecl>,
+    pub http: HttpSettings,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManifestFormat {
+    Kite,
+    /// `spin_manifest_version = 2`.
+    SpinV2,
+    /// `spin_manifest_version = "1"` (or `spin_version = "1"`).
+    SpinV1,
+}
+
+impl ManifestFormat {
+    pub fn is_spin(self) -> bool {
+        matches!(self, ManifestFormat::SpinV1 | ManifestFormat::SpinV2)
+    }
+
+    /// Where the app's stores live unless `--state-dir` says otherwise, relative to the
+    /// manifest's directory: Spin apps keep theirs where `spin up` does.
+    pub fn default_state_dir(self) -> &'static str {
+        if self.is_spin() {
+            ".spin"
+        } else {
+            ".kite"
+        }
+    }
+}
+
+/// How the HTTP trigger dresses requests and responses for this app.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct HttpSettings {
+    /// Responses carry `x-kite-request-id`.
+    pub request_id_header: bool,
+}
+
+impl HttpSettings {
+    pub fn defaults_for(format: ManifestFormat) -> Self {
+        HttpSettings {
+            request_id_header: !format.is_spin(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -91,15 +136,46 @@ impl Default for Limits {
     }
 }
 
+/// One HTTP trigger: which requests it takes and what answers them.
 #[derive(Debug, Clone)]
-pub struct RouteSpec {
-    pub pattern: RoutePattern,
-    pub component: String,
+pub struct TriggerSpec {
+    pub route: Route,
+    pub target: Target,
+}
+
+#[derive(Debug, Clone)]
+pub enum Route {
+    Path(RoutePattern),
+    /// Reachable only from inside the app (service chaining), never from a client.
+    Private,
+}
+
+#[derive(Debug, Clone)]
+pub enum Target {
+    /// A component id (validated).
+    Component(String),
+    Static(StaticResponse),
+}
+
+/// A response the trigger sends itself, without an instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StaticResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
 }
 
 impl App {
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components.iter().find(|c| c.id == id)
+    }
+
+    /// The public routes and their targets, in manifest order.
+    pub fn routes(&self) -> impl Iterator<Item = (&RoutePattern, &Target)> {
+        self.triggers.iter().filter_map(|t| match &t.route {
+            Route::Path(pattern) => Some((pattern, &t.target)),
+            Route::Private => None,
+        })
     }
 
     /// Every store a component is granted has a backend: `default`, or a label the runtime

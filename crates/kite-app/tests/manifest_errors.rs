@@ -39,7 +39,7 @@ fn a_good_manifest_loads_with_defaults() {
     assert_eq!(hello.limits.timeout.as_secs(), 30);
     assert!(hello.files.is_empty() && hello.environment.is_empty());
     assert!(hello.allowed_outbound_hosts.is_empty());
-    assert_eq!(app.routes.len(), 1);
+    assert_eq!(app.routes().count(), 1);
     app.check_sources().unwrap();
 }
 

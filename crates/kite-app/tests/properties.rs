@@ -651,13 +651,15 @@ fn check_manifest(text: &[u8]) -> Result<(), TestCaseError> {
         // What loaded is consistent: it came from this file, and routes name its components.
         Ok(app) => {
             prop_assert_eq!(&app.manifest_path, &file);
-            for route in &app.routes {
-                prop_assert!(
-                    app.components.iter().any(|c| c.id == route.component),
-                    "route {} names a missing component {:?}",
-                    route.pattern.as_str(),
-                    route.component
-                );
+            for (pattern, target) in app.routes() {
+                if let kite_app::Target::Component(id) = target {
+                    prop_assert!(
+                        app.components.iter().any(|c| &c.id == id),
+                        "route {} names a missing component {:?}",
+                        pattern.as_str(),
+                        id
+                    );
+                }
             }
         }
     }

@@ -5,12 +5,15 @@ mod access_log;
 mod body_limit;
 mod executor;
 mod failure;
+mod gate;
 mod instances;
 mod request_id;
 mod response_body;
 mod router;
 mod server;
+mod static_response;
 mod trigger;
+mod wasi_http;
 mod write_timeout;
 
 pub use access_log::use_ansi_colours;

@@ -1,7 +1,7 @@
 //! A response body that ends cleanly only if the guest's handler finished without a trap
 //! or deadline; otherwise it ends with an error so the client sees a broken response.
 
-use crate::executor::HandlerOutcome;
+use crate::wasi_http::HandlerOutcome;
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;

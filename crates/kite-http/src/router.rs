@@ -1,19 +1,16 @@
-//! Picks the component for a request path: routes are tried from most to least specific
+//! Picks the target for a request path: routes are tried from most to least specific
 //! (exact, then parameters, then wildcard tails), so declaration order does not matter.
 
-use kite_app::{RouteMatch, RoutePattern, RouteSpec};
+use kite_app::{RouteMatch, RoutePattern};
 
 pub(crate) struct Router {
-    /// Sorted most specific first; the `usize` indexes the trigger's executors.
+    /// Sorted most specific first; the `usize` indexes the trigger's targets.
     routes: Vec<(RoutePattern, usize)>,
 }
 
 impl Router {
-    pub(crate) fn new(specs: &[RouteSpec], index_of: impl Fn(&str) -> usize) -> Self {
-        let mut routes: Vec<(RoutePattern, usize)> = specs
-            .iter()
-            .map(|r| (r.pattern.clone(), index_of(&r.component)))
-            .collect();
+    pub(crate) fn new(routes: impl IntoIterator<Item = (RoutePattern, usize)>) -> Self {
+        let mut routes: Vec<(RoutePattern, usize)> = routes.into_iter().collect();
         // Stable sort: equally specific routes keep manifest order.
         routes.sort_by_key(|(pattern, _)| std::cmp::Reverse(pattern.specificity()));
         Router { routes }
@@ -35,14 +32,12 @@ mod tests {
     use super::*;
 
     fn router(paths: &[&str]) -> Router {
-        let specs: Vec<RouteSpec> = paths
-            .iter()
-            .map(|p| RouteSpec {
-                pattern: RoutePattern::parse(p).unwrap(),
-                component: p.to_string(),
-            })
-            .collect();
-        Router::new(&specs, |c| paths.iter().position(|p| *p == c).unwrap())
+        Router::new(
+            paths
+                .iter()
+                .enumerate()
+                .map(|(i, p)| (RoutePattern::parse(p).unwrap(), i)),
+        )
     }
 
     #[test]

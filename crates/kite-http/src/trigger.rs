@@ -2,14 +2,16 @@
 //! executor at load, a router over the app's routes, and the per-request dispatch.
 
 use crate::access_log::{self, AccessRecord};
-use crate::executor::WasiHttpExecutor;
-use crate::failure::error_response;
+use crate::failure::{error_response, set_request_id};
+use crate::gate::ComponentGate;
 use crate::instances::ReadyInstances;
 use crate::request_id::next_request_id;
 use crate::router::Router;
+use crate::static_response::StaticBody;
+use crate::wasi_http::WasiHttpExecutor;
 use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
-use kite_app::App;
+use kite_app::{App, HttpSettings, Target};
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, InstanceState};
 use std::sync::{Arc, OnceLock};
@@ -19,10 +21,20 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 pub struct HttpTrigger {
     router: Router,
-    executors: Vec<WasiHttpExecutor>,
+    /// What each route answers with, indexed by the router.
+    targets: Vec<RouteTarget>,
+    /// One per component, in the app's component order.
+    gates: Vec<ComponentGate>,
+    settings: HttpSettings,
     ready: Arc<ReadyInstances>,
     /// How long a request body may stall while the guest waits for it (set when serving).
     body_idle_timeout: OnceLock<Duration>,
+}
+
+enum RouteTarget {
+    /// Index into `gates`.
+    Component(usize),
+    Static(StaticBody),
 }
 
 /// A request body's idle timeout unless serving sets one.
@@ -45,7 +57,7 @@ impl HttpTrigger {
     ) -> anyhow::Result<Self> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
-        let mut executors = Vec::with_capacity(app.components.len());
+        let mut gates = Vec::with_capacity(app.components.len());
         let ready = Arc::new(ReadyInstances::new(
             app.components.len(),
             engine.decommits().cloned(),
@@ -54,29 +66,45 @@ impl HttpTrigger {
             let loaded = engine
                 .load_component(&spec.source)
                 .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-            executors.push(WasiHttpExecutor::new(
+            let executor = WasiHttpExecutor::new(
                 spec,
                 index,
                 &loaded.component,
                 &linker,
                 resources,
                 ready.clone(),
-            )?);
+            )?;
+            gates.push(ComponentGate::new(
+                &spec.id,
+                spec.limits,
+                Box::new(executor),
+            ));
             on_loaded(ComponentLoaded {
                 id: &spec.id,
                 from_cache: loaded.from_cache,
                 elapsed: loaded.elapsed,
             });
         }
-        let router = Router::new(&app.routes, |id| {
-            app.components
-                .iter()
-                .position(|c| c.id == id)
-                .expect("routes were validated against components at load")
-        });
+        let mut targets = Vec::new();
+        let mut routes = Vec::new();
+        for (pattern, target) in app.routes() {
+            let target = match target {
+                Target::Component(id) => RouteTarget::Component(
+                    app.components
+                        .iter()
+                        .position(|c| &c.id == id)
+                        .ok_or_else(|| anyhow::anyhow!("route {pattern:?}: no component {id:?}"))?,
+                ),
+                Target::Static(response) => RouteTarget::Static(StaticBody::new(response)?),
+            };
+            routes.push((pattern.clone(), targets.len()));
+            targets.push(target);
+        }
         Ok(HttpTrigger {
-            router,
-            executors,
+            router: Router::new(routes),
+            targets,
+            gates,
+            settings: app.http,
             ready,
             body_idle_timeout: OnceLock::new(),
         })
@@ -97,15 +125,17 @@ impl HttpTrigger {
         self.ready.flush_decommits_if_idle();
     }
 
-    /// `(route, component)` pairs, most specific first, in the order they are matched.
+    /// `(route, target)` pairs, most specific first, in the order they are matched; the
+    /// target is a component id or `(static response)`.
     pub fn route_table(&self) -> Vec<(String, String)> {
         self.router
             .patterns()
             .map(|(pattern, i)| {
-                (
-                    pattern.as_str().to_string(),
-                    self.executors[i].component().to_string(),
-                )
+                let target = match &self.targets[i] {
+                    RouteTarget::Component(gate) => self.gates[*gate].component().to_string(),
+                    RouteTarget::Static(_) => "(static response)".to_string(),
+                };
+                (pattern.as_str().to_string(), target)
             })
             .collect()
     }
@@ -115,23 +145,19 @@ impl HttpTrigger {
         let request_id = next_request_id();
         let method = req.method().clone();
         let uri = req.uri().clone();
-        let (response, component) = match self.router.route(uri.path()) {
-            Some((index, _)) => {
-                let executor = &self.executors[index];
-                (
-                    executor
-                        .handle(
-                            req,
-                            &request_id,
-                            *self
-                                .body_idle_timeout
-                                .get()
-                                .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT),
-                        )
-                        .await,
-                    Some(executor.component().clone()),
-                )
-            }
+        let body_idle = *self
+            .body_idle_timeout
+            .get()
+            .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT);
+        let (mut response, component) = match self.router.route(uri.path()) {
+            Some((index, _)) => match &self.targets[index] {
+                RouteTarget::Component(gate) => {
+                    let gate = &self.gates[*gate];
+                    let response = gate.handle(req, &request_id, body_idle).await;
+                    (response, Some(gate.component().clone()))
+                }
+                RouteTarget::Static(body) => (body.response(), None),
+            },
             None => (
                 error_response(
                     StatusCode::NOT_FOUND,
@@ -141,6 +167,9 @@ impl HttpTrigger {
                 None,
             ),
         };
+        if self.settings.request_id_header {
+            set_request_id(&mut response, &request_id);
+        }
         access_log::log(AccessRecord {
             method,
             uri,

@@ -211,7 +211,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     let state_dir = args
         .state_dir
         .clone()
-        .unwrap_or_else(|| app.dir.join(".kite"));
+        .unwrap_or_else(|| app.dir.join(app.format.default_state_dir()));
     let runtime_config = match &args.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),

@@ -1,0 +1,79 @@
+//! The front doors: each manifest format parses its own syntax into the one [`App`] model.
+//! This module finds the manifest, decides its format and runs the checks every app gets.
+
+mod checks;
+mod kite;
+mod source;
+
+use crate::file_grants::default_protected;
+use crate::{App, Location, ManifestError};
+use source::ManifestSource;
+use std::path::{Path, PathBuf};
+
+pub const MANIFEST_FILE_NAME: &str = "kite.toml";
+pub const SPIN_MANIFEST_FILE_NAME: &str = "spin.toml";
+
+/// Loads the app at `path`: a manifest file, or a directory holding `kite.toml` (or, failing
+/// that, `spin.toml`).
+pub fn load_app(path: &Path) -> Result<App, ManifestError> {
+    let manifest_path = if path.is_dir() {
+        [MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME]
+            .iter()
+            .map(|name| path.join(name))
+            .find(|candidate| candidate.is_file())
+            .unwrap_or_else(|| path.join(MANIFEST_FILE_NAME))
+    } else {
+        path.to_path_buf()
+    };
+    let text = std::fs::read_to_string(&manifest_path).map_err(|e| {
+        let hint = if e.kind() == std::io::ErrorKind::NotFound {
+            " (pass the app directory or manifest with `-f`, or create one with `kite new`)"
+        } else {
+            ""
+        };
+        ManifestError::new(
+            &manifest_path,
+            None,
+            "",
+            format!("cannot read manifest: {e}{hint}"),
+        )
+    })?;
+    let manifest_path = std::path::absolute(&manifest_path).unwrap_or(manifest_path);
+    let dir = manifest_path
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let source = ManifestSource {
+        text: &text,
+        file: &manifest_path,
+        dir: &dir,
+    };
+    let app = match detect(&source)? {
+        Format::Kite => kite::load(&source)?,
+    };
+    app.check_file_grants(&default_protected(&app))?;
+    Ok(app)
+}
+
+enum Format {
+    Kite,
+}
+
+/// Decides the format from the manifest's top-level version key.
+fn detect(source: &ManifestSource<'_>) -> Result<Format, ManifestError> {
+    let table: toml::Table = toml::from_str(source.text).map_err(|e| {
+        let location = e
+            .span()
+            .map(|span| Location::from_offset(source.text, span.start));
+        ManifestError::new(source.file, location, "", e.message().trim().to_string())
+    })?;
+    if table.contains_key("manifest_version") {
+        return Ok(Format::Kite);
+    }
+    Err(ManifestError::new(
+        source.file,
+        None,
+        "",
+        "not a manifest Kite knows: a kite.toml starts with `manifest_version = 1`, a Spin app's spin.toml with `spin_manifest_version = 2` (or \"1\")",
+    ))
+}

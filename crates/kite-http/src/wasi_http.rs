@@ -1,0 +1,208 @@
+//! The wasi:http executor: one fresh instance per request, filled from the component's
+//! grants, with its memory limit and deadline, running `wasi:http/incoming-handler`.
+
+use crate::executor::{Executor, GuestRequest, InstanceHold, Outcome};
+use crate::failure::{error_response, GuestFailure};
+use crate::instances::{instantiate_for_request, FreshInstance, InstanceFactory, ReadyInstances};
+use crate::response_body::GuardedBody;
+use http::{Response, StatusCode};
+use http_body_util::BodyExt;
+use kite_app::ComponentSpec;
+use kite_host::{AppResources, ComponentGrants, InstanceState};
+use std::sync::Arc;
+use tokio::sync::oneshot;
+use wasmtime::component::{Component, Linker, Resource};
+use wasmtime::Store;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
+use wasmtime_wasi_http::WasiHttpView;
+
+type GuestResponse = Result<Response<HyperOutgoingBody>, ErrorCode>;
+
+/// How the guest's handler ended: sent once it returns, traps or runs out of time.
+pub(crate) type HandlerOutcome = Result<(), GuestFailure>;
+
+pub(crate) struct WasiHttpExecutor {
+    component: Arc<str>,
+    /// This component's index in the trigger (its key in `ready`).
+    index: usize,
+    factory: Arc<InstanceFactory>,
+    ready: Arc<ReadyInstances>,
+}
+
+/// One request's instance, ready to run; `proxy` is `None` when it still has to be
+/// instantiated.
+struct PreparedCall {
+    store: Store<InstanceState>,
+    proxy: Option<Proxy>,
+    request: Resource<HostIncomingRequest>,
+    outparam: Resource<HostResponseOutparam>,
+}
+
+impl WasiHttpExecutor {
+    pub(crate) fn new(
+        spec: &ComponentSpec,
+        index: usize,
+        component: &Component,
+        linker: &Linker<InstanceState>,
+        resources: &AppResources,
+        ready: Arc<ReadyInstances>,
+    ) -> anyhow::Result<Self> {
+        let instance_pre = linker.instantiate_pre(component).map_err(|e| {
+            anyhow::anyhow!(
+                "component `{}` ({}) cannot be linked: {e:#}",
+                spec.id,
+                spec.source.display()
+            )
+        })?;
+        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+            anyhow::anyhow!(
+                "component `{}` ({}) is not an HTTP handler: it must export `wasi:http/incoming-handler` ({e:#})",
+                spec.id,
+                spec.source.display()
+            )
+        })?;
+        let grants = ComponentGrants::validate(spec, resources)?;
+        Ok(WasiHttpExecutor {
+            component: spec.id.as_str().into(),
+            index,
+            factory: Arc::new(InstanceFactory::new(pre, grants, spec.limits.timeout)),
+            ready,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for WasiHttpExecutor {
+    async fn execute(
+        &self,
+        request: GuestRequest,
+        request_id: &Arc<str>,
+        hold: InstanceHold,
+    ) -> Outcome {
+        let (response_sender, response_receiver) = oneshot::channel();
+        let call = match self.prepare(request, request_id, response_sender) {
+            Ok(call) => call,
+            Err(response) => return Outcome::Response(*response),
+        };
+        let (handler_done, handler_outcome) = oneshot::channel();
+        let (factory, ready, index) = (self.factory.clone(), self.ready.clone(), self.index);
+        let (component, id) = (self.component.clone(), request_id.clone());
+        tokio::spawn(async move {
+            let used = run_guest(&factory, &ready, &component, call, &id, handler_done).await;
+            drop(hold);
+            ready.after_request(index, &factory, used).await;
+        });
+        match response_receiver.await {
+            Ok(Ok(response)) => Outcome::Response(
+                response.map(|body| GuardedBody::new(body, handler_outcome).boxed_unsync()),
+            ),
+            Ok(Err(code)) => {
+                tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code:?}");
+                Outcome::Failed(None)
+            }
+            Err(_) => match handler_outcome.await {
+                Ok(Err(failure)) => Outcome::Failed(Some(failure)),
+                Ok(Ok(())) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "the component returned without sending a response");
+                    Outcome::Failed(None)
+                }
+                Err(_) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "the request task ended without an outcome");
+                    Outcome::Failed(None)
+                }
+            },
+        }
+    }
+}
+
+impl WasiHttpExecutor {
+    /// This request's fresh instance (built ahead if one is ready), with the request and
+    /// the response slot in its resource table. `Err` is the response to send instead.
+    fn prepare(
+        &self,
+        req: GuestRequest,
+        request_id: &Arc<str>,
+        response_sender: oneshot::Sender<GuestResponse>,
+    ) -> Result<PreparedCall, Box<Response<HyperOutgoingBody>>> {
+        let (mut store, proxy) = match self.ready.take(self.index) {
+            Some(FreshInstance { store, proxy }) => (store, Some(proxy)),
+            None => (
+                self.factory.new_store().map_err(|e| {
+                    tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
+                    Box::new(error_response(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        request_id,
+                        "the component could not be started",
+                    ))
+                })?,
+                None,
+            ),
+        };
+        store.data_mut().begin_request(request_id.clone());
+        self.factory.start_deadline(&mut store);
+        let mut http = store.data_mut().http();
+        let request = http.new_incoming_request(Scheme::Http, req).map_err(|e| {
+            Box::new(error_response(
+                StatusCode::BAD_REQUEST,
+                request_id,
+                &format!("bad request: {e:#}"),
+            ))
+        })?;
+        let outparam = http.new_response_outparam(response_sender).map_err(|e| {
+            Box::new(error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                request_id,
+                &format!("{e:#}"),
+            ))
+        })?;
+        Ok(PreparedCall {
+            store,
+            proxy,
+            request,
+            outparam,
+        })
+    }
+}
+
+/// Instantiates (unless built ahead) and runs the guest's handler within the deadline; logs
+/// any failure and reports the outcome through `handler_done`. Returns the used store, for
+/// the caller to drop once the response is out.
+async fn run_guest(
+    factory: &InstanceFactory,
+    ready: &ReadyInstances,
+    component: &str,
+    call: PreparedCall,
+    request_id: &str,
+    handler_done: oneshot::Sender<HandlerOutcome>,
+) -> Store<InstanceState> {
+    let PreparedCall {
+        mut store,
+        proxy,
+        request,
+        outparam,
+    } = call;
+    let timeout = factory.timeout();
+    let run = async {
+        let proxy = match proxy {
+            Some(proxy) => proxy,
+            None => instantiate_for_request(factory, ready, &mut store).await?,
+        };
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, request, outparam)
+            .await
+    };
+    let outcome = match tokio::time::timeout(timeout, run).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(GuestFailure::from_error(e, timeout)),
+        Err(_) => Err(GuestFailure::Deadline(timeout)),
+    };
+    if let Err(failure) = &outcome {
+        failure.log(component, request_id);
+    }
+    let _ = handler_done.send(outcome);
+    store
+}
