@@ -24,13 +24,32 @@ pub struct RouteMatch<'a> {
     pub tail: &'a str,
 }
 
-/// Sort key: greater is more specific. Exact beats parameters beats wildcard; then more
-/// segments win (so `/api/v1/...` beats `/api/...`), then more literal segments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+/// Sort key: greater is more specific (Spin's precedence). Segments are compared left to
+/// right, and the first that differs in kind decides: a literal beats a parameter beats a
+/// wildcard tail (so `/a/b/...` beats `/a/...`). If one route's segments are a prefix of
+/// the other's, the shorter wins (`/a` beats `/a/...`). Equal keys keep manifest order.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RouteSpecificity {
-    class: u8,
-    segments: usize,
-    literals: usize,
+    /// 2 for a literal, 1 for a parameter, 0 for the wildcard tail.
+    kinds: Vec<u8>,
+}
+
+impl Ord for RouteSpecificity {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        for (mine, theirs) in self.kinds.iter().zip(&other.kinds) {
+            match mine.cmp(theirs) {
+                std::cmp::Ordering::Equal => {}
+                decided => return decided,
+            }
+        }
+        other.kinds.len().cmp(&self.kinds.len())
+    }
+}
+
+impl PartialOrd for RouteSpecificity {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl RoutePattern {
@@ -102,54 +121,73 @@ impl RoutePattern {
     }
 
     pub fn specificity(&self) -> RouteSpecificity {
-        let literals = self
+        let mut kinds: Vec<u8> = self
             .segments
             .iter()
-            .filter(|s| matches!(s, Segment::Literal(_)))
-            .count();
-        let class = if self.wildcard {
-            0
-        } else if literals < self.segments.len() {
-            1
-        } else {
-            2
-        };
-        RouteSpecificity {
-            class,
-            segments: self.segments.len(),
-            literals,
+            .map(|s| match s {
+                Segment::Literal(_) => 2,
+                Segment::Param(_) => 1,
+            })
+            .collect();
+        if self.wildcard {
+            kinds.push(0);
         }
+        RouteSpecificity { kinds }
     }
 
-    /// Matches a request path (without query). A trailing `/` is ignored. Runs on every
-    /// request for every route tried, so a miss allocates nothing.
+    /// Matches a request path (without query), as Spin does: leading and trailing `/` are
+    /// ignored, an empty segment never matches a literal or parameter, and a wildcard tail
+    /// is the rest of the path as sent (`/api/...` on `/api/a/b/` gives `/a/b/`, on `/api/`
+    /// gives `/`, on `/api` nothing). Runs for every route tried, so a miss allocates nothing.
     pub fn matches<'a>(&'a self, path: &'a str) -> Option<RouteMatch<'a>> {
-        let body = path.strip_prefix('/')?;
-        let body = body.strip_suffix('/').unwrap_or(body);
+        if !path.starts_with('/') {
+            return None;
+        }
+        let trimmed = path.trim_start_matches('/');
+        let body = trimmed.trim_end_matches('/');
+        let start = path.len() - trimmed.len();
         let mut rest = body;
         let mut found = RouteMatch::default();
         for segment in &self.segments {
-            if rest.is_empty() {
-                return None;
-            }
             let (part, after) = rest.split_once('/').unwrap_or((rest, ""));
             match segment {
+                _ if part.is_empty() => return None,
                 Segment::Literal(l) if l == part => {}
                 Segment::Literal(_) => return None,
                 Segment::Param(name) => found.params.push((name.as_str(), part)),
             }
             rest = after;
         }
-        if !rest.is_empty() {
-            if !self.wildcard {
-                return None;
-            }
-            // `body` is `path[1..1 + body.len()]` and `rest` is its suffix, right after a
-            // `/`; the tail keeps that `/`.
-            let end = 1 + body.len();
-            found.tail = &path[end - rest.len() - 1..end];
+        if self.wildcard {
+            // Where the matched segments end in `path`: the tail starts at the `/` after them.
+            let end = if self.segments.is_empty() {
+                0
+            } else if rest.is_empty() {
+                start + body.len()
+            } else {
+                start + body.len() - rest.len() - 1
+            };
+            found.tail = &path[end..];
+        } else if !rest.is_empty() {
+            return None;
         }
         Some(found)
+    }
+
+    /// Spin's `spin-matched-route`: the route with a leading `/` and without one trailing
+    /// `/` (so `/` gives an empty string).
+    pub fn matched_route(&self) -> String {
+        let text = self.text.strip_suffix('/').unwrap_or(&self.text);
+        if text.starts_with('/') || text.is_empty() {
+            text.to_string()
+        } else {
+            format!("/{text}")
+        }
+    }
+
+    /// Spin's `spin-component-route`: the route as written without its `/...` tail.
+    pub fn component_route(&self) -> &str {
+        self.text.strip_suffix("/...").unwrap_or(&self.text)
     }
 }
 
@@ -177,18 +215,44 @@ mod tests {
         assert_eq!(m.tail, "/a/b");
         assert!(pat("/api/...").matches("/api").is_some());
         assert!(pat("/api/...").matches("/apix").is_none());
-        assert!(pat("/...").matches("/anything/at/all").is_some());
-        assert_eq!(pat("/...").matches("/").unwrap().tail, "");
+        assert_eq!(
+            pat("/...").matches("/anything/at/all").unwrap().tail,
+            "/anything/at/all"
+        );
+        assert_eq!(pat("/...").matches("/").unwrap().tail, "/");
+        assert_eq!(pat("/api/...").matches("/api").unwrap().tail, "");
+        assert_eq!(pat("/api/...").matches("/api/").unwrap().tail, "/");
+        assert_eq!(pat("/api/...").matches("/api/a/b/").unwrap().tail, "/a/b/");
+        assert!(pat("/hello").matches("//hello//").is_some());
+        assert!(pat("/a/b").matches("/a//b").is_none());
+        assert!(pat("/a/:x/c").matches("/a//c").is_none());
         assert!(pat("/a/b").matches("/a").is_none());
     }
 
     #[test]
-    fn specificity_orders_exact_then_params_then_wildcards() {
+    fn specificity_follows_spins_precedence() {
         let exact = pat("/users/me").specificity();
         let param = pat("/users/:id").specificity();
         let long_wild = pat("/users/...").specificity();
         let root_wild = pat("/...").specificity();
         assert!(exact > param && param > long_wild && long_wild > root_wild);
+        // The leftmost difference in kind decides.
+        assert!(pat("/y/:b").specificity() > pat("/:a/x").specificity());
+        assert!(pat("/b/...").specificity() > pat("/:a/x/y").specificity());
+        // A prefix loses to nothing more: `/a` beats `/a/...`, `/` beats `/...`.
+        assert!(pat("/a").specificity() > pat("/a/...").specificity());
+        assert!(pat("/").specificity() > root_wild);
+        assert!(pat("/a/:x/...").specificity() > pat("/a/...").specificity());
+    }
+
+    #[test]
+    fn spin_route_headers_come_from_the_route_as_written() {
+        assert_eq!(pat("/").matched_route(), "");
+        assert_eq!(pat("/hello/").matched_route(), "/hello");
+        assert_eq!(pat("/api/...").matched_route(), "/api/...");
+        assert_eq!(pat("/api/...").component_route(), "/api");
+        assert_eq!(pat("/...").component_route(), "");
+        assert_eq!(pat("/users/:id").component_route(), "/users/:id");
     }
 
     #[test]
