@@ -1,5 +1,5 @@
-//! Checks on directory grants as a whole: no writable grant overlaps another, and no
-//! grant holds what the host keeps beside the app (state, secrets, manifest, cache).
+//! Checks on file grants as a whole: no writable grant overlaps another, and no grant or
+//! copied file holds what the host keeps beside the app (state, secrets, manifest, cache).
 
 use crate::model::{App, FileMount};
 use crate::ManifestError;
@@ -61,6 +61,23 @@ impl App {
                         format!(
                             "{} and {} ({}) overlap, and no guest may see the latter; grant a directory that holds only the guest's files",
                             mount.source.display(),
+                            item.what,
+                            item.path.display()
+                        ),
+                    ));
+                }
+            }
+        }
+        for copied in self.components.iter().flat_map(|c| &c.copied_files) {
+            for item in protected {
+                if copied.source.starts_with(resolved(&item.path)) {
+                    return Err(ManifestError::new(
+                        &self.manifest_path,
+                        copied.location,
+                        copied.key.clone(),
+                        format!(
+                            "{} is (or is inside) {} ({}), which no guest may see; leave it out with `exclude_files` or name only the guest's files",
+                            copied.source.display(),
                             item.what,
                             item.path.display()
                         ),

@@ -70,9 +70,14 @@ pub struct ComponentSpec {
     pub id: String,
     /// Absolute path of the component's `.wasm`.
     pub source: PathBuf,
+    /// Where `source` is downloaded from when it is not there yet (a Spin `{ url, digest }`
+    /// source; `source` is then its place in the download cache).
+    pub download: Option<Download>,
     pub(crate) source_location: Option<Location>,
     pub build: Option<BuildSpec>,
     pub files: Vec<FileMount>,
+    /// Files copied, read-only, into a directory the guest sees at `/` (Spin's `files`).
+    pub copied_files: Vec<CopiedFile>,
     pub environment: Vec<(String, String)>,
     pub allowed_outbound_hosts: Vec<OutboundRule>,
     pub limits: Limits,
@@ -95,6 +100,24 @@ pub struct BuildSpec {
     /// Run with `sh -c`.
     pub command: String,
     pub workdir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Download {
+    pub url: String,
+    /// Lowercase hex SHA-256 the downloaded bytes must have.
+    pub sha256: String,
+}
+
+/// A host file (canonical, inside the app directory) the guest sees at `guest_path`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopiedFile {
+    pub source: PathBuf,
+    /// Absolute, without `.` or `..`.
+    pub guest_path: String,
+    /// The manifest entry that named it, for error messages.
+    pub(crate) key: String,
+    pub(crate) location: Option<Location>,
 }
 
 /// A host directory the guest sees at `destination`.

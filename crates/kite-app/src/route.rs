@@ -97,6 +97,23 @@ impl RoutePattern {
         })
     }
 
+    /// A Spin route: the leading `/` may be missing and `/*` is another way to write `/...`.
+    /// The text is kept as written (Spin's `spin-raw-component-route`).
+    pub fn parse_spin(text: &str) -> Result<Self, String> {
+        let absolute = if text.starts_with('/') {
+            text.to_string()
+        } else {
+            format!("/{text}")
+        };
+        let normalized = match absolute.strip_suffix("/*") {
+            Some(prefix) => format!("{prefix}/..."),
+            None => absolute,
+        };
+        let mut pattern = Self::parse(&normalized)?;
+        pattern.text = text.to_string();
+        Ok(pattern)
+    }
+
     pub fn as_str(&self) -> &str {
         &self.text
     }

@@ -11,6 +11,7 @@ mod request_id;
 mod response_body;
 mod router;
 mod server;
+mod spin_headers;
 mod static_response;
 mod trigger;
 mod wasi_http;

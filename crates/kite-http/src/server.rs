@@ -136,7 +136,7 @@ fn worker(
             };
             tokio::select! {
                 accepted = listener.accept() => {
-                    let (stream, _) = match accepted {
+                    let (stream, client) = match accepted {
                         Ok(accepted) => accepted,
                         Err(e) => {
                             // Usually out of file descriptors: back off instead of spinning.
@@ -149,7 +149,7 @@ fn worker(
                     let trigger = trigger.clone();
                     let service = hyper::service::service_fn(move |req| {
                         let trigger = trigger.clone();
-                        async move { Ok::<_, Infallible>(trigger.handle(req).await) }
+                        async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
                     });
                     let stream = WriteTimeout::new(stream, write_timeout);
                     let connection = graceful.watch(http.serve_connection(TokioIo::new(stream), service));

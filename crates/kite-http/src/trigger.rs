@@ -7,6 +7,7 @@ use crate::gate::ComponentGate;
 use crate::instances::ReadyInstances;
 use crate::request_id::next_request_id;
 use crate::router::Router;
+use crate::spin_headers;
 use crate::static_response::StaticBody;
 use crate::wasi_http::WasiHttpExecutor;
 use http::{Request, Response, StatusCode};
@@ -14,6 +15,7 @@ use hyper::body::Incoming;
 use kite_app::{App, HttpSettings, Target};
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, InstanceState};
+use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
@@ -140,7 +142,11 @@ impl HttpTrigger {
             .collect()
     }
 
-    pub(crate) async fn handle(&self, req: Request<Incoming>) -> Response<HyperOutgoingBody> {
+    pub(crate) async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let request_id = next_request_id();
         let method = req.method().clone();
@@ -150,9 +156,10 @@ impl HttpTrigger {
             .get()
             .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT);
         let (mut response, component) = match self.router.route(uri.path()) {
-            Some((index, _)) => match &self.targets[index] {
+            Some((index, pattern, found)) => match &self.targets[index] {
                 RouteTarget::Component(gate) => {
                     let gate = &self.gates[*gate];
+                    spin_headers::set(&mut req, pattern, &found, client);
                     let response = gate.handle(req, &request_id, body_idle).await;
                     (response, Some(gate.component().clone()))
                 }

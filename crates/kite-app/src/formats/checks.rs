@@ -233,20 +233,32 @@ impl ManifestSource<'_> {
     ) -> Result<RoutePattern, ManifestError> {
         let pattern = RoutePattern::parse(route.get_ref())
             .map_err(|e| self.error_at(route.span(), key, e))?;
-        if let Some((other, span)) = seen.0.get(&pattern.canonical()) {
-            let line = self.location(span.clone()).line;
+        self.unique_route(key, &pattern, route.span(), seen)?;
+        Ok(pattern)
+    }
+
+    /// Refuses a route (written at `span`) that matches exactly the paths of an earlier one.
+    pub fn unique_route(
+        &self,
+        key: &str,
+        pattern: &RoutePattern,
+        span: Range<usize>,
+        seen: &mut SeenRoutes,
+    ) -> Result<(), ManifestError> {
+        if let Some((other, earlier)) = seen.0.get(&pattern.canonical()) {
+            let line = self.location(earlier.clone()).line;
             return Err(self.error_at(
-                route.span(),
+                span,
                 key,
                 format!(
                     "route {:?} duplicates route {other:?} on line {line}; each path may be routed once",
-                    route.get_ref()
+                    pattern.as_str()
                 ),
             ));
         }
         seen.0
-            .insert(pattern.canonical(), (route.get_ref().clone(), route.span()));
-        Ok(pattern)
+            .insert(pattern.canonical(), (pattern.as_str().to_string(), span));
+        Ok(())
     }
 
     /// Refuses a route target that names no component, listing the ones there are.

@@ -4,6 +4,9 @@
 mod checks;
 mod kite;
 mod source;
+mod spin_common;
+mod spin_files;
+mod spin_v2;
 
 use crate::file_grants::default_protected;
 use crate::{App, Location, ManifestError};
@@ -43,13 +46,10 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("."));
-    let source = ManifestSource {
-        text: &text,
-        file: &manifest_path,
-        dir: &dir,
-    };
+    let source = ManifestSource::new(&text, &manifest_path, &dir);
     let app = match detect(&source)? {
         Format::Kite => kite::load(&source)?,
+        Format::SpinV2 => spin_v2::load(&source)?,
     };
     app.check_file_grants(&default_protected(&app))?;
     Ok(app)
@@ -57,6 +57,7 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
 
 enum Format {
     Kite,
+    SpinV2,
 }
 
 /// Decides the format from the manifest's top-level version key.
@@ -69,6 +70,21 @@ fn detect(source: &ManifestSource<'_>) -> Result<Format, ManifestError> {
     })?;
     if table.contains_key("manifest_version") {
         return Ok(Format::Kite);
+    }
+    let spin_version = table
+        .get("spin_manifest_version")
+        .or_else(|| table.get("spin_version"));
+    match spin_version {
+        Some(toml::Value::Integer(2)) => return Ok(Format::SpinV2),
+        Some(other) => {
+            return Err(ManifestError::new(
+                source.file,
+                None,
+                "spin_manifest_version",
+                format!("invalid manifest version {other}; Kite reads Spin manifests of version 2 (`spin_manifest_version = 2`) and \"1\""),
+            ))
+        }
+        None => {}
     }
     Err(ManifestError::new(
         source.file,

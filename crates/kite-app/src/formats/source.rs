@@ -11,25 +11,56 @@ pub(crate) struct ManifestSource<'a> {
     pub file: &'a Path,
     /// The directory holding the manifest; relative paths in it are resolved from here.
     pub dir: &'a Path,
+    /// Set when `text` is not the file's but part of it rewritten (an inline table): every
+    /// error then points at where that part is written.
+    pub pinned: Option<Location>,
+    /// Put before the keys serde reports (the part's place in the file, e.g.
+    /// `trigger.http[0].component.`).
+    pub key_prefix: String,
 }
 
-impl ManifestSource<'_> {
+impl<'a> ManifestSource<'a> {
+    pub fn new(text: &'a str, file: &'a Path, dir: &'a Path) -> Self {
+        ManifestSource {
+            text,
+            file,
+            dir,
+            pinned: None,
+            key_prefix: String::new(),
+        }
+    }
+
+    /// A source for `text`, a part of this file rewritten, whose errors point at `span` here
+    /// and name keys under `key`.
+    pub fn part<'b>(&'b self, text: &'b str, span: Range<usize>, key: &str) -> ManifestSource<'b> {
+        ManifestSource {
+            text,
+            file: self.file,
+            dir: self.dir,
+            pinned: Some(self.location(span)),
+            key_prefix: format!("{key}."),
+        }
+    }
+
     /// Deserializes the whole file; an error names the key serde was reading and its line.
     pub fn parse<T: DeserializeOwned>(&self) -> Result<T, ManifestError> {
         let deserializer = toml::Deserializer::new(self.text);
         serde_path_to_error::deserialize(deserializer).map_err(|e| {
             let key = e.path().to_string();
-            let key = if key == "." { String::new() } else { key };
+            let key = if key == "." {
+                self.key_prefix.trim_end_matches('.').to_string()
+            } else {
+                format!("{}{key}", self.key_prefix)
+            };
             let inner = e.into_inner();
-            let location = inner
-                .span()
-                .map(|span| Location::from_offset(self.text, span.start));
+            let location = inner.span().map(|span| self.location(span));
             ManifestError::new(self.file, location, key, inner.message().trim().to_string())
         })
     }
 
     pub fn location(&self, span: Range<usize>) -> Location {
-        Location::from_offset(self.text, span.start)
+        self.pinned
+            .unwrap_or_else(|| Location::from_offset(self.text, span.start))
     }
 
     pub fn error_at(

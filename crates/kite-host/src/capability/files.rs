@@ -1,7 +1,9 @@
 //! Files: only the granted directories, at their guest paths, read-only unless marked
-//! writable. Each is opened once at load; instances share those handles, never the paths.
+//! writable, and copied files under a read-only `/`. Each directory is opened once at load;
+//! instances share those handles, never the paths.
 
-use kite_app::ComponentSpec;
+use kite_app::{ComponentSpec, CopiedFile};
+use std::path::Path;
 use wasmtime_wasi::filesystem::WasiFilesystemCtx;
 use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 
@@ -11,6 +13,8 @@ use wasmtime_wasi::{FsPerms, WasiCtx, WasiCtxBuilder};
 /// symlinks inside it.
 pub struct FilesGrant {
     preopens: WasiFilesystemCtx,
+    /// Where copied files were put; removed with the grant.
+    _copies: Option<tempfile::TempDir>,
 }
 
 impl FilesGrant {
@@ -32,8 +36,22 @@ impl FilesGrant {
                     )
                 })?;
         }
+        let copies = if spec.copied_files.is_empty() {
+            None
+        } else {
+            let copies = copy_files(&spec.copied_files).map_err(|e| {
+                anyhow::anyhow!("component `{}`: copying its files: {e:#}", spec.id)
+            })?;
+            builder
+                .preopened_dir(copies.path(), "/", FsPerms::ReadOnly)
+                .map_err(|e| {
+                    anyhow::anyhow!("component `{}`: opening its files: {e:#}", spec.id)
+                })?;
+            Some(copies)
+        };
         Ok(FilesGrant {
             preopens: builder.build().filesystem().clone(),
+            _copies: copies,
         })
     }
 
@@ -42,4 +60,25 @@ impl FilesGrant {
     pub fn prepare(&self, wasi: &mut WasiCtx) {
         *wasi.filesystem() = self.preopens.clone();
     }
+}
+
+/// Copies `files` into a fresh private directory, at their guest paths: what the guest sees
+/// is a snapshot taken at load, which nothing it does can change (the directory is
+/// preopened read-only) and which no later edit to the app's files leaks into.
+fn copy_files(files: &[CopiedFile]) -> anyhow::Result<tempfile::TempDir> {
+    let root = tempfile::Builder::new().prefix("kite-files-").tempdir()?;
+    for file in files {
+        let target = root.path().join(file.guest_path.trim_start_matches('/'));
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent)?;
+        }
+        copy_file(&file.source, &target)?;
+    }
+    Ok(root)
+}
+
+fn copy_file(from: &Path, to: &Path) -> anyhow::Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| anyhow::anyhow!("{} to {}: {e}", from.display(), to.display()))
 }
