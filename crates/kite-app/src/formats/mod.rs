@@ -6,6 +6,7 @@ mod kite;
 mod source;
 mod spin_common;
 mod spin_files;
+mod spin_v1;
 mod spin_v2;
 
 use crate::file_grants::default_protected;
@@ -50,6 +51,7 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
     let app = match detect(&source)? {
         Format::Kite => kite::load(&source)?,
         Format::SpinV2 => spin_v2::load(&source)?,
+        Format::SpinV1 => spin_v1::load(&source)?,
     };
     app.check_file_grants(&default_protected(&app))?;
     Ok(app)
@@ -58,6 +60,7 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
 enum Format {
     Kite,
     SpinV2,
+    SpinV1,
 }
 
 /// Decides the format from the manifest's top-level version key.
@@ -76,6 +79,7 @@ fn detect(source: &ManifestSource<'_>) -> Result<Format, ManifestError> {
         .or_else(|| table.get("spin_version"));
     match spin_version {
         Some(toml::Value::Integer(2)) => return Ok(Format::SpinV2),
+        Some(toml::Value::String(v)) if v == "1" => return Ok(Format::SpinV1),
         Some(other) => {
             return Err(ManifestError::new(
                 source.file,
