@@ -25,5 +25,7 @@ pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};
 pub use runtime_config::{DatabaseBackend, RuntimeConfig, StoreBackend};
 pub use units::{parse_duration, parse_size};
-pub use variable_providers::{prefixed_name, VariableProvider, VariableSources, ENV_PREFIX};
+pub use variable_providers::{
+    prefixed_name, VariableProvider, VariableSources, ENV_PREFIX, SPIN_ENV_PREFIX,
+};
 pub use variables::{is_valid_variable_name, ResolvedVariables, Template, Value, VariableDecl};

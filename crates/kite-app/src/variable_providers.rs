@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 /// The environment-variable prefix of the default chain: `api_token` → `KITE_VARIABLE_API_TOKEN`.
 pub const ENV_PREFIX: &str = "KITE_VARIABLE_";
 
+/// The prefix Spin reads variables from, for Spin apps: `api_token` → `SPIN_VARIABLE_API_TOKEN`.
+pub const SPIN_ENV_PREFIX: &str = "SPIN_VARIABLE_";
+
 /// Largest file the directory provider reads as one value.
 const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
@@ -24,16 +27,16 @@ pub enum VariableProvider {
 }
 
 impl VariableProvider {
-    /// The chain without a runtime configuration: `KITE_VARIABLE_*` from the environment,
-    /// then the dotenv file, if there is one.
-    pub fn default_chain(dotenv: Option<PathBuf>) -> Vec<VariableProvider> {
+    /// The chain without a runtime configuration: `<prefix>*` from the environment, then the
+    /// dotenv file, if there is one ([`ENV_PREFIX`], or [`SPIN_ENV_PREFIX`] for Spin apps).
+    pub fn default_chain(dotenv: Option<PathBuf>, prefix: &str) -> Vec<VariableProvider> {
         let mut chain = vec![VariableProvider::Environment {
-            prefix: ENV_PREFIX.to_string(),
+            prefix: prefix.to_string(),
         }];
         if let Some(path) = dotenv {
             chain.push(VariableProvider::Dotenv {
                 path,
-                prefix: ENV_PREFIX.to_string(),
+                prefix: prefix.to_string(),
             });
         }
         chain

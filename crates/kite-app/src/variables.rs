@@ -243,7 +243,7 @@ mod tests {
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
-                &VariableProvider::default_chain(dotenv),
+                &VariableProvider::default_chain(dotenv, crate::ENV_PREFIX),
                 environment
                     .iter()
                     .map(|(k, v)| (k.to_string(), v.to_string())),

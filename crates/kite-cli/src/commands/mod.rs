@@ -9,10 +9,11 @@ use std::path::PathBuf;
 /// `-f DIR|FILE`, shared by commands that read an app.
 #[derive(clap::Args, Debug, Clone)]
 pub struct AppLocation {
-    /// The app's directory (holding kite.toml) or manifest file.
+    /// The app's directory (holding kite.toml, or a Spin app's spin.toml) or manifest file.
     #[arg(
         short = 'f',
         long = "file",
+        visible_alias = "from",
         value_name = "DIR|FILE",
         default_value = "."
     )]

@@ -35,7 +35,7 @@ pub struct UpArgs {
     pub cache_dir: Option<PathBuf>,
 
     /// Compile every component afresh and do not write the compile cache.
-    #[arg(long, conflicts_with = "cache_dir")]
+    #[arg(long, alias = "disable-cache", conflicts_with = "cache_dir")]
     pub no_cache: bool,
 
     /// HTTP worker threads, each with its own event loop [default: number of CPUs].
@@ -66,23 +66,32 @@ pub struct UpArgs {
     #[arg(long = "variable", value_name = "NAME=VALUE", value_parser = parse_variable)]
     pub variables: Vec<(String, String)>,
 
-    /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines [default: `.env` beside the manifest,
-    /// if present]. Not with a runtime configuration that lists variable providers.
+    /// Dotenv file with `KITE_VARIABLE_<NAME>=value` lines (`SPIN_VARIABLE_<NAME>` for a Spin
+    /// app) [default: `.env` beside the manifest, if present]. Not with a runtime
+    /// configuration that lists variable providers.
     #[arg(long, value_name = "FILE")]
     pub env_file: Option<PathBuf>,
 
-    /// Set a key in a key-value store before serving (repeatable; idempotent).
-    #[arg(long = "key-value", value_name = "LABEL:KEY=VALUE", value_parser = parse_key_value_seed)]
+    /// Set a key in a key-value store before serving: `LABEL:KEY=VALUE`, or `KEY=VALUE` for
+    /// the `default` store (repeatable; idempotent).
+    #[arg(long = "key-value", value_name = "[LABEL:]KEY=VALUE", value_parser = parse_key_value_seed)]
     pub key_value_seeds: Vec<(String, String, String)>,
 
-    /// Run SQL on a database before serving: `LABEL:@FILE` or `LABEL:STATEMENTS`
-    /// (repeatable; each distinct script runs once per database, however often Kite starts).
+    /// Run SQL on a database before serving: `LABEL:@FILE` or `LABEL:STATEMENTS`; Spin's
+    /// `@FILE`, `@FILE:LABEL` and bare `STATEMENTS` (on `default`) work too (repeatable;
+    /// each distinct script runs once per database, however often Kite starts).
     #[arg(long = "sqlite", value_name = "LABEL:@FILE|LABEL:SQL", value_parser = parse_sqlite_seed)]
     pub sqlite_seeds: Vec<(String, String)>,
 
+    /// Set an environment variable in every component, over the manifest's `environment`
+    /// (repeatable).
+    #[arg(short = 'e', long = "env", value_name = "KEY=VALUE", value_parser = parse_environment)]
+    pub environment: Vec<(String, String)>,
+
     /// Runtime configuration: which backend (SQLite file, Redis) serves each store label, and
-    /// where variable values come from (docs/runtime-config.md).
-    #[arg(long, value_name = "FILE")]
+    /// where variable values come from (docs/runtime-config.md). Spin's
+    /// runtime-config.toml is read too.
+    #[arg(long, alias = "runtime-config-file", value_name = "FILE")]
     pub runtime_config: Option<PathBuf>,
 
     /// Where the app's stores live [default: `.kite` beside the manifest].
@@ -94,25 +103,59 @@ pub struct UpArgs {
     pub max_instances: u32,
 }
 
+/// `LABEL:KEY=VALUE`, or Spin's `KEY=VALUE` for the `default` store (a `:` in the text
+/// before the first `=` separates the label).
 fn parse_key_value_seed(text: &str) -> Result<(String, String, String), String> {
-    let (label, pair) = text
-        .split_once(':')
-        .ok_or_else(|| format!("expected LABEL:KEY=VALUE, got {text:?}"))?;
-    let (key, value) = pair
+    let (target, value) = text
         .split_once('=')
-        .ok_or_else(|| format!("expected LABEL:KEY=VALUE, got {text:?}"))?;
+        .ok_or_else(|| format!("expected [LABEL:]KEY=VALUE, got {text:?}"))?;
+    let (label, key) = target
+        .split_once(':')
+        .unwrap_or((kite_app::DEFAULT_STORE, target));
+    if label.is_empty() || key.is_empty() {
+        return Err(format!("expected [LABEL:]KEY=VALUE, got {text:?}"));
+    }
     Ok((label.to_string(), key.to_string(), value.to_string()))
 }
 
+/// `LABEL:@FILE`, `LABEL:SQL`, or Spin's `@FILE`, `@FILE:LABEL` and `SQL` (on `default`).
+/// A label is letters, digits, `-` and `_`; text before a `:` that is not one is SQL.
 fn parse_sqlite_seed(text: &str) -> Result<(String, String), String> {
-    let (label, sql) = text
-        .split_once(':')
-        .ok_or_else(|| format!("expected LABEL:@FILE or LABEL:SQL, got {text:?}"))?;
-    let script = match sql.strip_prefix('@') {
-        Some(path) => std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))?,
-        None => sql.to_string(),
+    let is_label = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_".contains(c))
     };
-    Ok((label.to_string(), script))
+    let read = |path: &str| -> Result<String, String> {
+        if path.is_empty() {
+            return Err(format!("no file named in --sqlite {text:?}"));
+        }
+        std::fs::read_to_string(path).map_err(|e| format!("reading {path}: {e}"))
+    };
+    if let Some(spin_file) = text.strip_prefix('@') {
+        return match spin_file.rsplit_once(':') {
+            Some((path, label)) if is_label(label) => Ok((label.to_string(), read(path)?)),
+            _ => Ok((kite_app::DEFAULT_STORE.to_string(), read(spin_file)?)),
+        };
+    }
+    match text.split_once(':') {
+        Some((label, sql)) if is_label(label) => match sql.strip_prefix('@') {
+            Some(path) => Ok((label.to_string(), read(path)?)),
+            None => Ok((label.to_string(), sql.to_string())),
+        },
+        _ if text.trim().is_empty() => Err("--sqlite needs a statement or @FILE".to_string()),
+        _ => Ok((kite_app::DEFAULT_STORE.to_string(), text.to_string())),
+    }
+}
+
+fn parse_environment(text: &str) -> Result<(String, String), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))?;
+    if name.is_empty() || name.contains('\0') {
+        return Err(format!("invalid environment variable name {name:?}"));
+    }
+    Ok((name.to_string(), value.to_string()))
 }
 
 fn parse_variable(text: &str) -> Result<(String, String), String> {
@@ -129,13 +172,18 @@ fn resolve_variables(
     args: &UpArgs,
     runtime_config: &RuntimeConfig,
 ) -> anyhow::Result<ResolvedVariables> {
-    let providers = if runtime_config.variable_providers.is_empty() {
+    let prefix = if app.format.is_spin() {
+        kite_app::SPIN_ENV_PREFIX
+    } else {
+        kite_app::ENV_PREFIX
+    };
+    let mut providers = if runtime_config.variable_providers.is_empty() {
         let default_env_file = app.dir.join(".env");
         let env_file = match &args.env_file {
             Some(path) => Some(path.clone()),
             None => default_env_file.is_file().then_some(default_env_file),
         };
-        VariableProvider::default_chain(env_file)
+        VariableProvider::default_chain(env_file, prefix)
     } else {
         if let Some(env_file) = &args.env_file {
             anyhow::bail!(
@@ -145,6 +193,13 @@ fn resolve_variables(
         }
         runtime_config.variable_providers.clone()
     };
+    // Spin always reads `SPIN_VARIABLE_*` last, whatever else the runtime configuration lists.
+    let spin_environment = VariableProvider::Environment {
+        prefix: kite_app::SPIN_ENV_PREFIX.to_string(),
+    };
+    if app.format.is_spin() && !providers.contains(&spin_environment) {
+        providers.push(spin_environment);
+    }
     let sources = VariableSources::load(args.variables.clone(), &providers)
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     ResolvedVariables::resolve(&app.variables, &sources).map_err(|e| anyhow::anyhow!("{e}"))
@@ -203,7 +258,15 @@ fn raise_open_file_limit() {
 
 pub fn run(args: UpArgs) -> anyhow::Result<()> {
     raise_open_file_limit();
-    let app = args.app.load()?;
+    let mut app = args.app.load()?;
+    for component in &mut app.components {
+        for (name, value) in &args.environment {
+            component
+                .environment
+                .retain(|(existing, _)| existing != name);
+            component.environment.push((name.clone(), value.clone()));
+        }
+    }
     if args.build {
         super::build::build_app(&app)?;
     }
@@ -394,4 +457,42 @@ fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow:
             });
         })?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_value_seeds_take_kites_and_spins_forms() {
+        let seed = |text| parse_key_value_seed(text).unwrap();
+        assert_eq!(seed("cache:k=v"), ("cache".into(), "k".into(), "v".into()));
+        assert_eq!(seed("k=v=w"), ("default".into(), "k".into(), "v=w".into()));
+        assert_eq!(seed("k=a:b"), ("default".into(), "k".into(), "a:b".into()));
+        assert!(parse_key_value_seed("no-equals").is_err());
+        assert!(parse_key_value_seed(":k=v").is_err());
+    }
+
+    #[test]
+    fn sqlite_seeds_take_kites_and_spins_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("seed.sql");
+        std::fs::write(&file, "CREATE TABLE t(x);").unwrap();
+        let file = file.display().to_string();
+        let seed = |text: &str| parse_sqlite_seed(text).unwrap();
+        let script = "CREATE TABLE t(x);".to_string();
+        assert_eq!(seed(&format!("db:@{file}")), ("db".into(), script.clone()));
+        assert_eq!(
+            seed(&format!("@{file}")),
+            ("default".into(), script.clone())
+        );
+        assert_eq!(seed(&format!("@{file}:db")), ("db".into(), script));
+        assert_eq!(seed("db:SELECT 1"), ("db".into(), "SELECT 1".into()));
+        assert_eq!(
+            seed("INSERT INTO t VALUES ('a:b')"),
+            ("default".into(), "INSERT INTO t VALUES ('a:b')".into())
+        );
+        assert!(parse_sqlite_seed("@").is_err());
+        assert!(parse_sqlite_seed("db:@/nonexistent/file.sql").is_err());
+    }
 }
