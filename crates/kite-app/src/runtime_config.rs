@@ -22,12 +22,17 @@ pub struct RuntimeConfig {
     pub variable_providers: Vec<VariableProvider>,
     /// `[outbound_networking] block_networks`: no outbound connection reaches these.
     pub blocked_networks: Vec<BlockedNetwork>,
+    /// `state_dir` (Spin's setting): where the app's stores live unless `--state-dir` says.
+    pub state_dir: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum StoreBackend {
     /// An SQLite file (absolute, resolved from the config file's directory).
     Sqlite { path: PathBuf },
+    /// An SQLite file in Spin's layout (`type = "spin"`): stores side by side in one table,
+    /// this label's rows only.
+    SpinSqlite { path: PathBuf },
     /// A Redis server; keys are kept under `prefix`, or `kite:<app>:<label>:` without one.
     /// No connect, command or reply may take longer than `timeout`.
     Redis {
@@ -53,6 +58,20 @@ struct RawRuntimeConfig {
     variable_provider: Vec<Spanned<RawTable>>,
     #[serde(default)]
     outbound_networking: RawOutboundNetworking,
+    /// Spin's provider list (`config_provider` is its older name).
+    #[serde(default, alias = "config_provider")]
+    variables_provider: Vec<Spanned<toml::Table>>,
+    state_dir: Option<String>,
+    /// Spin settings for services and features Kite does not have.
+    log_dir: Option<Spanned<toml::Value>>,
+    max_instance_memory: Option<Spanned<toml::Value>>,
+    client_tls: Option<Spanned<toml::Value>>,
+    llm_compute: Option<Spanned<toml::Value>>,
+    outbound_http: Option<Spanned<toml::Value>>,
+    outbound_redis: Option<Spanned<toml::Value>>,
+    outbound_pg: Option<Spanned<toml::Value>>,
+    outbound_mysql: Option<Spanned<toml::Value>>,
+    outbound_mqtt: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -61,6 +80,9 @@ struct RawOutboundNetworking {
     #[serde(default)]
     block_networks: Vec<Spanned<String>>,
 }
+
+/// Store and database types Spin has that need a cloud service.
+const CLOUD_KINDS: &[&str] = &["azure_cosmos", "aws_dynamo", "libsql"];
 
 /// A `type = "..."` table with every setting any type takes; which ones its type takes is
 /// checked afterwards, so that every error keeps the line of the setting it is about.
@@ -93,12 +115,24 @@ const STORE_KINDS: &[Kind] = &[
         takes: &["url", "prefix", "timeout"],
         needs: &["url"],
     },
+    Kind {
+        name: "spin",
+        takes: &["path"],
+        needs: &["path"],
+    },
 ];
-const DATABASE_KINDS: &[Kind] = &[Kind {
-    name: "sqlite",
-    takes: &["path"],
-    needs: &["path"],
-}];
+const DATABASE_KINDS: &[Kind] = &[
+    Kind {
+        name: "sqlite",
+        takes: &["path"],
+        needs: &["path"],
+    },
+    Kind {
+        name: "spin",
+        takes: &["path"],
+        needs: &["path"],
+    },
+];
 const PROVIDER_KINDS: &[Kind] = &[
     Kind {
         name: "env",
@@ -144,6 +178,16 @@ impl TableReader<'_> {
     /// type takes and every one it needs.
     fn check(&self, what: &str, kinds: &[Kind]) -> Result<(), ManifestError> {
         let raw = self.table.get_ref();
+        if CLOUD_KINDS.contains(&self.kind()) {
+            return Err(self.error_at(
+                raw.kind.span(),
+                format!("{}.type", self.key),
+                format!(
+                    "type \"{}\" needs a cloud service Kite cannot reach; use \"sqlite\" (or \"redis\" for key-value stores)",
+                    self.kind()
+                ),
+            ));
+        }
         let Some(kind) = kinds.iter().find(|kind| kind.name == self.kind()) else {
             let names: Vec<String> = kinds.iter().map(|k| format!("\"{}\"", k.name)).collect();
             return Err(self.error_at(
@@ -176,11 +220,16 @@ impl TableReader<'_> {
                     ))
                 }
                 None if kind.needs.contains(&name) => {
+                    let hint = if kind.name == "spin" {
+                        " (Spin keeps a store without one in memory; Kite keeps every store in a file)"
+                    } else {
+                        ""
+                    };
                     return Err(self.error_at(
                         self.table.span(),
                         self.key.clone(),
-                        format!("a {what} of type \"{}\" needs `{name}`", kind.name),
-                    ))
+                        format!("a {what} of type \"{}\" needs `{name}`{hint}", kind.name),
+                    ));
                 }
                 _ => {}
             }
@@ -199,10 +248,18 @@ impl TableReader<'_> {
     fn store(&self, dir: &Path) -> Result<StoreBackend, ManifestError> {
         self.check("key-value store", STORE_KINDS)?;
         let raw = self.table.get_ref();
-        if self.kind() == "sqlite" {
-            return Ok(StoreBackend::Sqlite {
-                path: self.path(dir),
-            });
+        match self.kind() {
+            "sqlite" => {
+                return Ok(StoreBackend::Sqlite {
+                    path: self.path(dir),
+                })
+            }
+            "spin" => {
+                return Ok(StoreBackend::SpinSqlite {
+                    path: self.path(dir),
+                })
+            }
+            _ => {}
         }
         let timeout = match &raw.timeout {
             None => DEFAULT_REDIS_TIMEOUT,
@@ -238,6 +295,78 @@ impl TableReader<'_> {
                 path: self.path(dir),
             },
         })
+    }
+}
+
+/// One of Spin's `[[variables_provider]]` tables: `env` (with an optional prefix and dotenv
+/// file) and `static` values; Vault and Azure Key Vault are refused by name.
+fn spin_provider(
+    file: &Path,
+    text: &str,
+    dir: &Path,
+    key: &str,
+    table: &Spanned<toml::Table>,
+) -> Result<Vec<VariableProvider>, ManifestError> {
+    let fail = |key: String, message: String| {
+        let location = Location::from_offset(text, table.span().start);
+        ManifestError::new(file, Some(location), key, message)
+    };
+    let raw = table.get_ref();
+    let string = |name: &str| raw.get(name).and_then(toml::Value::as_str);
+    let takes = |allowed: &[&str]| match raw.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(other) => Err(fail(
+            format!("{key}.{other}"),
+            format!(
+                "unknown setting `{other}` (it takes: {})",
+                allowed.join(", ")
+            ),
+        )),
+        None => Ok(()),
+    };
+    match string("type") {
+        Some("env") => {
+            takes(&["type", "prefix", "dotenv_path"])?;
+            let prefix = format!("{}_", string("prefix").unwrap_or("SPIN_VARIABLE"));
+            let mut providers = vec![VariableProvider::Environment {
+                prefix: prefix.clone(),
+            }];
+            if let Some(dotenv) = string("dotenv_path") {
+                providers.push(VariableProvider::Dotenv {
+                    path: dir.join(dotenv),
+                    prefix,
+                });
+            }
+            Ok(providers)
+        }
+        Some("static") => {
+            takes(&["type", "values"])?;
+            let values = raw
+                .get("values")
+                .and_then(toml::Value::as_table)
+                .ok_or_else(|| {
+                    fail(
+                        format!("{key}.values"),
+                        "a static provider needs `values = { name = \"value\" }`".into(),
+                    )
+                })?;
+            let mut pairs = Vec::with_capacity(values.len());
+            for (name, value) in values {
+                let value = value.as_str().ok_or_else(|| {
+                    fail(format!("{key}.values.{name}"), "values must be strings".into())
+                })?;
+                pairs.push((name.clone(), value.to_string()));
+            }
+            Ok(vec![VariableProvider::Static { values: pairs }])
+        }
+        Some(kind @ ("vault" | "azure_key_vault")) => Err(fail(
+            format!("{key}.type"),
+            format!("the {kind} provider needs a service Kite cannot reach; give Kite the values with an env, static, dotenv or directory provider"),
+        )),
+        Some(other) => Err(fail(
+            format!("{key}.type"),
+            format!("unknown variables provider type \"{other}\": expected \"env\" or \"static\""),
+        )),
+        None => Err(fail(format!("{key}.type"), "a provider needs a `type`".into())),
     }
 }
 
@@ -280,6 +409,34 @@ impl RuntimeConfig {
                 reader(format!("variable_provider[{index}]"), table).variable_provider(dir)?;
             config.variable_providers.push(provider);
         }
+        for (index, table) in raw.variables_provider.iter().enumerate() {
+            let key = format!("variables_provider[{index}]");
+            config
+                .variable_providers
+                .extend(spin_provider(path, &text, dir, &key, table)?);
+        }
+        for (name, value) in [
+            ("log_dir", &raw.log_dir),
+            ("max_instance_memory", &raw.max_instance_memory),
+            ("client_tls", &raw.client_tls),
+            ("llm_compute", &raw.llm_compute),
+            ("outbound_http", &raw.outbound_http),
+            ("outbound_redis", &raw.outbound_redis),
+            ("outbound_pg", &raw.outbound_pg),
+            ("outbound_mysql", &raw.outbound_mysql),
+            ("outbound_mqtt", &raw.outbound_mqtt),
+        ] {
+            if let Some(value) = value {
+                let location = Location::from_offset(&text, value.span().start);
+                return Err(ManifestError::new(
+                    path,
+                    Some(location),
+                    name,
+                    format!("Kite does not support Spin's `{name}` setting; remove it (docs/spin.md lists what Kite reads)"),
+                ));
+            }
+        }
+        config.state_dir = raw.state_dir.filter(|d| !d.is_empty()).map(|d| dir.join(d));
         for (index, rule) in raw.outbound_networking.block_networks.iter().enumerate() {
             let network = BlockedNetwork::parse(rule.get_ref()).map_err(|message| {
                 let location = Location::from_offset(&text, rule.span().start);
@@ -307,10 +464,9 @@ impl RuntimeConfig {
             .key_value_stores
             .iter()
             .filter_map(|(label, backend)| match backend {
-                StoreBackend::Sqlite { path } => Some(ProtectedPath::new(
-                    format!("key-value store `{label}`"),
-                    path,
-                )),
+                StoreBackend::Sqlite { path } | StoreBackend::SpinSqlite { path } => Some(
+                    ProtectedPath::new(format!("key-value store `{label}`"), path),
+                ),
                 StoreBackend::Redis { .. } => None,
             });
         let databases = self
@@ -331,7 +487,7 @@ impl RuntimeConfig {
                 VariableProvider::Directory { path } => {
                     Some(ProtectedPath::new("a secrets directory", path))
                 }
-                VariableProvider::Environment { .. } => None,
+                VariableProvider::Environment { .. } | VariableProvider::Static { .. } => None,
             });
         stores.chain(databases).chain(providers).collect()
     }
@@ -454,5 +610,72 @@ mod tests {
         assert_eq!(err.location.map(|l| l.line), Some(3), "{err}");
         let err = load("[mystery]\n").unwrap_err();
         assert!(err.message.contains("unknown field `mystery`"), "{err}");
+    }
+
+    #[test]
+    fn spins_runtime_configuration_is_read() {
+        let config = load(
+            "state_dir = \"state\"\n\
+             [key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n\
+             [key_value_store.cache]\ntype = \"redis\"\nurl = \"redis://127.0.0.1\"\n\
+             [sqlite_database.reports]\ntype = \"spin\"\npath = \"reports.db\"\n\
+             [[variables_provider]]\ntype = \"static\"\nvalues = { api_key = \"k\" }\n\
+             [[config_provider]]\ntype = \"env\"\nprefix = \"MY\"\ndotenv_path = \"x.env\"\n",
+        );
+        // `config_provider` is an alias: Spin, too, reads only one of the two lists.
+        let error = config.unwrap_err();
+        assert!(error.message.contains("duplicate"), "{error}");
+        let config = load(
+            "state_dir = \"state\"\n\
+             [key_value_store.default]\ntype = \"spin\"\npath = \"kv.db\"\n\
+             [sqlite_database.reports]\ntype = \"spin\"\npath = \"reports.db\"\n\
+             [[variables_provider]]\ntype = \"static\"\nvalues = { api_key = \"k\" }\n\
+             [[variables_provider]]\ntype = \"env\"\nprefix = \"MY\"\ndotenv_path = \"x.env\"\n",
+        )
+        .unwrap();
+        assert!(config.state_dir.unwrap().ends_with("state"));
+        assert!(
+            matches!(&config.key_value_stores["default"], StoreBackend::SpinSqlite { path } if path.ends_with("kv.db"))
+        );
+        assert!(
+            matches!(&config.sqlite_databases["reports"], DatabaseBackend::Sqlite { path } if path.ends_with("reports.db"))
+        );
+        assert_eq!(
+            config.variable_providers[0],
+            VariableProvider::Static {
+                values: vec![("api_key".into(), "k".into())]
+            }
+        );
+        assert_eq!(
+            config.variable_providers[1],
+            VariableProvider::Environment {
+                prefix: "MY_".into()
+            }
+        );
+        assert!(matches!(
+            &config.variable_providers[2],
+            VariableProvider::Dotenv { path, prefix } if path.ends_with("x.env") && prefix == "MY_"
+        ));
+        for (text, needle) in [
+            (
+                "[key_value_store.x]\ntype = \"aws_dynamo\"\n",
+                "cloud service",
+            ),
+            ("[sqlite_database.x]\ntype = \"libsql\"\n", "cloud service"),
+            ("[key_value_store.x]\ntype = \"spin\"\n", "in memory"),
+            (
+                "[[variables_provider]]\ntype = \"vault\"\nurl = \"u\"\n",
+                "vault provider",
+            ),
+            (
+                "[[variables_provider]]\ntype = \"env\"\nmount = \"m\"\n",
+                "unknown setting `mount`",
+            ),
+            ("log_dir = \"logs\"\n", "`log_dir`"),
+        ] {
+            let error = load(text).unwrap_err();
+            assert!(error.message.contains(needle), "{text}: {error}");
+            assert!(error.location.is_some(), "{text}: {error}");
+        }
     }
 }

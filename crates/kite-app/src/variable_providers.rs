@@ -24,6 +24,8 @@ pub enum VariableProvider {
     /// One file per variable, named like the variable, holding its value (a trailing newline
     /// is dropped): the layout of mounted container secrets such as `/run/secrets`.
     Directory { path: PathBuf },
+    /// Values written in the runtime configuration (Spin's `static` provider), by variable name.
+    Static { values: Vec<(String, String)> },
 }
 
 impl VariableProvider {
@@ -107,6 +109,14 @@ impl VariableSources {
                         origin: path.display().to_string(),
                     }
                 }
+                VariableProvider::Static { values } => Source::Values {
+                    values: values
+                        .iter()
+                        .map(|(name, value)| (prefixed_name("", name), value.clone()))
+                        .collect(),
+                    prefix: String::new(),
+                    origin: "the runtime configuration".into(),
+                },
                 VariableProvider::Directory { path } => {
                     if !path.is_dir() {
                         return Err(format!(

@@ -15,5 +15,5 @@ pub use bounded_kv::{BoundedKeyValue, MAX_KEY_BYTES, MAX_VALUE_BYTES};
 pub use key_value::{KeyValueBackend, StoreError, SwapOutcome, MAX_BATCH_BYTES, MAX_LISTING_BYTES};
 pub use redis_kv::{default_redis_prefix, RedisKeyValue};
 pub use sqlite_db::{DbError, DbValue, QueryResult, SqliteDatabase};
-pub use sqlite_kv::SqliteKeyValue;
+pub use sqlite_kv::{SqliteKeyValue, SqliteLayout};
 pub use sqlite_session::SqliteSession;

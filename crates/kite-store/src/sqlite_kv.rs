@@ -1,10 +1,11 @@
-//! Key-value store in an SQLite file: WAL mode, one table, every write committed before it
-//! is acknowledged; operations over many keys run on blocking threads, off the event loop.
+//! Key-value store in an SQLite file: WAL mode, Kite's table or Spin's, every write committed
+//! before it is acknowledged; operations over many keys run on blocking threads.
 
 use crate::key_value::{add_to_counter, count_batched, count_listed, parse_counter};
 use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
-use rusqlite::{params, Connection, OptionalExtension, Transaction, TransactionBehavior};
+use rusqlite::types::ToSql;
+use rusqlite::{params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -25,6 +26,92 @@ pub struct SqliteKeyValue {
     connection: Arc<Mutex<Connection>>,
     /// Set when a commit leaves the write-ahead log at [`CHECKPOINT_PAGES`] or more.
     checkpoint_due: Arc<AtomicBool>,
+    table: Arc<Table>,
+}
+
+/// How a store's keys are laid out in its file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SqliteLayout {
+    /// Kite's: table `kv (key, value)`, the file holding one store.
+    Kite,
+    /// Spin's: table `spin_key_value (store, key, value)`, stores side by side; this store
+    /// is the rows whose `store` is the label, so an app's data from `spin up` is found.
+    Spin { store: String },
+}
+
+/// The statements for one layout; in Spin's, every one takes the store as its last
+/// parameter.
+struct Table {
+    setup: &'static str,
+    get: &'static str,
+    set: &'static str,
+    delete: &'static str,
+    exists: &'static str,
+    /// Keys after `?1` (all if NULL), in order, at most `?2`.
+    list: &'static str,
+    store: Option<String>,
+}
+
+impl Table {
+    fn new(layout: SqliteLayout) -> Self {
+        match layout {
+            SqliteLayout::Kite => Table {
+                setup: "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
+                get: "SELECT value FROM kv WHERE key = ?1",
+                set: "INSERT INTO kv (key, value) VALUES (?1, ?2)
+                      ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+                delete: "DELETE FROM kv WHERE key = ?1",
+                exists: "SELECT 1 FROM kv WHERE key = ?1",
+                list: "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
+                store: None,
+            },
+            SqliteLayout::Spin { store } => Table {
+                setup: "CREATE TABLE IF NOT EXISTS spin_key_value (
+                          store TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+                          PRIMARY KEY (store, key));",
+                get: "SELECT value FROM spin_key_value WHERE key = ?1 AND store = ?2",
+                set: "INSERT INTO spin_key_value (key, value, store) VALUES (?1, ?2, ?3)
+                      ON CONFLICT(store, key) DO UPDATE SET value = excluded.value",
+                delete: "DELETE FROM spin_key_value WHERE key = ?1 AND store = ?2",
+                exists: "SELECT 1 FROM spin_key_value WHERE key = ?1 AND store = ?2",
+                list: "SELECT key FROM spin_key_value WHERE (?1 IS NULL OR key > ?1)
+                       AND store = ?3 ORDER BY key LIMIT ?2",
+                store: Some(store),
+            },
+        }
+    }
+
+    /// `args`, then the store in Spin's layout.
+    fn args<'a>(&'a self, args: &'a [&'a dyn ToSql]) -> impl Iterator<Item = &'a dyn ToSql> {
+        let store = self.store.as_ref().map(|s| s as &dyn ToSql);
+        args.iter().copied().chain(store)
+    }
+
+    fn read(&self, c: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
+        c.prepare_cached(self.get)?
+            .query_row(params_from_iter(self.args(&[&key])), |row| row.get(0))
+            .optional()
+    }
+
+    fn write(&self, c: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
+        c.prepare_cached(self.set)?
+            .execute(params_from_iter(self.args(&[&key, &value])))
+            .map(|_| ())
+    }
+
+    fn remove(&self, c: &Connection, key: &str) -> rusqlite::Result<()> {
+        c.prepare_cached(self.delete)?
+            .execute(params_from_iter(self.args(&[&key])))
+            .map(|_| ())
+    }
+
+    fn exists(&self, c: &Connection, key: &str) -> rusqlite::Result<bool> {
+        let found = c
+            .prepare_cached(self.exists)?
+            .query_row(params_from_iter(self.args(&[&key])), |_| Ok(()))
+            .optional()?;
+        Ok(found.is_some())
+    }
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -38,12 +125,14 @@ impl From<rusqlite::Error> for StoreError {
 }
 
 impl SqliteKeyValue {
+    /// Opens (creating if needed) the store at `path` in Kite's layout.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        let mut connection = open_sqlite_file(
-            path,
-            "CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value BLOB NOT NULL);",
-        )
-        .map_err(StoreError::Backend)?;
+        Self::open_with(path, SqliteLayout::Kite)
+    }
+
+    pub fn open_with(path: &Path, layout: SqliteLayout) -> Result<Self, StoreError> {
+        let table = Table::new(layout);
+        let mut connection = open_sqlite_file(path, table.setup).map_err(StoreError::Backend)?;
         let checkpoint_due = Arc::new(AtomicBool::new(false));
         let due = checkpoint_due.clone();
         // Registering a WAL hook turns SQLite's auto-checkpoint off.
@@ -56,6 +145,7 @@ impl SqliteKeyValue {
         Ok(SqliteKeyValue {
             connection: Arc::new(Mutex::new(connection)),
             checkpoint_due,
+            table: Arc::new(table),
         })
     }
 
@@ -134,50 +224,22 @@ fn in_transaction<T>(
     Ok(value)
 }
 
-fn read(c: &Connection, key: &str) -> rusqlite::Result<Option<Vec<u8>>> {
-    c.prepare_cached("SELECT value FROM kv WHERE key = ?1")?
-        .query_row(params![key], |row| row.get(0))
-        .optional()
-}
-
-fn write(c: &Connection, key: &str, value: &[u8]) -> rusqlite::Result<()> {
-    c.prepare_cached(
-        "INSERT INTO kv (key, value) VALUES (?1, ?2)
-         ON CONFLICT(key) DO UPDATE SET value = excluded.value",
-    )?
-    .execute(params![key, value])
-    .map(|_| ())
-}
-
-fn remove(c: &Connection, key: &str) -> rusqlite::Result<()> {
-    c.prepare_cached("DELETE FROM kv WHERE key = ?1")?
-        .execute(params![key])
-        .map(|_| ())
-}
-
 #[async_trait::async_trait]
 impl KeyValueBackend for SqliteKeyValue {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.inline(|c| Ok(read(c, key)?)).await
+        self.inline(|c| Ok(self.table.read(c, key)?)).await
     }
 
     async fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError> {
-        self.inline(|c| Ok(write(c, key, value)?)).await
+        self.inline(|c| Ok(self.table.write(c, key, value)?)).await
     }
 
     async fn delete(&self, key: &str) -> Result<(), StoreError> {
-        self.inline(|c| Ok(remove(c, key)?)).await
+        self.inline(|c| Ok(self.table.remove(c, key)?)).await
     }
 
     async fn exists(&self, key: &str) -> Result<bool, StoreError> {
-        self.inline(|c| {
-            let found = c
-                .prepare_cached("SELECT 1 FROM kv WHERE key = ?1")?
-                .query_row(params![key], |_| Ok(()))
-                .optional()?;
-            Ok(found.is_some())
-        })
-        .await
+        self.inline(|c| Ok(self.table.exists(c, key)?)).await
     }
 
     async fn keys_after(
@@ -187,11 +249,10 @@ impl KeyValueBackend for SqliteKeyValue {
     ) -> Result<Vec<String>, StoreError> {
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let after = after.map(str::to_owned);
+        let table = self.table.clone();
         self.blocking(move |c| {
-            let mut statement = c.prepare_cached(
-                "SELECT key FROM kv WHERE ?1 IS NULL OR key > ?1 ORDER BY key LIMIT ?2",
-            )?;
-            let mut keys = statement.query(params![after, limit])?;
+            let mut statement = c.prepare_cached(table.list)?;
+            let mut keys = statement.query(params_from_iter(table.args(&[&after, &limit])))?;
             let (mut listed, mut bytes) = (Vec::new(), 0);
             while let Some(row) = keys.next()? {
                 let key: String = row.get(0)?;
@@ -206,12 +267,12 @@ impl KeyValueBackend for SqliteKeyValue {
     async fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.inline(|c| {
             in_transaction(c, |c| {
-                let current = match read(c, key)? {
+                let current = match self.table.read(c, key)? {
                     Some(value) => parse_counter(key, &value)?,
                     None => 0,
                 };
                 let sum = add_to_counter(key, current, delta)?;
-                write(c, key, sum.to_string().as_bytes())?;
+                self.table.write(c, key, sum.to_string().as_bytes())?;
                 Ok(sum)
             })
         })
@@ -226,11 +287,11 @@ impl KeyValueBackend for SqliteKeyValue {
     ) -> Result<SwapOutcome, StoreError> {
         self.inline(|c| {
             in_transaction(c, |c| {
-                let current = read(c, key)?;
+                let current = self.table.read(c, key)?;
                 if current.as_deref() != expected {
                     return Ok(SwapOutcome::Changed(current));
                 }
-                write(c, key, value)?;
+                self.table.write(c, key, value)?;
                 Ok(SwapOutcome::Swapped)
             })
         })
@@ -238,12 +299,12 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     async fn get_many(&self, keys: &[String]) -> Result<Vec<Option<Vec<u8>>>, StoreError> {
-        let keys = keys.to_vec();
+        let (keys, table) = (keys.to_vec(), self.table.clone());
         self.blocking(move |c| {
             let mut bytes = 0;
             let mut values = Vec::with_capacity(keys.len());
             for key in &keys {
-                let value = read(c, key)?;
+                let value = table.read(c, key)?;
                 count_batched(&mut bytes, &value)?;
                 values.push(value);
             }
@@ -253,11 +314,11 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     async fn set_many(&self, entries: &[(String, Vec<u8>)]) -> Result<(), StoreError> {
-        let entries = entries.to_vec();
+        let (entries, table) = (entries.to_vec(), self.table.clone());
         self.blocking(move |c| {
             in_transaction(c, |c| {
                 for (key, value) in &entries {
-                    write(c, key, value)?;
+                    table.write(c, key, value)?;
                 }
                 Ok(())
             })
@@ -266,11 +327,11 @@ impl KeyValueBackend for SqliteKeyValue {
     }
 
     async fn delete_many(&self, keys: &[String]) -> Result<(), StoreError> {
-        let keys = keys.to_vec();
+        let (keys, table) = (keys.to_vec(), self.table.clone());
         self.blocking(move |c| {
             in_transaction(c, |c| {
                 for key in &keys {
-                    remove(c, key)?;
+                    table.remove(c, key)?;
                 }
                 Ok(())
             })
@@ -424,5 +485,42 @@ mod tests {
             .len();
         assert!(wal < 12 << 20, "the write-ahead log grew to {wal} bytes");
         assert_eq!(store.get("k99").await.unwrap(), Some(value));
+    }
+
+    #[tokio::test]
+    async fn spins_layout_finds_spins_data_and_keeps_stores_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sqlite_key_value.db");
+        // The table as `spin up` creates and fills it.
+        let spin = Connection::open(&path).unwrap();
+        spin.execute_batch(
+            "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL,
+               value BLOB NOT NULL, PRIMARY KEY (store, key));
+             INSERT INTO spin_key_value VALUES ('default', 'greeting', x'6869');",
+        )
+        .unwrap();
+        drop(spin);
+        let layout = |store: &str| SqliteLayout::Spin {
+            store: store.to_string(),
+        };
+        let default = SqliteKeyValue::open_with(&path, layout("default")).unwrap();
+        let other = SqliteKeyValue::open_with(&path, layout("other")).unwrap();
+        assert_eq!(default.get("greeting").await.unwrap(), Some(b"hi".to_vec()));
+        assert_eq!(other.get("greeting").await.unwrap(), None);
+        other.set("greeting", b"other").await.unwrap();
+        other
+            .set_many(&[("b".into(), b"2".to_vec())])
+            .await
+            .unwrap();
+        assert_eq!(default.get("greeting").await.unwrap(), Some(b"hi".to_vec()));
+        assert_eq!(default.keys().await.unwrap(), vec!["greeting"]);
+        assert_eq!(other.keys().await.unwrap(), vec!["b", "greeting"]);
+        assert_eq!(default.increment("n", 2).await.unwrap(), 2);
+        assert!(!other.exists("n").await.unwrap());
+        default.delete("greeting").await.unwrap();
+        assert_eq!(
+            other.get("greeting").await.unwrap(),
+            Some(b"other".to_vec())
+        );
     }
 }

@@ -94,7 +94,8 @@ pub struct UpArgs {
     #[arg(long, alias = "runtime-config-file", value_name = "FILE")]
     pub runtime_config: Option<PathBuf>,
 
-    /// Where the app's stores live [default: `.kite` beside the manifest].
+    /// Where the app's stores live [default: the runtime configuration's `state_dir`, or
+    /// `.kite` beside the manifest (`.spin` for a Spin app, where `spin up` keeps it)].
     #[arg(long, value_name = "DIR")]
     pub state_dir: Option<PathBuf>,
 
@@ -271,14 +272,15 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         super::build::build_app(&app)?;
     }
     app.check_sources()?;
-    let state_dir = args
-        .state_dir
-        .clone()
-        .unwrap_or_else(|| app.dir.join(app.format.default_state_dir()));
     let runtime_config = match &args.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
     };
+    let state_dir = args
+        .state_dir
+        .clone()
+        .or_else(|| runtime_config.state_dir.clone())
+        .unwrap_or_else(|| app.dir.join(app.format.default_state_dir()));
     app.check_store_grants(
         &runtime_config.key_value_labels(),
         &runtime_config.sqlite_labels(),

@@ -6,7 +6,7 @@ use kite_app::{ComponentSpec, DEFAULT_STORE};
 use kite_app::{RuntimeConfig, StoreBackend};
 use kite_store::{
     default_redis_prefix, BoundedKeyValue, KeyValueBackend, RedisKeyValue, SqliteKeyValue,
-    StoreError,
+    SqliteLayout, StoreError,
 };
 use std::collections::HashMap;
 use std::path::Path;
@@ -65,8 +65,14 @@ impl KeyValueStores {
         let mut stores: HashMap<String, Arc<dyn KeyValueBackend>> = HashMap::new();
         let mut places = Vec::new();
         for label in labels_in_use(granted, seeded) {
-            let file = match config.key_value_stores.get(label) {
-                Some(StoreBackend::Sqlite { path }) => path.clone(),
+            let (file, layout) = match config.key_value_stores.get(label) {
+                Some(StoreBackend::Sqlite { path }) => (path.clone(), SqliteLayout::Kite),
+                Some(StoreBackend::SpinSqlite { path }) => (
+                    path.clone(),
+                    SqliteLayout::Spin {
+                        store: label.to_string(),
+                    },
+                ),
                 Some(StoreBackend::Redis {
                     url,
                     prefix,
@@ -86,16 +92,32 @@ impl KeyValueStores {
                     stores.insert(label.to_string(), bounded(Arc::new(store)));
                     continue;
                 }
-                None if label == DEFAULT_STORE => {
-                    state_dir.join("key_value").join("default.sqlite")
-                }
+                // Where `spin up` keeps it, so a Spin app's data is found.
+                None if label == DEFAULT_STORE && app.format.is_spin() => (
+                    state_dir.join("sqlite_key_value.db"),
+                    SqliteLayout::Spin {
+                        store: label.to_string(),
+                    },
+                ),
+                None if label == DEFAULT_STORE => (
+                    state_dir.join("key_value").join("default.sqlite"),
+                    SqliteLayout::Kite,
+                ),
                 None => anyhow::bail!(
                     "no backend for key-value store `{label}`: define [key_value_store.{label}] in the runtime configuration"
                 ),
             };
-            let store = SqliteKeyValue::open(&file)
+            let part = match &layout {
+                SqliteLayout::Kite => "kv".to_string(),
+                SqliteLayout::Spin { store } => format!("spin_key_value:{store}"),
+            };
+            let store = SqliteKeyValue::open_with(&file, layout)
                 .map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))?;
-            places.push((format!("key-value store `{label}`"), StorePlace::File(file)));
+            let place = StorePlace::File {
+                path: file,
+                part: Some(part),
+            };
+            places.push((format!("key-value store `{label}`"), place));
             stores.insert(label.to_string(), bounded(Arc::new(store)));
         }
         Ok(KeyValueStores { stores, places })

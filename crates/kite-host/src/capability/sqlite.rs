@@ -60,6 +60,9 @@ impl SqliteDatabases {
         for label in labels_in_use(granted, seeded) {
             let path = match config.sqlite_databases.get(label) {
                 Some(DatabaseBackend::Sqlite { path }) => path.clone(),
+                None if label == DEFAULT_STORE && app.format.is_spin() => {
+                    state_dir.join("sqlite_db.db")
+                }
                 None if label == DEFAULT_STORE => state_dir.join("sqlite").join("default.sqlite"),
                 None => anyhow::bail!(
                     "no backend for SQLite database `{label}`: define [sqlite_database.{label}] in the runtime configuration"
@@ -68,7 +71,8 @@ impl SqliteDatabases {
             let database = SqliteDatabase::open(&path)
                 .map_err(|e| anyhow::anyhow!("SQLite database `{label}`: {e}"))?;
             databases.insert(label.to_string(), Arc::new(database));
-            places.push((format!("SQLite database `{label}`"), StorePlace::File(path)));
+            let place = StorePlace::File { path, part: None };
+            places.push((format!("SQLite database `{label}`"), place));
         }
         Ok(SqliteDatabases { databases, places })
     }

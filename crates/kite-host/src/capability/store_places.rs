@@ -7,8 +7,9 @@ use std::path::PathBuf;
 /// The backend place behind one label.
 #[derive(Debug, Clone)]
 pub(crate) enum StorePlace {
-    /// An SQLite file (it exists once the store is open).
-    File(PathBuf),
+    /// An SQLite file (it exists once the store is open): all of it, or one `part` of it
+    /// no other part can reach (a key-value table, or one store's rows in Spin's table).
+    File { path: PathBuf, part: Option<String> },
     /// Keys under `prefix` in one database of one Redis server.
     Redis { server: String, prefix: String },
 }
@@ -25,7 +26,7 @@ pub(crate) fn check_distinct(places: &[NamedPlace]) -> anyhow::Result<()> {
                 anyhow::bail!(
                     "{first_name} and {second_name} would share data ({shared}); give each label its own {}",
                     match first {
-                        StorePlace::File(_) => "file (`path`) in the runtime configuration",
+                        StorePlace::File { .. } => "file (`path`) in the runtime configuration",
                         StorePlace::Redis { .. } => "`prefix`, neither starting the other",
                     }
                 );
@@ -38,9 +39,16 @@ pub(crate) fn check_distinct(places: &[NamedPlace]) -> anyhow::Result<()> {
 /// What `a` and `b` share, if anything.
 fn shared(a: &StorePlace, b: &StorePlace) -> anyhow::Result<Option<String>> {
     Ok(match (a, b) {
-        (StorePlace::File(a), StorePlace::File(b)) => {
+        (
+            StorePlace::File { path: a, part },
+            StorePlace::File {
+                path: b,
+                part: other_part,
+            },
+        ) => {
             let (ma, mb) = (metadata(a)?, metadata(b)?);
-            (ma.dev() == mb.dev() && ma.ino() == mb.ino())
+            let apart = part.is_some() && other_part.is_some() && part != other_part;
+            (ma.dev() == mb.dev() && ma.ino() == mb.ino() && !apart)
                 .then(|| format!("{} and {} are the same file", a.display(), b.display()))
         }
         (
@@ -83,7 +91,10 @@ mod tests {
         std::fs::write(&file, "").unwrap();
         std::fs::write(dir.path().join("b.sqlite"), "").unwrap();
         std::os::unix::fs::symlink(&file, dir.path().join("link.sqlite")).unwrap();
-        let place = |name: &str| StorePlace::File(dir.path().join(name));
+        let place = |name: &str| StorePlace::File {
+            path: dir.path().join(name),
+            part: None,
+        };
         let named = |n: &str, p| (format!("store `{n}`"), p);
         assert!(
             check_distinct(&[named("a", place("a.sqlite")), named("b", place("b.sqlite"))]).is_ok()
@@ -96,6 +107,14 @@ mod tests {
         .unwrap_err()
         .to_string();
         assert!(error.contains("store `a` and store `c`"), "{error}");
+        // Spin's layout keeps stores apart within one file; a whole-file database does not.
+        let spin = |store: &str| StorePlace::File {
+            path: file.clone(),
+            part: Some(format!("spin_key_value:{store}")),
+        };
+        assert!(check_distinct(&[named("a", spin("a")), named("b", spin("b"))]).is_ok());
+        assert!(check_distinct(&[named("a", spin("a")), named("a2", spin("a"))]).is_err());
+        assert!(check_distinct(&[named("a", spin("a")), named("db", place("a.sqlite"))]).is_err());
     }
 
     #[test]
