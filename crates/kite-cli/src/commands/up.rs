@@ -405,15 +405,16 @@ fn prepare_with_progress(
     trigger
 }
 
+/// The app, its routes, then the address: the `listening on` line comes last, so whoever
+/// waits for it (scripts, tests) has the whole route table already.
 fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr) {
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "Serving app `{}`", app.name);
-    let _ = writeln!(out, "listening on http://{address}");
     let routes = trigger.route_table();
     if routes.is_empty() {
         let _ = writeln!(
             out,
-            "No routes: every request will get 404. Add [[route]] tables to the manifest."
+            "No routes: every request will get 404. Add routes to the manifest."
         );
     } else {
         let _ = writeln!(out, "Routes (most specific first):");
@@ -422,6 +423,7 @@ fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr)
             let _ = writeln!(out, "  {route:width$}  ->  {component}");
         }
     }
+    let _ = writeln!(out, "listening on http://{address}");
     let _ = out.flush();
 }
 

@@ -82,6 +82,15 @@ impl TestApp {
         Self::new(&manifest)
     }
 
+    /// A Spin app: `spin.toml` holding `manifest`, with `PROBE` standing for the probe
+    /// guest's path.
+    pub fn spin(manifest: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = manifest.replace("PROBE", &guest("probe").display().to_string());
+        std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
+        TestApp { dir }
+    }
+
     pub fn path(&self) -> &Path {
         self.dir.path()
     }
@@ -188,12 +197,15 @@ impl Server {
         let sink = stdout_text.clone();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                // Kept before the address is reported: the banner is whole once it is.
+                {
+                    let mut out = sink.lock().unwrap();
+                    out.push_str(&line);
+                    out.push('\n');
+                }
                 if let Some(addr) = line.strip_prefix("listening on http://") {
                     let _ = tx.send(addr.parse::<SocketAddr>().unwrap());
                 }
-                let mut out = sink.lock().unwrap();
-                out.push_str(&line);
-                out.push('\n');
             }
         });
         let addr = match rx.recv_timeout(Duration::from_secs(120)) {

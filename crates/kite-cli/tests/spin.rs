@@ -1,0 +1,376 @@
+//! Spin apps served unchanged: spin.toml (versions 2 and 1) over a real server, with Spin's
+//! request headers, static responses, private routes, files, state and variables.
+
+mod common;
+use common::{send_request, up_fails, Server, TestApp};
+use http_body_util::Full;
+
+const V2_HEADER: &str = "spin_manifest_version = 2\n[application]\nname = \"spin-test\"\n";
+
+/// The `spin-*` headers the probe saw, as `name: value` lines in order.
+fn spin_headers(info: &str) -> Vec<String> {
+    info.lines()
+        .filter_map(|line| line.strip_prefix("header "))
+        .filter(|line| line.starts_with("spin-"))
+        .map(str::to_string)
+        .collect()
+}
+
+fn routes_app() -> TestApp {
+    TestApp::spin(&format!(
+        "{V2_HEADER}
+[application.trigger.http]
+base = \"/\"
+
+[[trigger.http]]
+route = \"/info\"
+component = \"probe\"
+
+[[trigger.http]]
+route = \"/api/...\"
+component = \"probe\"
+
+[[trigger.http]]
+route = \"/users/:user_id/info\"
+component = \"probe\"
+
+[[trigger.http]]
+route = \"/moved\"
+static_response = {{ status_code = 301, headers = {{ location = \"/info\" }}, body = \"gone\" }}
+
+[[trigger.http]]
+route = {{ private = true }}
+component = \"hidden\"
+
+[component.probe]
+source = \"PROBE\"
+
+[component.hidden]
+source = \"PROBE\"
+environment = {{ ROLE = \"hidden\" }}
+"
+    ))
+}
+
+#[tokio::test]
+async fn the_guest_gets_spins_request_headers() {
+    let app = routes_app();
+    let server = Server::start(&app);
+    let host = server.addr.to_string();
+    let client = |line: &str| line.starts_with("spin-client-addr: 127.0.0.1:");
+    for (path, expected) in [
+        (
+            "/info?x=1",
+            vec![
+                "spin-path-info: ".to_string(),
+                format!("spin-full-url: http://{host}/info?x=1"),
+                "spin-matched-route: /info".into(),
+                "spin-base-path: /".into(),
+                "spin-raw-component-route: /info".into(),
+                "spin-component-route: /info".into(),
+            ],
+        ),
+        (
+            "/api/a/b/info?q",
+            vec![
+                "spin-path-info: /a/b/info".to_string(),
+                format!("spin-full-url: http://{host}/api/a/b/info?q"),
+                "spin-matched-route: /api/...".into(),
+                "spin-base-path: /".into(),
+                "spin-raw-component-route: /api/...".into(),
+                "spin-component-route: /api".into(),
+            ],
+        ),
+        (
+            "/users/42/info",
+            vec![
+                "spin-path-info: ".to_string(),
+                format!("spin-full-url: http://{host}/users/42/info"),
+                "spin-matched-route: /users/:user_id/info".into(),
+                "spin-base-path: /".into(),
+                "spin-raw-component-route: /users/:user_id/info".into(),
+                "spin-component-route: /users/:user_id/info".into(),
+                "spin-path-match-user-id: 42".into(),
+            ],
+        ),
+    ] {
+        let reply = server.get(path).await;
+        assert_eq!(reply.status, 200, "{path}: {}", reply.body);
+        let mut seen = spin_headers(&reply.body);
+        let position = seen.iter().position(|l| client(l));
+        assert!(
+            position.is_some(),
+            "{path}: no spin-client-addr in {seen:?}"
+        );
+        seen.remove(position.unwrap());
+        let mut expected = expected;
+        seen.sort();
+        expected.sort();
+        assert_eq!(seen, expected, "{path}");
+        // A Spin app's response carries the guest's headers and framing only.
+        assert!(reply.header("x-kite-request-id").is_none(), "{path}");
+    }
+}
+
+#[tokio::test]
+async fn headers_a_client_sends_in_spins_names_are_replaced() {
+    let app = routes_app();
+    let server = Server::start(&app);
+    let request = http::Request::builder()
+        .uri("/info")
+        .header("host", server.addr.to_string())
+        .header("spin-client-addr", "10.9.8.7:1")
+        .header("spin-path-match-admin", "yes")
+        .header("Spin-Full-Url", "http://evil.example/")
+        .body(Full::new(bytes::Bytes::new()))
+        .unwrap();
+    let reply = send_request(server.addr, request).await;
+    let seen = spin_headers(&reply.body);
+    assert!(
+        !reply.body.contains("10.9.8.7")
+            && !reply.body.contains("evil.example")
+            && !reply.body.contains("path-match-admin"),
+        "{seen:?}"
+    );
+    assert_eq!(
+        seen.iter()
+            .filter(|l| l.starts_with("spin-full-url"))
+            .count(),
+        1
+    );
+}
+
+#[tokio::test]
+async fn static_responses_and_private_routes() {
+    let app = routes_app();
+    let server = Server::start(&app);
+    let moved = server.get("/moved").await;
+    assert_eq!(moved.status, 301);
+    assert_eq!(moved.header("location"), Some("/info"));
+    assert_eq!(moved.body, "gone");
+    // A private route is not routed from outside; the route table does not list it.
+    let banner = server.stdout();
+    assert!(!banner.contains("hidden"), "{banner}");
+    assert!(banner.contains("(static response)"), "{banner}");
+    assert_eq!(server.get("/hidden/env").await.status, 404);
+}
+
+#[tokio::test]
+async fn files_are_copied_read_only_with_exclusions() {
+    let app = TestApp::spin(&format!(
+        "{V2_HEADER}
+[[trigger.http]]
+route = \"/...\"
+component = \"files\"
+
+[component.files]
+source = \"PROBE\"
+files = [\"static/**/*\", {{ source = \"assets\", destination = \"/assets\" }}, \"notes.txt\"]
+exclude_files = [\"static/private/*\"]
+"
+    ));
+    let root = app.path();
+    for (file, text) in [
+        ("static/index.html", "index"),
+        ("static/css/site.css", "css"),
+        ("static/private/key.pem", "secret"),
+        ("assets/logo.svg", "logo"),
+        ("notes.txt", "notes"),
+    ] {
+        let path = root.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+    let server = Server::start(&app);
+    for (guest_path, expected) in [
+        ("/static/index.html", Some("index")),
+        ("/static/css/site.css", Some("css")),
+        ("/static/private/key.pem", None),
+        ("/assets/logo.svg", Some("logo")),
+        ("/notes.txt", Some("notes")),
+        ("/spin.toml", None),
+    ] {
+        let reply = server.get(&format!("/read?path={guest_path}")).await;
+        match expected {
+            Some(text) => assert_eq!(reply.body, text, "{guest_path}"),
+            None => assert_ne!(reply.status, 200, "{guest_path}: {}", reply.body),
+        }
+    }
+    // What the guest sees is a copy: read-only, and unchanged by later edits.
+    let write = server.get("/write?path=/notes.txt&value=changed").await;
+    assert_ne!(write.status, 200, "{}", write.body);
+    std::fs::write(root.join("notes.txt"), "edited").unwrap();
+    assert_eq!(server.get("/read?path=/notes.txt").await.body, "notes");
+}
+
+#[tokio::test]
+async fn a_spin_app_finds_its_data_where_spin_up_left_it() {
+    let app = TestApp::spin(&format!(
+        "{V2_HEADER}
+[[trigger.http]]
+route = \"/...\"
+component = \"store\"
+
+[component.store]
+source = \"PROBE\"
+key_value_stores = [\"default\"]
+"
+    ));
+    // The default store as `spin up` writes it.
+    let state = app.path().join(".spin");
+    std::fs::create_dir_all(&state).unwrap();
+    let spin = rusqlite::Connection::open(state.join("sqlite_key_value.db")).unwrap();
+    spin.execute_batch(
+        "CREATE TABLE spin_key_value (store TEXT NOT NULL, key TEXT NOT NULL,
+           value BLOB NOT NULL, PRIMARY KEY (store, key));
+         INSERT INTO spin_key_value VALUES ('default', 'left-by-spin', x'7370696e');",
+    )
+    .unwrap();
+    drop(spin);
+    let server = Server::start(&app);
+    let reply = server
+        .get("/kv?label=default&op=get&key=left-by-spin")
+        .await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "spin"));
+    let set = server.get("/kv?label=default&op=set&key=k&value=v").await;
+    assert_eq!(set.status, 200, "{}", set.body);
+    drop(server);
+    let spin = rusqlite::Connection::open(state.join("sqlite_key_value.db")).unwrap();
+    let value: Vec<u8> = spin
+        .query_row(
+            "SELECT value FROM spin_key_value WHERE store = 'default' AND key = 'k'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(value, b"v");
+}
+
+#[tokio::test]
+async fn spin_variables_env_and_seeds_from_the_command_line() {
+    let app = TestApp::spin(&format!(
+        "{V2_HEADER}
+[variables]
+api_host = {{ required = true }}
+
+[[trigger.http]]
+route = \"/...\"
+component = \"probe\"
+
+[component.probe]
+source = \"PROBE\"
+key_value_stores = [\"default\"]
+environment = {{ FROM_MANIFEST = \"manifest\", OVERRIDDEN = \"manifest\" }}
+variables = {{ host = \"https://{{{{ api_host }}}}\" }}
+"
+    ));
+    let cache = app.path().join(".cache");
+    let mut command = common::kite();
+    command
+        .env("SPIN_VARIABLE_API_HOST", "api.example.com")
+        .args(["up", "--listen", "127.0.0.1:0", "--from"])
+        .arg(app.path())
+        .args(["--cache-dir", cache.to_str().unwrap()])
+        .args(["-e", "OVERRIDDEN=flag", "--env", "ADDED=flag"])
+        .args(["--key-value", "seeded=yes"]);
+    let server = Server::spawn(command);
+    assert_eq!(
+        server.get("/spin-variable?name=host").await.body,
+        "https://api.example.com"
+    );
+    let env = server.get("/env").await.body;
+    for line in ["FROM_MANIFEST=manifest", "OVERRIDDEN=flag", "ADDED=flag"] {
+        assert!(env.lines().any(|l| l == line), "{line} in {env}");
+    }
+    assert_eq!(
+        server.get("/kv?label=default&op=get&key=seeded").await.body,
+        "yes"
+    );
+}
+
+#[tokio::test]
+async fn version_1_manifests_load_into_the_same_model() {
+    let app = TestApp::spin(
+        "spin_manifest_version = \"1\"
+name = \"old-app\"
+version = \"1.0.0\"
+trigger = { type = \"http\", base = \"/\" }
+
+[variables]
+who = { default = \"v1\" }
+
+[[component]]
+id = \"old_style\"
+source = \"PROBE\"
+[component.trigger]
+route = \"/old/...\"
+[component.config]
+who = \"{{ who }}\"
+",
+    );
+    let server = Server::start(&app);
+    let reply = server.get("/old/spin-variable?name=who").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "v1"));
+    let info = server.get("/old/info").await.body;
+    assert!(
+        spin_headers(&info).contains(&"spin-raw-component-route: /old/...".to_string()),
+        "{info}"
+    );
+    // Spin's id conversion: `old_style` is served as `old-style`.
+    assert!(server.stdout().contains("old-style"), "{}", server.stdout());
+}
+
+#[test]
+fn spin_manifest_errors_name_the_line_and_key() {
+    for (manifest, key, line, needle) in [
+        (
+            format!("{V2_HEADER}[application.trigger.http]\nbase = \"/api\"\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\n"),
+            "`application.trigger.http.base`",
+            ":4:",
+            "prepend the base",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = {{ type = \"wagi\" }}\n[component.a]\nsource = \"PROBE\"\n"),
+            "`trigger.http[0].executor`",
+            ":7:",
+            "wagi",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\nai_models = [\"llama2-chat\"]\n"),
+            "`component.a.ai_models`",
+            ":9:",
+            "no AI models",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.redis]]\nchannel = \"x\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\n"),
+            "`trigger.redis`",
+            ":",
+            "HTTP triggers only",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"missing\"\n"),
+            "`trigger.http[0].component`",
+            ":6:",
+            "not defined",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\nfiles = [\"nothing-here.txt\"]\n"),
+            "`component.a.files[0]`",
+            ":9:",
+            "does not exist",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\nfiles = [\"**/*\"]\n"),
+            "`component.a.files[0]`",
+            ":9:",
+            "the manifest",
+        ),
+    ] {
+        let app = TestApp::spin(&manifest);
+        let stderr = up_fails(&app, &[]);
+        assert!(stderr.contains("spin.toml"), "{stderr}");
+        assert!(stderr.contains(key), "{key}: {stderr}");
+        assert!(stderr.contains(line), "{line}: {stderr}");
+        assert!(stderr.contains(needle), "{needle}: {stderr}");
+    }
+}
