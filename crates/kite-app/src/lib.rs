@@ -19,7 +19,7 @@ pub use file_grants::ProtectedPath;
 pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME};
 pub use model::{
     App, BuildSpec, ComponentSpec, CopiedFile, Download, FileMount, HttpSettings, Limits,
-    ManifestFormat, Route, StaticResponse, Target, TriggerSpec, DEFAULT_STORE,
+    ManifestFormat, OutboundTemplate, Route, StaticResponse, Target, TriggerSpec, DEFAULT_STORE,
 };
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};

@@ -80,6 +80,9 @@ pub struct ComponentSpec {
     pub copied_files: Vec<CopiedFile>,
     pub environment: Vec<(String, String)>,
     pub allowed_outbound_hosts: Vec<OutboundRule>,
+    /// `allowed_outbound_hosts` entries with `{{ variable }}` templates, added to
+    /// `allowed_outbound_hosts` once variables are resolved ([`App::resolve_outbound_templates`]).
+    pub outbound_templates: Vec<OutboundTemplate>,
     pub limits: Limits,
     /// The variables this component sees, as templates over app variables.
     pub variables: Vec<(String, Template)>,
@@ -100,6 +103,13 @@ pub struct BuildSpec {
     /// Run with `sh -c`.
     pub command: String,
     pub workdir: PathBuf,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundTemplate {
+    pub template: Template,
+    /// The manifest key it is written at, for messages.
+    pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,6 +201,32 @@ pub struct StaticResponse {
 impl App {
     pub fn component(&self, id: &str) -> Option<&ComponentSpec> {
         self.components.iter().find(|c| c.id == id)
+    }
+
+    /// Renders every component's templated outbound rules with the app's variables and adds
+    /// them to its rules; a value that renders empty allows nothing (Spin drops it too).
+    pub fn resolve_outbound_templates(
+        &mut self,
+        variables: &crate::ResolvedVariables,
+    ) -> Result<(), String> {
+        for component in &mut self.components {
+            for entry in std::mem::take(&mut component.outbound_templates) {
+                let value = variables.render(&entry.template);
+                let text = value.expose().trim();
+                if matches!(text, "" | "http://" | "https://") {
+                    continue;
+                }
+                let rule = OutboundRule::parse(text).map_err(|e| {
+                    let shown = if value.is_secret() { "(secret)" } else { text };
+                    format!(
+                        "`{}` renders as {shown:?}, which is not a rule: {e}",
+                        entry.key
+                    )
+                })?;
+                component.allowed_outbound_hosts.push(rule);
+            }
+        }
+        Ok(())
     }
 
     /// The public routes and their targets, in manifest order.

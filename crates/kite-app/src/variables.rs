@@ -67,6 +67,18 @@ impl Template {
         })
     }
 
+    /// The text with each variable replaced by `value(name)`.
+    pub(crate) fn render_with(&self, value: impl Fn(&str) -> String) -> String {
+        let mut text = String::new();
+        for part in &self.parts {
+            match part {
+                TemplatePart::Literal(literal) => text.push_str(literal),
+                TemplatePart::Variable(name) => text.push_str(&value(name)),
+            }
+        }
+        text
+    }
+
     fn render(&self, values: &HashMap<String, Value>) -> Value {
         let mut text = String::new();
         let mut secret = false;
@@ -170,6 +182,11 @@ impl ResolvedVariables {
             );
         }
         Ok(ResolvedVariables { values })
+    }
+
+    /// `template` rendered with the app's values.
+    pub fn render(&self, template: &Template) -> Value {
+        template.render(&self.values)
     }
 
     /// A component's variables: its templates rendered with the app's values.

@@ -269,3 +269,40 @@ fn a_missing_manifest_says_what_to_do() {
     assert!(err.message.contains("cannot read manifest"), "{err}");
     assert!(err.message.contains("kite new"), "{err}");
 }
+
+#[test]
+fn templated_hosts_are_checked_with_defaults_and_resolved_at_start() {
+    let manifest = |default: &str| {
+        format!(
+            "{}[variables]\napi_host = {{ default = \"{default}\" }}\n{GOOD_COMPONENT}allowed_outbound_hosts = [\"https://{{{{ api_host }}}}\"]\n",
+            header()
+        )
+    };
+    let err = load_err(&manifest("bad host!"));
+    assert_eq!(err.key, "component.hello.allowed_outbound_hosts[0]");
+    assert_eq!(err.location.unwrap().line, 9);
+    assert!(err.message.contains("defaults"), "{err}");
+
+    let dir = write_app(&manifest("api.example.com"));
+    let mut app = load_app(dir.path()).unwrap();
+    assert!(app.components[0].allowed_outbound_hosts.is_empty());
+    let variables = kite_app::ResolvedVariables::resolve(
+        &app.variables,
+        &kite_app::VariableSources::load(
+            vec![("api_host".into(), "other.example.com".into())],
+            &[],
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    app.resolve_outbound_templates(&variables).unwrap();
+    let rules = &app.components[0].allowed_outbound_hosts;
+    assert!(rules[0].allows("https", "other.example.com", 443));
+    assert!(!rules[0].allows("https", "api.example.com", 443));
+
+    let err = load_err(&format!(
+        "{}{GOOD_COMPONENT}allowed_outbound_hosts = [\"https://{{{{ nowhere }}}}\"]\n",
+        header()
+    ));
+    assert!(err.message.contains("not declared"), "{err}");
+}

@@ -2,7 +2,8 @@
 //! store labels, directory grants, environment names and duplicate routes.
 
 use super::source::ManifestSource;
-use crate::model::FileMount;
+use crate::model::{FileMount, OutboundTemplate};
+use crate::OutboundRule;
 use crate::{
     is_valid_variable_name, Location, ManifestError, RoutePattern, Template, VariableDecl,
 };
@@ -283,6 +284,59 @@ impl ManifestSource<'_> {
                 defined_as.replace("{}", component.get_ref())
             ),
         ))
+    }
+}
+
+impl ManifestSource<'_> {
+    /// `allowed_outbound_hosts` (at `key`): rules, and templated entries to render once the
+    /// app's variables are known. A template whose variables all have defaults is checked
+    /// now with those defaults, as Spin does.
+    pub fn outbound_rules(
+        &self,
+        key: &str,
+        raw: &[Spanned<String>],
+        declared: &[VariableDecl],
+    ) -> Result<(Vec<OutboundRule>, Vec<OutboundTemplate>), ManifestError> {
+        let (mut rules, mut templates) = (Vec::new(), Vec::new());
+        for (i, entry) in raw.iter().enumerate() {
+            let entry_key = format!("{key}[{i}]");
+            let fail = |message: String| self.error_at(entry.span(), &entry_key, message);
+            if !entry.get_ref().contains("{{") {
+                rules.push(OutboundRule::parse(entry.get_ref()).map_err(fail)?);
+                continue;
+            }
+            let template = Template::parse(entry.get_ref()).map_err(fail)?;
+            let mut defaults = Vec::new();
+            for name in template.references() {
+                match declared.iter().find(|d| d.name == name) {
+                    None => return Err(fail(format!(
+                        "refers to `{name}`, which is not declared; add `{name} = {{ default = \"...\" }}` under [variables]"
+                    ))),
+                    Some(declaration) => defaults.push(declaration.default.clone()),
+                }
+            }
+            if defaults.iter().all(Option::is_some) {
+                let rendered = template.render_with(|name| {
+                    declared
+                        .iter()
+                        .find(|d| d.name == name)
+                        .and_then(|d| d.default.clone())
+                        .unwrap_or_default()
+                });
+                if !rendered.trim().is_empty() {
+                    OutboundRule::parse(rendered.trim()).map_err(|e| {
+                        fail(format!(
+                            "with the variables' defaults this is {rendered:?}: {e}"
+                        ))
+                    })?;
+                }
+            }
+            templates.push(OutboundTemplate {
+                template,
+                key: entry_key,
+            });
+        }
+        Ok((rules, templates))
     }
 }
 

@@ -7,7 +7,7 @@ use crate::model::{
     App, BuildSpec, ComponentSpec, HttpSettings, Limits, ManifestFormat, Route, Target, TriggerSpec,
 };
 use crate::units::{duration_serde, size_serde};
-use crate::{ManifestError, OutboundRule, VariableDecl};
+use crate::{ManifestError, VariableDecl};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -76,7 +76,7 @@ struct RawComponent {
     #[serde(default)]
     pub environment: BTreeMap<String, String>,
     #[serde(default)]
-    pub allowed_outbound_hosts: Vec<OutboundRule>,
+    pub allowed_outbound_hosts: Vec<Spanned<String>>,
     #[serde(default)]
     pub limits: RawLimits,
     #[serde(default)]
@@ -186,6 +186,11 @@ fn component(
     source.environment_names(&key("environment"), raw.environment.keys())?;
     let limits = limits(source, &key("limits"), raw.limits)?;
     let variables = source.component_variables(&key("variables"), raw.variables, declared)?;
+    let (allowed_outbound_hosts, outbound_templates) = source.outbound_rules(
+        &key("allowed_outbound_hosts"),
+        &raw.allowed_outbound_hosts,
+        declared,
+    )?;
     let mut store_grant_locations = Vec::new();
     let key_value_stores = source.store_labels(
         &key("key_value_stores"),
@@ -210,7 +215,8 @@ fn component(
         files,
         copied_files: Vec::new(),
         environment: raw.environment.into_iter().collect(),
-        allowed_outbound_hosts: raw.allowed_outbound_hosts,
+        allowed_outbound_hosts,
+        outbound_templates,
         limits,
     })
 }

@@ -169,16 +169,20 @@ pub(crate) fn component(
     };
     source.environment_names(&field("environment"), raw.environment.keys())?;
     let copied_files = copied_files(source, &field("files"), &raw.files, &raw.exclude_files)?;
-    let mut allowed_outbound_hosts = Vec::new();
-    for (i, rule) in raw.allowed_outbound_hosts.iter().enumerate() {
-        allowed_outbound_hosts.push(OutboundRule::parse(rule.get_ref()).map_err(|e| {
-            source.error_at(
-                rule.span(),
-                &format!("{key}.allowed_outbound_hosts[{i}]"),
-                e,
-            )
-        })?);
+    if raw.allowed_outbound_hosts.len() == 1
+        && raw.allowed_outbound_hosts[0].get_ref() == "insecure:allow-all"
+    {
+        return Err(source.error_at(
+            raw.allowed_outbound_hosts[0].span(),
+            &field("allowed_outbound_hosts[0]"),
+            "`insecure:allow-all` is not a rule; use \"*://*:*\" if you really mean every host",
+        ));
     }
+    let (mut allowed_outbound_hosts, outbound_templates) = source.outbound_rules(
+        &field("allowed_outbound_hosts"),
+        &raw.allowed_outbound_hosts,
+        declared,
+    )?;
     for (i, host) in raw.allowed_http_hosts.iter().enumerate() {
         let entry_key = format!("{key}.allowed_http_hosts[{i}]");
         for rule in allowed_http_host(host.get_ref())
@@ -227,6 +231,7 @@ pub(crate) fn component(
         copied_files,
         environment: raw.environment.into_iter().collect(),
         allowed_outbound_hosts,
+        outbound_templates,
         limits,
         variables,
         key_value_stores,

@@ -304,8 +304,11 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .map(|(l, _, _)| l.as_str())
         .collect();
     let sql_seeded: Vec<&str> = args.sqlite_seeds.iter().map(|(l, _)| l.as_str()).collect();
+    let variables = resolve_variables(&app, &args, &runtime_config)?;
+    app.resolve_outbound_templates(&variables)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", app.manifest_path.display()))?;
     let resources = AppResources::new(
-        resolve_variables(&app, &args, &runtime_config)?,
+        variables,
         KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
         runtime_config.blocked_networks.clone(),
