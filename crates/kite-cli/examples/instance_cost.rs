@@ -83,7 +83,7 @@ async fn one_request(factory: &InstanceFactory) -> anyhow::Result<()> {
         .build()
         .await
         .context("an instance could not be built")?;
-    store.data_mut().begin_request("bench".into());
+    store.data_mut().begin_request("bench".into(), 0);
     factory.start_deadline(&mut store);
     let request = http::Request::get("http://localhost/")
         .body(Empty::<Bytes>::new().map_err(|never| -> ErrorCode { match never {} }))?;

@@ -374,3 +374,122 @@ fn spin_manifest_errors_name_the_line_and_key() {
         assert!(stderr.contains(needle), "{needle}: {stderr}");
     }
 }
+
+fn chaining_app(front_rules: &str) -> TestApp {
+    TestApp::spin(&format!(
+        "{V2_HEADER}
+[[trigger.http]]
+route = \"/front/...\"
+component = \"front\"
+
+[[trigger.http]]
+route = \"/info\"
+component = \"public\"
+
+[[trigger.http]]
+route = {{ private = true }}
+component = \"hidden\"
+
+[component.front]
+source = \"PROBE\"
+allowed_outbound_hosts = [{front_rules}]
+
+[component.public]
+source = \"PROBE\"
+
+[component.hidden]
+source = \"PROBE\"
+environment = {{ ROLE = \"hidden\" }}
+"
+    ))
+}
+
+#[tokio::test]
+async fn components_call_each_other_in_process() {
+    let app = chaining_app("\"http://*.spin.internal\", \"http://self\"");
+    let server = Server::start(&app);
+    // A private component, reached by name, with Spin's headers for a chained request.
+    let reply = server
+        .get("/front/outbound?url=http://hidden.spin.internal/deep/path/info")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.starts_with("status: 200"), "{}", reply.body);
+    let seen = spin_headers(&reply.body);
+    for expected in [
+        "spin-full-url: http://localhost/deep/path/info",
+        "spin-path-info: /deep/path/info",
+        "spin-matched-route: /...",
+        "spin-raw-component-route: /...",
+        "spin-component-route: ",
+        "spin-client-addr: 0.0.0.0:0",
+    ] {
+        assert!(seen.iter().any(|l| l == expected), "{expected} in {seen:?}");
+    }
+    let env = server
+        .get("/front/outbound?url=http://hidden.spin.internal/env")
+        .await;
+    assert!(env.body.contains("ROLE=hidden"), "{}", env.body);
+    // `self` goes through the app's public routes.
+    let own = server.get("/front/outbound?url=http://self/info").await;
+    assert!(own.body.starts_with("status: 200"), "{}", own.body);
+    assert!(
+        own.body.contains("spin-matched-route: /info"),
+        "{}",
+        own.body
+    );
+    // A component that no trigger targets, or that does not exist, is not reachable.
+    let missing = server
+        .get("/front/outbound?url=http://nobody.spin.internal/")
+        .await;
+    assert!(
+        missing.body.contains("HttpRequestDenied"),
+        "{}",
+        missing.body
+    );
+    server.wait_for_log("the app has no component `nobody` with a route");
+    // Nothing went over the network: the access log shows the chained requests as served.
+    assert!(
+        server.log().contains("component=hidden"),
+        "{}",
+        server.log()
+    );
+}
+
+#[tokio::test]
+async fn chaining_needs_a_rule_and_is_bounded_in_depth() {
+    let app = chaining_app("\"http://front.spin.internal\"");
+    let server = Server::start(&app);
+    let denied = server
+        .get("/front/outbound?url=http://hidden.spin.internal/env")
+        .await;
+    assert!(denied.body.contains("HttpRequestDenied"), "{}", denied.body);
+    server.wait_for_log("add \"http://hidden.spin.internal\" to `allowed_outbound_hosts`");
+    let denied_self = server.get("/front/outbound?url=http://self/info").await;
+    assert!(
+        denied_self.body.contains("HttpRequestDenied"),
+        "{}",
+        denied_self.body
+    );
+    // A component calling itself: each hop a fresh instance, refused past the limit.
+    let mut url = "http://front.spin.internal/front/info".to_string();
+    for _ in 0..12 {
+        url = format!("http://front.spin.internal/front/outbound?url={url}");
+    }
+    let reply = server.get(&format!("/front/outbound?url={url}")).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("HttpRequestDenied"), "{}", reply.body);
+    server.wait_for_log("requests may pass through at most 8 components");
+    // Hops 1 to 8 ran; the eighth was refused its call, so the seventh saw a 502.
+    assert_eq!(
+        reply.body.matches("status: 200").count(),
+        7,
+        "{}",
+        reply.body
+    );
+    assert_eq!(
+        reply.body.matches("status: 502").count(),
+        1,
+        "{}",
+        reply.body
+    );
+}

@@ -4,8 +4,8 @@
 use crate::capability::store_places::check_distinct;
 use crate::capability::{
     env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
-    outbound_http::OutboundHttpGrant, sqlite::SqliteDatabases, sqlite::SqliteGrant,
-    variables::VariablesGrant,
+    local_dispatch::LocalDispatch, outbound_http::OutboundHttpGrant, sqlite::SqliteDatabases,
+    sqlite::SqliteGrant, variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
 use crate::host_budget;
@@ -39,6 +39,8 @@ pub struct AppResources {
     pub sqlite: SqliteDatabases,
     /// Networks no outbound connection of any component may reach.
     pub blocked_networks: Vec<BlockedNetwork>,
+    /// The app's trigger, for requests that stay in the app (service chaining).
+    pub local: Arc<LocalDispatch>,
 }
 
 impl AppResources {
@@ -62,6 +64,7 @@ impl AppResources {
             key_value,
             sqlite,
             blocked_networks,
+            local: Arc::default(),
         })
     }
 }
@@ -72,7 +75,11 @@ impl ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
-            outbound_http: OutboundHttpGrant::validate(spec, &resources.blocked_networks)?,
+            outbound_http: OutboundHttpGrant::validate(
+                spec,
+                &resources.blocked_networks,
+                resources.local.clone(),
+            )?,
             variables: VariablesGrant::validate(spec, &resources.variables)?,
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,

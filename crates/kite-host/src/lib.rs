@@ -11,6 +11,9 @@ mod request_tag;
 mod state;
 
 pub use capability::key_value::KeyValueStores;
+pub use capability::local_dispatch::{
+    ChainDepth, LocalDispatch, LocalHandler, LocalTarget, MAX_CHAIN_DEPTH,
+};
 pub use capability::sqlite::SqliteDatabases;
 pub use grants::{AppResources, ComponentGrants};
 pub use instance_limits::InstanceLimits;

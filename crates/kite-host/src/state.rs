@@ -28,10 +28,11 @@ pub struct InstanceState {
 }
 
 impl InstanceState {
-    /// Hands the instance its request: from now on its logs carry `request_id`. An instance
+    /// Hands the instance its request: from now on its logs carry `request_id`, and its
+    /// outbound requests to the app count `chain_depth` hops before them. An instance
     /// serves one request only.
-    pub fn begin_request(&mut self, request_id: Arc<str>) {
-        self.request.set(request_id);
+    pub fn begin_request(&mut self, request_id: Arc<str>, chain_depth: u32) {
+        self.request.set(request_id, chain_depth);
     }
 
     /// The request must be done by `deadline`: host calls that can stop early (SQLite

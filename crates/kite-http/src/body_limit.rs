@@ -81,7 +81,7 @@ impl<B> LimitedBody<B> {
 
 impl<B> Body for LimitedBody<B>
 where
-    B: Body<Data = Bytes, Error = hyper::Error> + Unpin,
+    B: Body<Data = Bytes, Error = HttpError> + Unpin,
 {
     type Data = Bytes;
     type Error = HttpError;
@@ -110,7 +110,7 @@ where
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(HttpError::Hyper(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending if this.stalled(cx) => {
                 this.faults.stalled.store(true, Ordering::Relaxed);

@@ -3,14 +3,14 @@
 
 use crate::body_limit::LimitedBody;
 use crate::failure::GuestFailure;
+use crate::trigger::RequestBody;
 use http::{Request, Response};
-use hyper::body::Incoming;
 use std::sync::Arc;
 use tokio::sync::OwnedSemaphorePermit;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// The request as an executor receives it: its body bounded in size and rate.
-pub(crate) type GuestRequest = Request<LimitedBody<Incoming>>;
+pub(crate) type GuestRequest = Request<LimitedBody<RequestBody>>;
 
 /// What running a request produced.
 pub(crate) enum Outcome {

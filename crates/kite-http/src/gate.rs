@@ -4,8 +4,8 @@
 use crate::body_limit::{BodyFaults, LimitedBody, MIN_BYTES_PER_WINDOW};
 use crate::executor::{Executor, Outcome};
 use crate::failure::{busy_response, error_response};
+use crate::trigger::RequestBody;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
 use kite_app::Limits;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -41,7 +41,7 @@ impl ComponentGate {
     /// while the guest waits for it fails the guest's read, and the request gets 408.
     pub(crate) async fn handle(
         &self,
-        req: Request<Incoming>,
+        req: Request<RequestBody>,
         request_id: &Arc<str>,
         body_idle: Duration,
     ) -> Response<HyperOutgoingBody> {

@@ -5,6 +5,7 @@ use crate::access_log;
 use crate::trigger::DEFAULT_BODY_IDLE_TIMEOUT;
 use crate::write_timeout::WriteTimeout;
 use crate::HttpTrigger;
+use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
@@ -149,6 +150,9 @@ fn worker(
                     let trigger = trigger.clone();
                     let service = hyper::service::service_fn(move |req| {
                         let trigger = trigger.clone();
+                        let req = req.map(|body: hyper::body::Incoming| {
+                            body.map_err(wasmtime_wasi_http::Error::from).boxed_unsync()
+                        });
                         async move { Ok::<_, Infallible>(trigger.handle(req, client).await) }
                     });
                     let stream = WriteTimeout::new(stream, write_timeout);

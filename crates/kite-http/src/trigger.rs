@@ -10,16 +10,18 @@ use crate::router::Router;
 use crate::spin_headers;
 use crate::static_response::StaticBody;
 use crate::wasi_http::WasiHttpExecutor;
+use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
-use kite_app::{App, HttpSettings, Target};
+use kite_app::{App, HttpSettings, RoutePattern, Target};
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, InstanceState};
+use kite_host::{LocalHandler, LocalTarget};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 pub struct HttpTrigger {
     router: Router,
@@ -28,6 +30,11 @@ pub struct HttpTrigger {
     /// One per component, in the app's component order.
     gates: Vec<ComponentGate>,
     settings: HttpSettings,
+    /// Components some trigger targets (private routes included): what
+    /// `<id>.spin.internal` may name.
+    chainable: Vec<String>,
+    /// The route a chained request is given (`/...`), for Spin's headers.
+    chained_route: RoutePattern,
     ready: Arc<ReadyInstances>,
     /// How long a request body may stall while the guest waits for it (set when serving).
     body_idle_timeout: OnceLock<Duration>,
@@ -38,6 +45,10 @@ enum RouteTarget {
     Component(usize),
     Static(StaticBody),
 }
+
+/// A request's body as the trigger takes it: from a client connection, or from a component
+/// of the app (service chaining).
+pub(crate) type RequestBody = WasiBody;
 
 /// A request body's idle timeout unless serving sets one.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -50,13 +61,14 @@ pub struct ComponentLoaded<'a> {
 }
 
 impl HttpTrigger {
-    /// Compiles (or loads from cache) and links every component of `app`.
+    /// Compiles (or loads from cache) and links every component of `app`, and plugs the
+    /// trigger into `resources` for requests components send to the app (service chaining).
     pub fn prepare(
         app: &App,
         engine: &KiteEngine,
         resources: &AppResources,
         mut on_loaded: impl FnMut(ComponentLoaded<'_>),
-    ) -> anyhow::Result<Self> {
+    ) -> anyhow::Result<Arc<Self>> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut gates = Vec::with_capacity(app.components.len());
@@ -102,14 +114,27 @@ impl HttpTrigger {
             routes.push((pattern.clone(), targets.len()));
             targets.push(target);
         }
-        Ok(HttpTrigger {
+        let chainable = app
+            .triggers
+            .iter()
+            .filter_map(|t| match &t.target {
+                Target::Component(id) => Some(id.clone()),
+                Target::Static(_) => None,
+            })
+            .collect();
+        let trigger = Arc::new(HttpTrigger {
             router: Router::new(routes),
             targets,
             gates,
             settings: app.http,
+            chainable,
+            chained_route: RoutePattern::parse("/...").expect("a valid route"),
             ready,
             body_idle_timeout: OnceLock::new(),
-        })
+        });
+        let handler: Arc<dyn LocalHandler> = trigger.clone();
+        resources.local.connect(Arc::downgrade(&handler));
+        Ok(trigger)
     }
 
     /// Serving on `workers` threads: keep one instance of each component ahead per thread.
@@ -142,25 +167,22 @@ impl HttpTrigger {
             .collect()
     }
 
+    /// Serves a client's request (or one a component sent to the app itself) through the
+    /// app's public routes.
     pub(crate) async fn handle(
         &self,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
         client: SocketAddr,
     ) -> Response<HyperOutgoingBody> {
         let started = Instant::now();
         let request_id = next_request_id();
-        let method = req.method().clone();
-        let uri = req.uri().clone();
-        let body_idle = *self
-            .body_idle_timeout
-            .get()
-            .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT);
-        let (mut response, component) = match self.router.route(uri.path()) {
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let (response, component) = match self.router.route(uri.path()) {
             Some((index, pattern, found)) => match &self.targets[index] {
                 RouteTarget::Component(gate) => {
                     let gate = &self.gates[*gate];
                     spin_headers::set(&mut req, pattern, &found, client);
-                    let response = gate.handle(req, &request_id, body_idle).await;
+                    let response = gate.handle(req, &request_id, self.body_idle()).await;
                     (response, Some(gate.component().clone()))
                 }
                 RouteTarget::Static(body) => (body.response(), None),
@@ -174,6 +196,53 @@ impl HttpTrigger {
                 None,
             ),
         };
+        self.finish(response, started, method, uri, component, request_id)
+    }
+
+    /// Serves a request a component sent to `<component>.spin.internal`: straight to that
+    /// component, whatever its routes, with Spin's headers for a chained request (the
+    /// route `/...`, the whole path as path info, client `0.0.0.0:0`).
+    async fn handle_chained(
+        &self,
+        component: &str,
+        mut req: Request<RequestBody>,
+    ) -> Response<HyperOutgoingBody> {
+        let started = Instant::now();
+        let request_id = next_request_id();
+        let (method, uri) = (req.method().clone(), req.uri().clone());
+        let Some(gate) = self.gates.iter().find(|g| &**g.component() == component) else {
+            let response = error_response(
+                StatusCode::NOT_FOUND,
+                &request_id,
+                &format!("the app has no component `{component}`"),
+            );
+            return self.finish(response, started, method, uri, None, request_id);
+        };
+        if let Some(found) = self.chained_route.matches(uri.path()) {
+            spin_headers::set(&mut req, &self.chained_route, &found, CHAINED_CLIENT);
+        }
+        let response = gate.handle(req, &request_id, self.body_idle()).await;
+        let component = Some(gate.component().clone());
+        self.finish(response, started, method, uri, component, request_id)
+    }
+
+    fn body_idle(&self) -> Duration {
+        *self
+            .body_idle_timeout
+            .get()
+            .unwrap_or(&DEFAULT_BODY_IDLE_TIMEOUT)
+    }
+
+    /// Adds the request id where the app wants it and writes the access-log record.
+    fn finish(
+        &self,
+        mut response: Response<HyperOutgoingBody>,
+        started: Instant,
+        method: http::Method,
+        uri: http::Uri,
+        component: Option<Arc<str>>,
+        request_id: Arc<str>,
+    ) -> Response<HyperOutgoingBody> {
         if self.settings.request_id_header {
             set_request_id(&mut response, &request_id);
         }
@@ -186,5 +255,28 @@ impl HttpTrigger {
             request_id,
         });
         response
+    }
+}
+
+/// The client address a chained request reports (Spin's).
+const CHAINED_CLIENT: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), 0);
+
+impl LocalHandler for HttpTrigger {
+    fn has_component(&self, component: &str) -> bool {
+        self.chainable.iter().any(|id| id == component)
+    }
+
+    fn handle(
+        self: Arc<Self>,
+        target: LocalTarget,
+        request: Request<WasiBody>,
+    ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
+        Box::pin(async move {
+            Ok(match target {
+                LocalTarget::App => HttpTrigger::handle(&self, request, CHAINED_CLIENT).await,
+                LocalTarget::Component(id) => self.handle_chained(&id, request).await,
+            })
+        })
     }
 }

@@ -141,7 +141,13 @@ impl WasiHttpExecutor {
                 None,
             ),
         };
-        store.data_mut().begin_request(request_id.clone());
+        let chain_depth = req
+            .extensions()
+            .get::<kite_host::ChainDepth>()
+            .map_or(0, |depth| depth.0);
+        store
+            .data_mut()
+            .begin_request(request_id.clone(), chain_depth);
         self.factory.start_deadline(&mut store);
         let mut http = store.data_mut().http();
         let request = http.new_incoming_request(Scheme::Http, req).map_err(|e| {

@@ -348,7 +348,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         pooling: true,
     };
     let engine = KiteEngine::new(&options).context("creating the WebAssembly engine")?;
-    let trigger = Arc::new(prepare_with_progress(&app, &engine, &resources)?);
+    let trigger = prepare_with_progress(&app, &engine, &resources)?;
 
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;
@@ -375,7 +375,7 @@ fn prepare_with_progress(
     app: &kite_app::App,
     engine: &KiteEngine,
     resources: &AppResources,
-) -> anyhow::Result<HttpTrigger> {
+) -> anyhow::Result<Arc<HttpTrigger>> {
     let bar = if std::io::stderr().is_terminal() && app.components.len() > 1 {
         let bar = ProgressBar::new(app.components.len() as u64);
         bar.set_style(

@@ -6,6 +6,7 @@ pub mod env;
 pub mod files;
 pub mod key_value;
 mod labels;
+pub mod local_dispatch;
 mod outbound_connect;
 pub mod outbound_http;
 pub(crate) mod poll_list;

@@ -1,6 +1,10 @@
 //! Outbound HTTP through `wasi:http/outgoing-handler`: a request leaves only if its URL
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
+//! Requests to `<component>.spin.internal` and to the app itself stay in the process.
 
+use super::local_dispatch::{
+    local_target, ChainDepth, LocalDispatch, LocalTarget, MAX_CHAIN_DEPTH,
+};
 use super::outbound_connect::{
     reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_COMPONENT,
     MAX_CONNECTIONS_PER_INSTANCE,
@@ -25,16 +29,23 @@ struct OutboundPolicy {
     blocked: Vec<BlockedNetwork>,
     /// Places for the open connections of all the component's instances.
     connections: Arc<Semaphore>,
+    /// The app's trigger, for requests that stay in the app.
+    local: Arc<LocalDispatch>,
 }
 
 impl OutboundHttpGrant {
-    pub fn validate(spec: &ComponentSpec, blocked: &[BlockedNetwork]) -> anyhow::Result<Self> {
+    pub fn validate(
+        spec: &ComponentSpec,
+        blocked: &[BlockedNetwork],
+        local: Arc<LocalDispatch>,
+    ) -> anyhow::Result<Self> {
         Ok(OutboundHttpGrant {
             policy: Arc::new(OutboundPolicy {
                 component: spec.id.clone(),
                 rules: spec.allowed_outbound_hosts.clone(),
                 blocked: blocked.to_vec(),
                 connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT)),
+                local,
             }),
         })
     }
@@ -136,6 +147,63 @@ impl RefusalLog {
     }
 }
 
+impl OutboundHttp {
+    /// A request that stays in the app: allowed by a rule (`http://<id>.spin.internal`,
+    /// `http://*.spin.internal`, `http://self`, `*://*:*`), within [`MAX_CHAIN_DEPTH`] hops,
+    /// served by the app's trigger in a fresh instance of the target.
+    fn send_local(
+        &mut self,
+        target: LocalTarget,
+        mut request: http::Request<WasiBody>,
+        log: RefusalLog,
+    ) -> SendFuture {
+        let uri = request.uri().clone();
+        let refuse = |reason: String| -> SendFuture {
+            log.refused(&uri, &reason);
+            Box::new(async { Err(HttpError::HttpRequestDenied) })
+        };
+        let allowed = match &target {
+            LocalTarget::App => self.policy.rules.iter().any(|rule| rule.allows_self()),
+            LocalTarget::Component(_) => self.policy.check(&uri).is_ok(),
+        };
+        if !allowed {
+            let rule = match &target {
+                LocalTarget::App => "http://self".to_string(),
+                LocalTarget::Component(id) => format!("http://{id}.spin.internal"),
+            };
+            return refuse(format!(
+                "add \"{rule}\" to `allowed_outbound_hosts` of component `{}` to allow it",
+                self.policy.component
+            ));
+        }
+        let Some(handler) = self.policy.local.handler() else {
+            return refuse("the app is not serving".into());
+        };
+        if let LocalTarget::Component(id) = &target {
+            if !handler.has_component(id) {
+                return refuse(format!("the app has no component `{id}` with a route"));
+            }
+        }
+        let depth = self.request.chain_depth() + 1;
+        if depth > MAX_CHAIN_DEPTH {
+            return refuse(format!(
+                "this would be hop {depth} within the app; requests may pass through at most {MAX_CHAIN_DEPTH} components"
+            ));
+        }
+        request.extensions_mut().insert(ChainDepth(depth));
+        // The callee sees no `host` (as under Spin): its `spin-full-url` names `localhost`.
+        request.headers_mut().remove(http::header::HOST);
+        let response = handler.handle(target, request);
+        Box::new(async move {
+            let response = response.await?;
+            Ok((
+                response,
+                Box::new(async { Ok(()) }) as Box<dyn Future<Output = _> + Send>,
+            ))
+        })
+    }
+}
+
 impl WasiHttpHooks for OutboundHttp {
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         crate::host_budget::BODY_CHUNK_BYTES
@@ -157,6 +225,9 @@ impl WasiHttpHooks for OutboundHttp {
             request: self.request.clone(),
         };
         let uri = request.uri().clone();
+        if let Some(target) = local_target(uri.host().unwrap_or_default()) {
+            return self.send_local(target, request, log);
+        }
         if let Err(reason) = self.policy.check(&uri) {
             log.refused(&uri, &reason);
             return Box::new(async { Err(HttpError::HttpRequestDenied) });
@@ -195,6 +266,7 @@ mod tests {
             component: "c".into(),
             blocked: Vec::new(),
             connections: Arc::new(Semaphore::new(1)),
+            local: Arc::default(),
             rules: vec![
                 OutboundRule::parse("http://127.0.0.1:*").unwrap(),
                 OutboundRule::parse("https://api.example.com").unwrap(),
