@@ -493,3 +493,12 @@ async fn chaining_needs_a_rule_and_is_bounded_in_depth() {
         reply.body
     );
 }
+
+#[tokio::test]
+async fn llm_calls_report_the_model_as_not_supported() {
+    let app = routes_app();
+    let server = Server::start(&app);
+    let reply = server.get("/api/llm?model=llama2-chat").await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    assert!(reply.body.contains("ModelNotSupported"), "{}", reply.body);
+}

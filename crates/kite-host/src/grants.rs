@@ -4,8 +4,9 @@
 use crate::capability::store_places::check_distinct;
 use crate::capability::{
     env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
-    local_dispatch::LocalDispatch, outbound_http::OutboundHttpGrant, sqlite::SqliteDatabases,
-    sqlite::SqliteGrant, variables::VariablesGrant,
+    local_dispatch::LocalDispatch, outbound_http::OutboundHttpGrant,
+    outbound_policy::OutboundPolicy, sqlite::SqliteDatabases, sqlite::SqliteGrant,
+    variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
 use crate::host_budget;
@@ -20,6 +21,7 @@ pub struct ComponentGrants {
     component: Arc<str>,
     env: EnvGrant,
     files: FilesGrant,
+    outbound: Arc<OutboundPolicy>,
     outbound_http: OutboundHttpGrant,
     variables: VariablesGrant,
     key_value: KeyValueGrant,
@@ -71,15 +73,14 @@ impl AppResources {
 
 impl ComponentGrants {
     pub fn validate(spec: &ComponentSpec, resources: &AppResources) -> anyhow::Result<Self> {
+        let outbound =
+            OutboundPolicy::new(spec, &resources.blocked_networks, resources.local.clone());
         Ok(ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
-            outbound_http: OutboundHttpGrant::validate(
-                spec,
-                &resources.blocked_networks,
-                resources.local.clone(),
-            )?,
+            outbound: outbound.clone(),
+            outbound_http: OutboundHttpGrant::validate(outbound)?,
             variables: VariablesGrant::validate(spec, &resources.variables)?,
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,
@@ -112,10 +113,15 @@ impl ComponentGrants {
             table: host_budget::resource_table(self.max_resources),
             limits: InstanceLimits::new(self.memory_limit),
             outbound: self.outbound_http.prepare(request.clone()),
+            redis: crate::capability::redis::ComponentRedis::new(
+                self.outbound.clone(),
+                request.clone(),
+            ),
             request,
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),
             sqlite: self.sqlite.prepare(),
+            llm: crate::capability::llm::NoModels,
             deadline: None,
         })
     }

@@ -1,6 +1,6 @@
 //! Links every host interface Kite provides into a component linker, once per engine:
 //! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables,
-//! key-value (Spin and `wasi:keyvalue`) and SQLite.
+//! key-value (Spin and `wasi:keyvalue`), SQLite, and the Spin interfaces for LLMs and Redis.
 
 use crate::InstanceState;
 use wasmtime::component::Linker;
@@ -13,5 +13,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     crate::capability::key_value::add_to_linker(linker)?;
     crate::capability::wasi_keyvalue::add_to_linker(linker)?;
     crate::capability::sqlite::add_to_linker(linker)?;
+    crate::capability::llm::add_to_linker(linker)?;
+    crate::capability::redis::add_to_linker(linker)?;
     Ok(())
 }

@@ -2,7 +2,9 @@
 //! from one component's grants, dropped with the instance.
 
 use crate::capability::key_value::ComponentKeyValue;
+use crate::capability::llm::NoModels;
 use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::redis::ComponentRedis;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
 use crate::instance_limits::InstanceLimits;
@@ -22,6 +24,8 @@ pub struct InstanceState {
     pub(crate) variables: ComponentVariables,
     pub(crate) key_value: ComponentKeyValue,
     pub(crate) sqlite: ComponentSqlite,
+    pub(crate) llm: NoModels,
+    pub(crate) redis: ComponentRedis,
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,

@@ -183,6 +183,22 @@ pub(crate) async fn send(
     Ok((response, Box::new(driver)))
 }
 
+/// A TCP connection for a client other than HTTP (Redis, ...) to `host:port`: resolved
+/// here, connected only on addresses outside `blocked`, within `within`.
+pub(crate) async fn connect_tcp(
+    host: &str,
+    port: u16,
+    blocked: &[BlockedNetwork],
+    within: Duration,
+) -> Result<TcpStream, Failure> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = resolve(host, port, within).await?;
+    let addresses = allowed_addresses(host, addresses, blocked)?;
+    let stream = connect(&addresses, within).await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
 trait Stream: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Sync + Unpin + 'static> Stream for T {}
 

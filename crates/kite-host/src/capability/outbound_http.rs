@@ -2,16 +2,12 @@
 //! matches one of the component's `allowed_outbound_hosts`; redirects are not followed.
 //! Requests to `<component>.spin.internal` and to the app itself stay in the process.
 
-use super::local_dispatch::{
-    local_target, ChainDepth, LocalDispatch, LocalTarget, MAX_CHAIN_DEPTH,
-};
+use super::local_dispatch::{local_target, ChainDepth, LocalTarget, MAX_CHAIN_DEPTH};
 use super::outbound_connect::{
-    reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_COMPONENT,
-    MAX_CONNECTIONS_PER_INSTANCE,
+    reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_INSTANCE,
 };
+use super::outbound_policy::OutboundPolicy;
 use crate::request_tag::RequestTag;
-use http::uri::Scheme;
-use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -21,33 +17,9 @@ pub struct OutboundHttpGrant {
     policy: Arc<OutboundPolicy>,
 }
 
-/// One component's rules, shared by all of its instances.
-struct OutboundPolicy {
-    component: String,
-    rules: Vec<OutboundRule>,
-    /// Networks no connection may reach, whatever the rules allow.
-    blocked: Vec<BlockedNetwork>,
-    /// Places for the open connections of all the component's instances.
-    connections: Arc<Semaphore>,
-    /// The app's trigger, for requests that stay in the app.
-    local: Arc<LocalDispatch>,
-}
-
 impl OutboundHttpGrant {
-    pub fn validate(
-        spec: &ComponentSpec,
-        blocked: &[BlockedNetwork],
-        local: Arc<LocalDispatch>,
-    ) -> anyhow::Result<Self> {
-        Ok(OutboundHttpGrant {
-            policy: Arc::new(OutboundPolicy {
-                component: spec.id.clone(),
-                rules: spec.allowed_outbound_hosts.clone(),
-                blocked: blocked.to_vec(),
-                connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT)),
-                local,
-            }),
-        })
+    pub fn validate(policy: Arc<OutboundPolicy>) -> anyhow::Result<Self> {
+        Ok(OutboundHttpGrant { policy })
     }
 
     pub(crate) fn prepare(&self, request: RequestTag) -> OutboundHttp {
@@ -71,38 +43,6 @@ pub struct OutboundHttp {
 }
 
 type SendFuture = Box<dyn Future<Output = Result<Sent, HttpError>> + Send>;
-
-impl OutboundPolicy {
-    /// `Err` says why the request is refused and, where a rule would allow it, which.
-    fn check(&self, uri: &http::Uri) -> Result<(), String> {
-        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
-            return Err(
-                "URLs with user information (`user:password@`) are refused; send credentials in a header".into(),
-            );
-        }
-        let scheme = uri
-            .scheme()
-            .unwrap_or(&Scheme::HTTPS)
-            .as_str()
-            .to_ascii_lowercase();
-        let host = uri.host().unwrap_or_default();
-        let default_port = if scheme == "http" { 80 } else { 443 };
-        let port = uri.port_u16().unwrap_or(default_port);
-        if self
-            .rules
-            .iter()
-            .any(|rule| rule.allows(&scheme, host, port))
-        {
-            Ok(())
-        } else {
-            Err(format!(
-                "add \"{}\" to `allowed_outbound_hosts` of component `{}` to allow it",
-                OutboundRule::suggestion(&scheme, host, port),
-                self.component
-            ))
-        }
-    }
-}
 
 /// `uri` without its query string, which may carry secrets, for log lines.
 fn without_query(uri: &http::Uri) -> String {
@@ -259,27 +199,6 @@ impl WasiHttpHooks for OutboundHttp {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn checks_scheme_host_and_port_of_the_uri() {
-        let policy = OutboundPolicy {
-            component: "c".into(),
-            blocked: Vec::new(),
-            connections: Arc::new(Semaphore::new(1)),
-            local: Arc::default(),
-            rules: vec![
-                OutboundRule::parse("http://127.0.0.1:*").unwrap(),
-                OutboundRule::parse("https://api.example.com").unwrap(),
-            ],
-        };
-        let check = |u: &str| policy.check(&u.parse().unwrap());
-        assert!(check("http://127.0.0.1:8080/x").is_ok());
-        assert!(check("https://api.example.com/v1").is_ok());
-        let refused = |u: &str| check(u).unwrap_err();
-        assert!(refused("http://api.example.com/v1").contains("\"http://api.example.com\""));
-        assert!(refused("http://localhost:9000/").contains("\"http://localhost:9000\""));
-        assert!(refused("http://user:secret@127.0.0.1:8080/").contains("user information"));
-    }
 
     #[test]
     fn logged_urls_have_no_query_or_user_information() {

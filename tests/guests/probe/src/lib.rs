@@ -21,6 +21,8 @@ mod host {
     });
 }
 use host::fermyon::spin::key_value as spin_kv;
+use host::fermyon::spin::llm as spin_llm;
+use host::fermyon::spin::redis as spin_redis;
 use host::fermyon::spin::sqlite as spin_sqlite;
 use host::fermyon::spin::variables as spin_variables;
 use host::wasi::config::store as config_store;
@@ -111,6 +113,14 @@ impl Guest for Probe {
                 respond(out, status, &text)
             }
             "remember" => respond(out, 200, &remember(&param("value"))),
+            "redis" => {
+                let (status, text) = redis(&param("address"), &param("op"), &param);
+                respond(out, status, &text)
+            }
+            "llm" => match spin_llm::infer(&param("model"), "hello", None) {
+                Ok(result) => respond(out, 200, &result.text),
+                Err(e) => respond(out, 500, &format!("error: {e:?}")),
+            },
             "wkv" => {
                 let (status, text) = wasi_key_value(&param("label"), &param("op"), &param);
                 respond(out, status, &text)
@@ -525,4 +535,69 @@ fn show_rows(result: &spin_sqlite::QueryResult) -> String {
         text.push_str(&format!("row: {}\n", values.join(" | ")));
     }
     text
+}
+
+/// Runs one `fermyon:spin/redis` operation against `address`.
+fn redis(address: &str, op: &str, param: &dyn Fn(&str) -> String) -> (u16, String) {
+    let connection = match spin_redis::Connection::open(address) {
+        Ok(connection) => connection,
+        Err(e) => return (502, format!("error: {e:?}")),
+    };
+    let key = param("key");
+    let list = |name: &str| -> Vec<String> {
+        param(name)
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
+    };
+    let result = match op {
+        "set" => connection
+            .set(&key, param("value").as_bytes())
+            .map(|()| "ok".to_string()),
+        "get" => connection.get(&key).map(|v| match v {
+            Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+            None => "none".to_string(),
+        }),
+        "incr" => connection.incr(&key).map(|n| n.to_string()),
+        "del" => connection.del(&list("keys")).map(|n| n.to_string()),
+        "sadd" => connection.sadd(&key, &list("values")).map(|n| n.to_string()),
+        "srem" => connection.srem(&key, &list("values")).map(|n| n.to_string()),
+        "smembers" => connection.smembers(&key).map(|mut members| {
+            members.sort();
+            members.join(",")
+        }),
+        "publish" => connection
+            .publish(&param("channel"), param("value").as_bytes())
+            .map(|()| "ok".to_string()),
+        "execute" => {
+            let arguments: Vec<spin_redis::RedisParameter> = list("args")
+                .into_iter()
+                .map(|a| match a.parse::<i64>() {
+                    Ok(n) => spin_redis::RedisParameter::Int64(n),
+                    Err(_) => spin_redis::RedisParameter::Binary(a.into_bytes()),
+                })
+                .collect();
+            connection
+                .execute(&param("command"), &arguments)
+                .map(|results| format!("{results:?}"))
+        }
+        "hold" => {
+            // Opens more connections, kept until the response is sent.
+            let count: usize = param("n").parse().unwrap_or(1);
+            let mut held = vec![];
+            for i in 0..count {
+                match spin_redis::Connection::open(address) {
+                    Ok(c) => held.push(c),
+                    Err(e) => return (503, format!("opened {i}, then error: {e:?}")),
+                }
+            }
+            Ok(format!("holding {}", held.len() + 1))
+        }
+        _ => return (400, format!("unknown op {op:?}")),
+    };
+    match result {
+        Ok(text) => (200, text),
+        Err(e) => (500, format!("error: {e:?}")),
+    }
 }

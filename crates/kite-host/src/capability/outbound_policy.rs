@@ -1,0 +1,99 @@
+//! One component's outbound policy, shared by every client it may use (HTTP, Redis, ...):
+//! its `allowed_outbound_hosts`, the blocked networks, and its share of the connection caps.
+
+use super::local_dispatch::LocalDispatch;
+use super::outbound_connect::MAX_CONNECTIONS_PER_COMPONENT;
+use http::uri::Scheme;
+use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
+use std::sync::Arc;
+use tokio::sync::Semaphore;
+
+/// One component's rules, shared by all of its instances.
+pub struct OutboundPolicy {
+    pub(crate) component: String,
+    pub(crate) rules: Vec<OutboundRule>,
+    /// Networks no connection may reach, whatever the rules allow.
+    pub(crate) blocked: Vec<BlockedNetwork>,
+    /// Places for the open connections of all the component's instances.
+    pub(crate) connections: Arc<Semaphore>,
+    /// The app's trigger, for requests that stay in the app.
+    pub(crate) local: Arc<LocalDispatch>,
+}
+
+impl OutboundPolicy {
+    pub fn new(
+        spec: &ComponentSpec,
+        blocked: &[BlockedNetwork],
+        local: Arc<LocalDispatch>,
+    ) -> Arc<Self> {
+        Arc::new(OutboundPolicy {
+            component: spec.id.clone(),
+            rules: spec.allowed_outbound_hosts.clone(),
+            blocked: blocked.to_vec(),
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT)),
+            local,
+        })
+    }
+
+    /// `Err` says which rule would allow a connection to `scheme://host:port`.
+    pub(crate) fn check_address(&self, scheme: &str, host: &str, port: u16) -> Result<(), String> {
+        if self
+            .rules
+            .iter()
+            .any(|rule| rule.allows(scheme, host, port))
+        {
+            Ok(())
+        } else {
+            Err(format!(
+                "add \"{}\" to `allowed_outbound_hosts` of component `{}` to allow it",
+                OutboundRule::suggestion(scheme, host, port),
+                self.component
+            ))
+        }
+    }
+
+    /// `Err` says why an HTTP request to `uri` is refused and, where a rule would allow it,
+    /// which.
+    pub(crate) fn check(&self, uri: &http::Uri) -> Result<(), String> {
+        if uri.authority().is_some_and(|a| a.as_str().contains('@')) {
+            return Err(
+                "URLs with user information (`user:password@`) are refused; send credentials in a header".into(),
+            );
+        }
+        let scheme = uri
+            .scheme()
+            .unwrap_or(&Scheme::HTTPS)
+            .as_str()
+            .to_ascii_lowercase();
+        let host = uri.host().unwrap_or_default();
+        let default_port = if scheme == "http" { 80 } else { 443 };
+        let port = uri.port_u16().unwrap_or(default_port);
+        self.check_address(&scheme, host, port)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checks_scheme_host_and_port_of_the_uri() {
+        let policy = OutboundPolicy {
+            component: "c".into(),
+            blocked: Vec::new(),
+            connections: Arc::new(Semaphore::new(1)),
+            local: Arc::default(),
+            rules: vec![
+                OutboundRule::parse("http://127.0.0.1:*").unwrap(),
+                OutboundRule::parse("https://api.example.com").unwrap(),
+            ],
+        };
+        let check = |u: &str| policy.check(&u.parse().unwrap());
+        assert!(check("http://127.0.0.1:8080/x").is_ok());
+        assert!(check("https://api.example.com/v1").is_ok());
+        let refused = |u: &str| check(u).unwrap_err();
+        assert!(refused("http://api.example.com/v1").contains("\"http://api.example.com\""));
+        assert!(refused("http://localhost:9000/").contains("\"http://localhost:9000\""));
+        assert!(refused("http://user:secret@127.0.0.1:8080/").contains("user information"));
+    }
+}
