@@ -34,14 +34,16 @@ fn manifest_errors_stop_kite_up_with_file_line_and_key() {
 #[test]
 fn files_that_are_not_components_are_explained() {
     let app = TestApp::probe("[component.x]\nsource = \"module.wasm\"\n");
-    // The smallest valid core module: magic and version 1.
+    // The smallest valid core module (magic and version 1) is made a component, which
+    // then exports no handler.
     std::fs::write(app.path().join("module.wasm"), b"\0asm\x01\0\0\0").unwrap();
     let err = up_fails(&app, &[]);
-    assert!(
-        err.contains("is not a component: it is a core WebAssembly module"),
-        "{err}"
-    );
-    assert!(err.contains("Wagi"), "{err}");
+    assert!(err.contains("is not an HTTP handler"), "{err}");
+    // A core module that cannot be made a component says why and what to build instead.
+    std::fs::write(app.path().join("module.wasm"), b"\0asm\x01\0\0\0\x01\x02").unwrap();
+    let err = up_fails(&app, &[]);
+    assert!(err.contains("core WebAssembly module"), "{err}");
+    assert!(err.contains("spin-sdk 3"), "{err}");
 
     std::fs::write(app.path().join("module.wasm"), b"not wasm at all").unwrap();
     let err = up_fails(&app, &[]);

@@ -502,3 +502,43 @@ async fn llm_calls_report_the_model_as_not_supported() {
     assert_eq!(reply.status, 500, "{}", reply.body);
     assert!(reply.body.contains("ModelNotSupported"), "{}", reply.body);
 }
+
+#[tokio::test]
+async fn a_core_module_source_is_made_a_component() {
+    let module = common::core_module_guest("probe");
+    let app = TestApp::spin(&format!(
+        "{V2_HEADER}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"p1\"\n\
+         [component.p1]\nsource = \"{}\"\nenvironment = {{ BUILT_FOR = \"wasip1\" }}\n",
+        module.display()
+    ));
+    let server = Server::start(&app);
+    let env = server.get("/env").await;
+    assert_eq!(env.status, 200, "{}", env.body);
+    assert!(env.body.contains("BUILT_FOR=wasip1"), "{}", env.body);
+    let info = server.get("/a/info").await.body;
+    assert!(info.contains("spin-path-info: /a/info"), "{info}");
+    // Compiled once: a second start loads the converted component from the cache.
+    drop(server);
+    let again = Server::start(&app);
+    again.wait_for_log("component `p1` loaded from cache");
+}
+
+#[test]
+fn components_from_wasi_release_candidates_are_refused_with_the_sdk_to_use() {
+    let component = wat::parse_str(
+        r#"(component
+            (import "wasi:http/types@0.2.0-rc-2023-10-18" (instance (export "f" (func))))
+        )"#,
+    )
+    .unwrap();
+    let app = TestApp::spin(&format!(
+        "{V2_HEADER}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"old\"\n\
+         [component.old]\nsource = \"old.wasm\"\n"
+    ));
+    std::fs::write(app.path().join("old.wasm"), component).unwrap();
+    let stderr = up_fails(&app, &[]);
+    assert!(
+        stderr.contains("wasi:http/types@0.2.0-rc-2023-10-18") && stderr.contains("spin-sdk 3"),
+        "{stderr}"
+    );
+}

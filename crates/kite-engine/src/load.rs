@@ -1,5 +1,6 @@
-//! Turns a `.wasm` file into a compiled component, through the compile cache. Files that
-//! are not components get an error saying what they are and what to do instead.
+//! Turns a `.wasm` file into a compiled component, through the compile cache. A WASI
+//! preview 1 core module (what `wasm32-wasip1` builds and older Spin SDKs produce) is made
+//! a component first, as Spin does; other files get an error saying what to do instead.
 
 use crate::KiteEngine;
 use std::path::{Path, PathBuf};
@@ -16,7 +17,8 @@ pub struct LoadedComponent {
 pub enum ComponentLoadError {
     Read(PathBuf, std::io::Error),
     NotWasm(PathBuf),
-    CoreModule(PathBuf),
+    /// A core module that could not be made a component.
+    CoreModule(PathBuf, String),
     Invalid(PathBuf, String),
 }
 
@@ -29,13 +31,12 @@ impl std::fmt::Display for ComponentLoadError {
                 "{} is not a WebAssembly file (it does not start with the `\\0asm` header)",
                 path.display()
             ),
-            Self::CoreModule(path) => write!(
+            Self::CoreModule(path, e) => write!(
                 f,
-                "{} is not a component: it is a core WebAssembly module (WASI preview 1). \
-                 Kite's wasi:http executor runs WASI 0.2 components; build for \
-                 `wasm32-wasip2` (or convert with `wasm-tools component new`). CGI-style \
-                 preview 1 programs will be served by the Wagi executor, which this version \
-                 of Kite does not have yet.",
+                "{} is a core WebAssembly module (WASI preview 1) that cannot be made a \
+                 component: {e}. Modules built with wit-bindgen (Spin SDK 3 or newer, for \
+                 `wasm32-wasip1`) are converted; older Spin SDKs (1.x, 2.x) used an interface \
+                 Kite does not serve: rebuild with spin-sdk 3 or newer, or for `wasm32-wasip2`.",
                 path.display()
             ),
             Self::Invalid(path, e) => write!(f, "{} is not a valid component: {e}", path.display()),
@@ -56,9 +57,6 @@ impl KiteEngine {
         if wasm.len() < 8 || &wasm[..4] != WASM_MAGIC {
             return Err(ComponentLoadError::NotWasm(path.into()));
         }
-        if wasm[4..8] == CORE_MODULE_VERSION {
-            return Err(ComponentLoadError::CoreModule(path.into()));
-        }
         if let Some(component) = self.cache().and_then(|c| c.get(self.engine(), &wasm)) {
             return Ok(LoadedComponent {
                 component,
@@ -66,8 +64,14 @@ impl KiteEngine {
                 elapsed: started.elapsed(),
             });
         }
-        let component = Component::new(self.engine(), &wasm)
-            .map_err(|e| ComponentLoadError::Invalid(path.into(), format!("{e:#}")))?;
+        let component = if wasm[4..8] == CORE_MODULE_VERSION {
+            let converted = componentize(&wasm)
+                .map_err(|e| ComponentLoadError::CoreModule(path.into(), format!("{e:#}")))?;
+            Component::new(self.engine(), &converted)
+        } else {
+            Component::new(self.engine(), &wasm)
+        }
+        .map_err(|e| ComponentLoadError::Invalid(path.into(), format!("{e:#}")))?;
         if let Some(cache) = self.cache() {
             cache.put(&component, &wasm);
         }
@@ -77,4 +81,35 @@ impl KiteEngine {
             elapsed: started.elapsed(),
         })
     }
+}
+
+/// A WASI preview 1 core module as a component: its own interfaces (from the component-type
+/// sections wit-bindgen embeds) plus the published preview 1 adapter, the command one for a
+/// module with `_start`, the reactor one otherwise.
+fn componentize(module: &[u8]) -> anyhow::Result<Vec<u8>> {
+    use wasi_preview1_component_adapter_provider as adapters;
+    let adapter = if exports_start(module)? {
+        adapters::WASI_SNAPSHOT_PREVIEW1_COMMAND_ADAPTER
+    } else {
+        adapters::WASI_SNAPSHOT_PREVIEW1_REACTOR_ADAPTER
+    };
+    wit_component::ComponentEncoder::default()
+        .validate(true)
+        .module(module)?
+        .adapter(adapters::WASI_SNAPSHOT_PREVIEW1_ADAPTER_NAME, adapter)?
+        .encode()
+}
+
+/// Whether the core module exports a `_start` function (a WASI command).
+fn exports_start(module: &[u8]) -> anyhow::Result<bool> {
+    for payload in wasmparser::Parser::new(0).parse_all(module) {
+        if let wasmparser::Payload::ExportSection(exports) = payload? {
+            for export in exports {
+                if export?.name == "_start" {
+                    return Ok(true);
+                }
+            }
+        }
+    }
+    Ok(false)
 }

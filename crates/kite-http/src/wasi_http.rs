@@ -51,8 +51,13 @@ impl WasiHttpExecutor {
         ready: Arc<ReadyInstances>,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
+            let hint = release_candidate_import(component, linker.engine())
+                .map(|import| format!(
+                    "; it imports `{import}`, from a WASI 0.2 release candidate that Spin 2.0-era SDKs used (spin-sdk 2.x): rebuild it with spin-sdk 3 or newer, or another toolchain that targets WASI 0.2.0"
+                ))
+                .unwrap_or_default();
             anyhow::anyhow!(
-                "component `{}` ({}) cannot be linked: {e:#}",
+                "component `{}` ({}) cannot be linked: {e:#}{hint}",
                 spec.id,
                 spec.source.display()
             )
@@ -211,4 +216,15 @@ async fn run_guest(
     }
     let _ = handler_done.send(outcome);
     store
+}
+
+/// An import of `component` from a pre-release WASI 0.2 snapshot (`@0.2.0-rc-2023-10-18`,
+/// `@0.2.0-rc-2023-11-10`), which Kite does not serve.
+fn release_candidate_import(component: &Component, engine: &wasmtime::Engine) -> Option<String> {
+    component
+        .component_type()
+        .imports(engine)
+        .map(|(name, _)| name)
+        .find(|name| name.contains("@0.2.0-rc-"))
+        .map(str::to_string)
 }

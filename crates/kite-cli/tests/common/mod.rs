@@ -27,15 +27,14 @@ pub fn wasm_target_dir() -> PathBuf {
 /// Builds the cargo project in `dir` for wasm32-wasip2 (release) into [`wasm_target_dir`];
 /// returns the directory holding the built `.wasm` files.
 pub fn build_wasm(dir: &Path) -> PathBuf {
+    build_wasm_for(dir, "wasm32-wasip2")
+}
+
+/// Builds the cargo project in `dir` for `target` (release) into [`wasm_target_dir`].
+pub fn build_wasm_for(dir: &Path, target: &str) -> PathBuf {
     let target_dir = wasm_target_dir();
     let output = Command::new(env!("CARGO"))
-        .args([
-            "build",
-            "--release",
-            "--target",
-            "wasm32-wasip2",
-            "--target-dir",
-        ])
+        .args(["build", "--release", "--target", target, "--target-dir"])
         .arg(&target_dir)
         .current_dir(dir)
         .env_remove("RUSTFLAGS")
@@ -44,11 +43,22 @@ pub fn build_wasm(dir: &Path) -> PathBuf {
         .expect("running cargo to build a wasm component");
     assert!(
         output.status.success(),
-        "building {} failed (is the wasm32-wasip2 target installed? `rustup target add wasm32-wasip2`):\n{}",
+        "building {} failed (is the {target} target installed? `rustup target add {target}`):\n{}",
         dir.display(),
         String::from_utf8_lossy(&output.stderr)
     );
-    target_dir.join("wasm32-wasip2/release")
+    target_dir.join(target).join("release")
+}
+
+/// Path of a guest built as a WASI preview 1 core module (`wasm32-wasip1`), as older Spin
+/// SDKs' build commands produce.
+pub fn core_module_guest(name: &str) -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    let built =
+        BUILT.get_or_init(|| build_wasm_for(&repo_root().join("tests/guests"), "wasm32-wasip1"));
+    let path = built.join(format!("{name}.wasm"));
+    assert!(path.is_file(), "no guest {}", path.display());
+    path
 }
 
 /// Path of a guest component, building tests/guests once per test process.
