@@ -326,7 +326,7 @@ fn spin_manifest_errors_name_the_line_and_key() {
         (
             format!("{V2_HEADER}[application.trigger.http]\nbase = \"/api\"\n[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\n"),
             "`application.trigger.http.base`",
-            ":4:",
+            ":5:",
             "prepend the base",
         ),
         (
@@ -340,6 +340,12 @@ fn spin_manifest_errors_name_the_line_and_key() {
             "`component.a.ai_models`",
             ":9:",
             "no AI models",
+        ),
+        (
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\n[component.a.tool.kite.limits]\nmemory = \"1KiB\"\n"),
+            "`component.a.tool.kite.limits.memory`",
+            ":8:",
+            "at least 1MiB",
         ),
         (
             format!("{V2_HEADER}[[trigger.redis]]\nchannel = \"x\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\n"),

@@ -69,7 +69,7 @@ impl<'a> ManifestSource<'a> {
         key: &str,
         message: impl Into<String>,
     ) -> ManifestError {
-        let location = span.into().map(|s| self.location(s));
+        let location = span.into().map(|s| self.location(s)).or(self.pinned);
         ManifestError::new(self.file, location, key.trim_end_matches('.'), message)
     }
 }

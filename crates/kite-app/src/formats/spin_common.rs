@@ -41,11 +41,13 @@ pub(crate) struct RawSpinComponent {
     #[allow(dead_code)]
     pub targets: Option<toml::Value>,
     pub build: Option<RawSpinBuild>,
+    /// Tools' own settings. Not spanned: toml cannot span a table that only deeper
+    /// headers (`[component.x.tool.kite.limits]`) create.
     #[serde(default)]
-    pub tool: BTreeMap<String, Spanned<toml::Value>>,
+    pub tool: BTreeMap<String, toml::Value>,
     #[allow(dead_code)]
     pub dependencies_inherit_configuration: Option<bool>,
-    pub dependencies: Option<Spanned<toml::Table>>,
+    pub dependencies: Option<toml::Value>,
     /// `spin up --profile` overrides; Kite serves the base profile.
     #[allow(dead_code)]
     pub profile: Option<toml::Value>,
@@ -152,13 +154,13 @@ pub(crate) fn component(
             "Kite serves no AI models; remove `ai_models` (fermyon:spin/llm calls then report that the model is not supported)",
         ));
     }
-    if let Some(dependencies) = raw
+    let has_dependencies = raw
         .dependencies
         .as_ref()
-        .filter(|d| !d.get_ref().is_empty())
-    {
+        .is_some_and(|d| d.as_table().is_none_or(|t| !t.is_empty()));
+    if has_dependencies {
         return Err(source.error_at(
-            dependencies.span(),
+            raw.source.span(),
             &field("dependencies"),
             "component dependencies (composition) are not supported by Kite yet; compose the component beforehand (e.g. with `wac plug`)",
         ));
@@ -198,10 +200,15 @@ pub(crate) fn component(
         None => Limits::default(),
         Some(tool) => {
             let tool_key = field("tool.kite");
-            let text = toml::to_string(tool.get_ref()).map_err(|_| {
-                source.error_at(tool.span(), &tool_key, "must be a table of Kite settings")
+            let text = toml::to_string(tool).map_err(|_| {
+                source.error_at(
+                    raw.source.span(),
+                    &tool_key,
+                    "must be a table of Kite settings",
+                )
             })?;
-            let part = source.part(&text, tool.span(), &tool_key);
+            // Errors point at the component (its `source` line).
+            let part = source.part(&text, raw.source.span(), &tool_key);
             let settings: RawKiteComponentTool = part.parse()?;
             match settings.limits {
                 Some(raw) => limits(&part, &format!("{tool_key}.limits"), raw)?,

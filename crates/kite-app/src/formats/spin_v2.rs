@@ -37,10 +37,11 @@ struct RawApplication {
     authors: Vec<String>,
     #[allow(dead_code)]
     targets: Option<toml::Value>,
+    /// Not spanned, like `tool`: toml cannot span a table only deeper headers create.
     #[serde(default)]
-    trigger: BTreeMap<String, Spanned<toml::Value>>,
+    trigger: BTreeMap<String, toml::Value>,
     #[serde(default)]
-    tool: BTreeMap<String, Spanned<toml::Value>>,
+    tool: BTreeMap<String, toml::Value>,
 }
 
 /// `[[trigger.<type>]]`: Kite serves HTTP; the other types Spin knows are named so that an
@@ -228,19 +229,18 @@ fn static_response(raw: RawStaticResponse) -> StaticResponse {
 /// `[application.trigger.http]` may only hold `base = "/"`: Spin refuses any other base.
 fn check_application_triggers(
     source: &ManifestSource<'_>,
-    triggers: &BTreeMap<String, Spanned<toml::Value>>,
+    triggers: &BTreeMap<String, toml::Value>,
 ) -> Result<(), ManifestError> {
     let Some(http) = triggers.get("http") else {
         return Ok(());
     };
     let key = "application.trigger.http";
     let table = http
-        .get_ref()
         .as_table()
-        .ok_or_else(|| source.error_at(http.span(), key, "expected a table"))?;
+        .ok_or_else(|| source.error_at(None, key, "expected a table"))?;
     if let Some(other) = table.keys().find(|k| *k != "base") {
         return Err(source.error_at(
-            http.span(),
+            None,
             &format!("{key}.{other}"),
             "unknown setting; the http trigger takes only `base`",
         ));
@@ -249,7 +249,7 @@ fn check_application_triggers(
         None => Ok(()),
         Some(toml::Value::String(base)) if base == "/" => Ok(()),
         Some(_) => Err(source.error_at(
-            http.span(),
+            base_span(source),
             &format!("{key}.base"),
             "this application uses the deprecated trigger `base`; prepend the base to each [[trigger.http]] route and remove `base` (Spin refuses it too)",
         )),
@@ -258,15 +258,18 @@ fn check_application_triggers(
 
 fn app_settings(
     source: &ManifestSource<'_>,
-    tools: &BTreeMap<String, Spanned<toml::Value>>,
+    tools: &BTreeMap<String, toml::Value>,
 ) -> Result<crate::HttpSettings, ManifestError> {
     let Some(tool) = tools.get("kite") else {
         return Ok(RawHttpSettings::apply(None, ManifestFormat::SpinV2));
     };
     let key = "application.tool.kite";
-    let text = toml::to_string(tool.get_ref())
-        .map_err(|_| source.error_at(tool.span(), key, "must be a table of Kite settings"))?;
-    let settings: RawKiteAppTool = source.part(&text, tool.span(), key).parse()?;
+    let text = toml::to_string(tool)
+        .map_err(|_| source.error_at(None, key, "must be a table of Kite settings"))?;
+    let header = line_starting(source.text, |line| {
+        line.starts_with("[application.tool.kite")
+    });
+    let settings: RawKiteAppTool = source.part(&text, header.unwrap_or(0..0), key).parse()?;
     Ok(RawHttpSettings::apply(
         settings.http,
         ManifestFormat::SpinV2,
@@ -333,4 +336,26 @@ impl TriggerIds {
         self.taken.insert(id.clone());
         id
     }
+}
+
+/// Where `base` is written, for its error (the table holding it cannot be spanned).
+fn base_span(source: &ManifestSource<'_>) -> Option<std::ops::Range<usize>> {
+    line_starting(source.text, |line| {
+        line.strip_prefix("base")
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    })
+}
+
+/// The first line (as a byte range) whose text, leading blanks removed, satisfies `found`.
+fn line_starting(text: &str, found: impl Fn(&str) -> bool) -> Option<std::ops::Range<usize>> {
+    let mut offset = 0;
+    for line in text.split_inclusive('\n') {
+        let trimmed = line.trim_start();
+        if found(trimmed) {
+            let start = offset + (line.len() - trimmed.len());
+            return Some(start..start + trimmed.trim_end().len());
+        }
+        offset += line.len();
+    }
+    None
 }
