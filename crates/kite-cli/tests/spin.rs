@@ -548,3 +548,35 @@ fn components_from_wasi_release_candidates_are_refused_with_the_sdk_to_use() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn kite_apps_choose_the_spin_headers_and_spin_apps_the_request_id() {
+    let kite_app = |settings: &str| {
+        TestApp::probe(&format!(
+            "{settings}[[route]]\npath = \"/users/:id/info\"\ncomponent = \"p\"\n[component.p]\nsource = \"PROBE\"\n"
+        ))
+    };
+    let plain = Server::start(&kite_app(""));
+    let reply = plain.get("/users/7/info").await;
+    assert!(spin_headers(&reply.body).is_empty(), "{}", reply.body);
+    assert!(reply.header("x-kite-request-id").is_some());
+    let with_headers = Server::start(&kite_app(
+        "[app.http]\nspin_headers = true\nrequest_id_header = false\n",
+    ));
+    let reply = with_headers.get("/users/7/info").await;
+    assert!(
+        spin_headers(&reply.body).contains(&"spin-path-match-id: 7".to_string()),
+        "{}",
+        reply.body
+    );
+    assert!(reply.header("x-kite-request-id").is_none());
+    let spin = Server::start(&TestApp::spin(&format!(
+        "{V2_HEADER}[application.tool.kite.http]\nrequest_id_header = true\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"p\"\n[component.p]\nsource = \"PROBE\"\n"
+    )));
+    assert!(spin
+        .get("/info")
+        .await
+        .header("x-kite-request-id")
+        .is_some());
+}

@@ -1,47 +1,71 @@
 //! The request headers Spin gives a guest about its route (`spin-full-url`,
-//! `spin-path-info`, `spin-path-match-<name>`, ...), with Spin's values.
+//! `spin-path-info`, `spin-path-match-<name>`, ...), with Spin's values. What depends only
+//! on the route is made once, when the trigger is built.
 
 use http::header::HOST;
 use http::{HeaderMap, HeaderName, HeaderValue, Request};
 use kite_app::{RouteMatch, RoutePattern};
+use std::fmt::Write;
 use std::net::SocketAddr;
 
 const PREFIX: &str = "spin-";
+
+/// One route's headers whose values never change.
+pub(crate) struct RouteHeaders {
+    matched: HeaderValue,
+    raw: HeaderValue,
+    component: HeaderValue,
+}
+
+impl RouteHeaders {
+    pub(crate) fn new(pattern: &RoutePattern) -> Self {
+        let value =
+            |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+        RouteHeaders {
+            matched: value(&pattern.matched_route()),
+            raw: value(pattern.as_str()),
+            component: value(pattern.component_route()),
+        }
+    }
+}
 
 /// Replaces whatever `spin-*` headers the client sent (a guest trusting `spin-client-addr`
 /// must not be fooled) with Spin's values for this request and route.
 pub(crate) fn set<B>(
     request: &mut Request<B>,
-    pattern: &RoutePattern,
+    route: &RouteHeaders,
     found: &RouteMatch<'_>,
     client: SocketAddr,
 ) {
-    let full_url = {
-        let host = request
-            .headers()
-            .get(HOST)
-            .map_or(&b"localhost"[..], HeaderValue::as_bytes);
-        let path = request
-            .uri()
-            .path_and_query()
-            .map_or("/", |p| p.as_str())
-            .as_bytes();
-        [b"http://", host, path].concat()
-    };
+    let mut full_url = String::with_capacity(64);
+    full_url.push_str("http://");
+    match request.headers().get(HOST).map(HeaderValue::to_str) {
+        Some(Ok(host)) => full_url.push_str(host),
+        _ => full_url.push_str("localhost"),
+    }
+    full_url.push_str(request.uri().path_and_query().map_or("/", |p| p.as_str()));
+    let mut client_text = String::with_capacity(24);
+    let _ = write!(client_text, "{client}");
+
     let headers = request.headers_mut();
     remove_spin_headers(headers);
-    let mut put = |name: &'static str, value: &[u8]| {
-        if let Ok(value) = HeaderValue::from_bytes(value) {
-            headers.append(HeaderName::from_static(name), value);
-        }
+    headers.reserve(7 + found.params.len());
+    let mut put = |name: &'static str, value: HeaderValue| {
+        headers.append(HeaderName::from_static(name), value);
     };
-    put("spin-path-info", found.tail.as_bytes());
-    put("spin-full-url", &full_url);
-    put("spin-matched-route", pattern.matched_route().as_bytes());
-    put("spin-base-path", b"/");
-    put("spin-raw-component-route", pattern.as_str().as_bytes());
-    put("spin-component-route", pattern.component_route().as_bytes());
-    put("spin-client-addr", client.to_string().as_bytes());
+    if let Ok(info) = HeaderValue::from_str(found.tail) {
+        put("spin-path-info", info);
+    }
+    if let Ok(url) = HeaderValue::try_from(full_url) {
+        put("spin-full-url", url);
+    }
+    put("spin-matched-route", route.matched.clone());
+    put("spin-base-path", HeaderValue::from_static("/"));
+    put("spin-raw-component-route", route.raw.clone());
+    put("spin-component-route", route.component.clone());
+    if let Ok(client) = HeaderValue::try_from(client_text) {
+        put("spin-client-addr", client);
+    }
     for (name, value) in &found.params {
         let name = format!(
             "{PREFIX}path-match-{}",
@@ -57,6 +81,9 @@ pub(crate) fn set<B>(
 }
 
 fn remove_spin_headers(headers: &mut HeaderMap) {
+    if !headers.keys().any(|name| name.as_str().starts_with(PREFIX)) {
+        return;
+    }
     let spoofed: Vec<HeaderName> = headers
         .keys()
         .filter(|name| name.as_str().starts_with(PREFIX))

@@ -7,7 +7,7 @@ use crate::gate::ComponentGate;
 use crate::instances::ReadyInstances;
 use crate::request_id::next_request_id;
 use crate::router::Router;
-use crate::spin_headers;
+use crate::spin_headers::{self, RouteHeaders};
 use crate::static_response::StaticBody;
 use crate::wasi_http::WasiHttpExecutor;
 use futures::future::BoxFuture;
@@ -27,6 +27,8 @@ pub struct HttpTrigger {
     router: Router,
     /// What each route answers with, indexed by the router.
     targets: Vec<RouteTarget>,
+    /// Each route's fixed Spin headers, indexed like `targets`.
+    route_headers: Vec<RouteHeaders>,
     /// One per component, in the app's component order.
     gates: Vec<ComponentGate>,
     settings: HttpSettings,
@@ -34,7 +36,7 @@ pub struct HttpTrigger {
     /// `<id>.spin.internal` may name.
     chainable: Vec<String>,
     /// The route a chained request is given (`/...`), for Spin's headers.
-    chained_route: RoutePattern,
+    chained_route: (RoutePattern, RouteHeaders),
     ready: Arc<ReadyInstances>,
     /// How long a request body may stall while the guest waits for it (set when serving).
     body_idle_timeout: OnceLock<Duration>,
@@ -99,7 +101,7 @@ impl HttpTrigger {
                 elapsed: loaded.elapsed,
             });
         }
-        let mut targets = Vec::new();
+        let (mut targets, mut route_headers) = (Vec::new(), Vec::new());
         let mut routes = Vec::new();
         for (pattern, target) in app.routes() {
             let target = match target {
@@ -112,6 +114,7 @@ impl HttpTrigger {
                 Target::Static(response) => RouteTarget::Static(StaticBody::new(response)?),
             };
             routes.push((pattern.clone(), targets.len()));
+            route_headers.push(RouteHeaders::new(pattern));
             targets.push(target);
         }
         let chainable = app
@@ -125,10 +128,15 @@ impl HttpTrigger {
         let trigger = Arc::new(HttpTrigger {
             router: Router::new(routes),
             targets,
+            route_headers,
             gates,
             settings: app.http,
             chainable,
-            chained_route: RoutePattern::parse("/...").expect("a valid route"),
+            chained_route: {
+                let pattern = RoutePattern::parse("/...").expect("a valid route");
+                let headers = RouteHeaders::new(&pattern);
+                (pattern, headers)
+            },
             ready,
             body_idle_timeout: OnceLock::new(),
         });
@@ -178,10 +186,12 @@ impl HttpTrigger {
         let request_id = next_request_id();
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let (response, component) = match self.router.route(uri.path()) {
-            Some((index, pattern, found)) => match &self.targets[index] {
+            Some((index, _, found)) => match &self.targets[index] {
                 RouteTarget::Component(gate) => {
                     let gate = &self.gates[*gate];
-                    spin_headers::set(&mut req, pattern, &found, client);
+                    if self.settings.spin_headers {
+                        spin_headers::set(&mut req, &self.route_headers[index], &found, client);
+                    }
                     let response = gate.handle(req, &request_id, self.body_idle()).await;
                     (response, Some(gate.component().clone()))
                 }
@@ -218,8 +228,9 @@ impl HttpTrigger {
             );
             return self.finish(response, started, method, uri, None, request_id);
         };
-        if let Some(found) = self.chained_route.matches(uri.path()) {
-            spin_headers::set(&mut req, &self.chained_route, &found, CHAINED_CLIENT);
+        let (pattern, headers) = &self.chained_route;
+        if let Some(found) = pattern.matches(uri.path()) {
+            spin_headers::set(&mut req, headers, &found, CHAINED_CLIENT);
         }
         let response = gate.handle(req, &request_id, self.body_idle()).await;
         let component = Some(gate.component().clone());

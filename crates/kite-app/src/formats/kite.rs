@@ -45,6 +45,7 @@ struct RawAppInfo {
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawHttpSettings {
     pub request_id_header: Option<bool>,
+    pub spin_headers: Option<bool>,
 }
 
 impl RawHttpSettings {
@@ -55,6 +56,7 @@ impl RawHttpSettings {
         };
         HttpSettings {
             request_id_header: raw.request_id_header.unwrap_or(defaults.request_id_header),
+            spin_headers: raw.spin_headers.unwrap_or(defaults.spin_headers),
         }
     }
 }

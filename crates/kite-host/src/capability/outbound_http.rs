@@ -145,6 +145,12 @@ impl OutboundHttp {
 }
 
 impl WasiHttpHooks for OutboundHttp {
+    /// The default list, checked in place: the trait's default builds a shared closure for
+    /// every header of every request.
+    fn is_forbidden_header(&mut self, name: &http::HeaderName) -> bool {
+        wasmtime_wasi_http::DEFAULT_FORBIDDEN_HEADERS.contains(name)
+    }
+
     fn p2_outgoing_body_chunk_size(&mut self) -> usize {
         crate::host_budget::BODY_CHUNK_BYTES
     }
