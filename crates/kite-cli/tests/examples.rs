@@ -117,3 +117,28 @@ async fn todo_sqlite_rust_keeps_todos() {
     let bad = post("/todos", "not json").await;
     assert_eq!(bad.status, 400, "{}", bad.body);
 }
+
+#[tokio::test]
+async fn spin_app_is_served_unchanged_from_its_spin_toml() {
+    let dir = common::repo_root().join("examples/spin-app");
+    let built = common::build_wasm_for(&dir, "wasm32-wasip1");
+    let manifest = std::fs::read_to_string(dir.join("spin.toml")).unwrap();
+    let manifest = manifest.replace(
+        "source = \"target/wasm32-wasip1/release/",
+        &format!("source = \"{}/", built.display()),
+    );
+    let app = TestApp::spin(&manifest);
+    let mut command = kite();
+    command
+        .env("SPIN_VARIABLE_GREETING", "Howdy")
+        .args(["up", "--no-cache", "--listen", "127.0.0.1:0", "-f"])
+        .arg(app.path());
+    let server = Server::spawn(command);
+    assert_eq!(server.get("/hello/kite").await.body, "Howdy, kite!\n");
+    assert_eq!(server.get("/visits").await.body, "visits: 1\n");
+    assert_eq!(server.get("/visits").await.body, "visits: 2\n");
+    let place = server.get("/where").await.body;
+    assert!(place.contains("path info: /where"), "{place}");
+    assert_eq!(server.get("/nowhere").await.status, 404);
+    assert!(app.path().join(".spin/sqlite_key_value.db").is_file());
+}
