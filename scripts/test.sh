@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Kite's whole test suite: unit tests, and integration tests that build the guest
 # components in tests/guests for wasm32-wasip2 and drive the real `kite` binary on loopback
-# (and a real redis-server, installed here with apt-get if missing).
+# (and real redis-server and PostgreSQL servers, installed here with apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -11,9 +11,14 @@ for target in wasm32-wasip2 wasm32-wasip1; do
     fi
 done
 
-# The Redis tests start their own redis-server on a free loopback port.
-if ! command -v redis-server >/dev/null 2>&1; then
-    apt-get update -qq && apt-get install -y -qq redis-server
+# The Redis and PostgreSQL tests start their own servers on free loopback ports.
+missing=()
+command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+if ! command -v postgres >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
+    missing+=(postgresql)
+fi
+if [ ${#missing[@]} -gt 0 ]; then
+    apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
 
 if cargo nextest --version >/dev/null 2>&1; then

@@ -117,6 +117,10 @@ impl ComponentGrants {
                 self.outbound.clone(),
                 request.clone(),
             ),
+            postgres: crate::capability::postgres::ComponentPostgres::new(
+                self.outbound.clone(),
+                request.clone(),
+            ),
             request,
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),

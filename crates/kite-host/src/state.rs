@@ -4,6 +4,7 @@
 use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::llm::NoModels;
 use crate::capability::outbound_http::OutboundHttp;
+use crate::capability::postgres::ComponentPostgres;
 use crate::capability::redis::ComponentRedis;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
@@ -26,6 +27,7 @@ pub struct InstanceState {
     pub(crate) sqlite: ComponentSqlite,
     pub(crate) llm: NoModels,
     pub(crate) redis: ComponentRedis,
+    pub(crate) postgres: ComponentPostgres,
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,

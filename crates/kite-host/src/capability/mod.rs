@@ -12,6 +12,7 @@ mod outbound_connect;
 pub mod outbound_http;
 pub mod outbound_policy;
 pub(crate) mod poll_list;
+pub mod postgres;
 pub mod redis;
 pub mod sqlite;
 pub(crate) mod store_places;

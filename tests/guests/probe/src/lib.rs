@@ -22,6 +22,9 @@ mod host {
 }
 use host::fermyon::spin::key_value as spin_kv;
 use host::fermyon::spin::llm as spin_llm;
+use host::fermyon::spin::postgres as pg2;
+use host::spin::postgres3_0_0::postgres as pg3;
+use host::spin::postgres4_0_0::postgres as pg4;
 use host::fermyon::spin::redis as spin_redis;
 use host::fermyon::spin::sqlite as spin_sqlite;
 use host::fermyon::spin::variables as spin_variables;
@@ -115,6 +118,15 @@ impl Guest for Probe {
             "remember" => respond(out, 200, &remember(&param("value"))),
             "redis" => {
                 let (status, text) = redis(&param("address"), &param("op"), &param);
+                respond(out, status, &text)
+            }
+            "pg" => {
+                let (status, text) = postgres(
+                    &param("address"),
+                    &param("v"),
+                    &param("op"),
+                    &body_text(request),
+                );
                 respond(out, status, &text)
             }
             "llm" => match spin_llm::infer(&param("model"), "hello", None) {
@@ -599,5 +611,71 @@ fn redis(address: &str, op: &str, param: &dyn Fn(&str) -> String) -> (u16, Strin
     match result {
         Ok(text) => (200, text),
         Err(e) => (500, format!("error: {e:?}")),
+    }
+}
+
+/// Runs the body's statement on PostgreSQL through interface version `version` (2, 3 or 4):
+/// `query` (the rows, debug-printed), `execute` (the count), or `roundtrip` (version 4: an
+/// insert of one value of every type into the test's `everything` table, read back).
+fn postgres(address: &str, version: &str, op: &str, statement: &str) -> (u16, String) {
+    let result: Result<String, String> = match version {
+        "2" => pg2::Connection::open(address)
+            .and_then(|c| match op {
+                "execute" => c.execute(statement, &[]).map(|n| n.to_string()),
+                _ => c.query(statement, &[]).map(|rows| format!("{:?}\n{:?}", rows.columns, rows.rows)),
+            })
+            .map_err(|e| format!("{e:?}")),
+        "3" => pg3::Connection::open(address)
+            .and_then(|c| match op {
+                "execute" => c.execute(statement, &[]).map(|n| n.to_string()),
+                _ => c.query(statement, &[]).map(|rows| format!("{:?}\n{:?}", rows.columns, rows.rows)),
+            })
+            .map_err(|e| format!("{e:?}")),
+        _ => pg4::Connection::open(address)
+            .and_then(|c| match op {
+                "execute" => c.execute(statement, &[]).map(|n| n.to_string()),
+                "badparam" => c
+                    .execute(statement, &[pg4::ParameterValue::Str("not a number".into())])
+                    .map(|n| n.to_string()),
+                "roundtrip" => {
+                    use pg4::{Interval, ParameterValue as P, RangeBoundKind as K};
+                    let params = [
+                        P::Boolean(true),
+                        P::Int16(-7),
+                        P::Int32(70_000),
+                        P::Int64(-9_000_000_000),
+                        P::Floating32(1.5),
+                        P::Floating64(-2.25),
+                        P::Str("héllo".into()),
+                        P::Binary(vec![0, 1, 255]),
+                        P::Date((2024, 2, 29)),
+                        P::Time((13, 14, 15, 500_000_000)),
+                        P::Datetime((1999, 12, 31, 23, 59, 59, 0)),
+                        P::Timestamp(1_700_000_000),
+                        P::Uuid("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11".into()),
+                        P::Jsonb(br#"{"a": [1, 2]}"#.to_vec()),
+                        P::Decimal("-12345.6789".into()),
+                        P::RangeInt32((Some((1, K::Inclusive)), Some((10, K::Exclusive)))),
+                        P::RangeInt64((None, Some((5, K::Exclusive)))),
+                        P::RangeDecimal((Some(("1.5".into(), K::Inclusive)), Some(("2.5".into(), K::Exclusive)))),
+                        P::ArrayInt32(vec![Some(1), None, Some(3)]),
+                        P::ArrayInt64(vec![Some(-1)]),
+                        P::ArrayDecimal(vec![Some("0.1".into()), None]),
+                        P::ArrayStr(vec![Some("a".into()), Some("b c".into())]),
+                        P::Interval(Interval { micros: 1_500_000, days: 2, months: 3 }),
+                        P::DbNull,
+                    ];
+                    c.execute(statement, &params).and_then(|_| {
+                        c.query("SELECT * FROM everything", &[])
+                            .map(|rows| format!("{:?}\n{:?}", rows.columns, rows.rows))
+                    })
+                }
+                _ => c.query(statement, &[]).map(|rows| format!("{:?}\n{:?}", rows.columns, rows.rows)),
+            })
+            .map_err(|e| format!("{e:?}")),
+    };
+    match result {
+        Ok(text) => (200, text),
+        Err(e) => (500, format!("error: {e}")),
     }
 }

@@ -1,0 +1,238 @@
+//! Outbound PostgreSQL through `fermyon:spin/postgres@2.0.0` and `spin:postgres/postgres`
+//! `@3.0.0` and `@4.0.0`: a guest connects only to servers its `allowed_outbound_hosts`
+//! names (`postgres://host[:port]`), over a connection Kite opens and counts. The three
+//! interface versions share one connection type and one value conversion (version 4's).
+
+// The interfaces' error type (generated from the WIT) is large; the host returns it as is.
+#![allow(clippy::result_large_err)]
+
+mod codec;
+mod values;
+mod versions;
+
+use super::outbound_connect::{
+    connect_tcp, reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_INSTANCE,
+};
+use super::outbound_policy::OutboundPolicy;
+use crate::request_tag::RequestTag;
+use crate::InstanceState;
+use futures::{pin_mut, TryStreamExt};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio_postgres::config::Host;
+use wasmtime::component::{HasData, Linker, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/postgres",
+        with: {
+            "fermyon:spin/postgres.connection": super::PgConnection,
+            "spin:postgres/postgres@3.0.0.connection": super::PgConnection,
+            "spin:postgres/postgres@4.0.0.connection": super::PgConnection,
+        },
+        imports: { default: async },
+    });
+}
+
+pub(crate) use bindings::spin::postgres4_0_0::postgres as v4;
+
+/// How long connecting to a server may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of rows one query may bring into the host; counted as rows arrive.
+const MAX_RESULT_BYTES: usize = 32 << 20;
+
+/// A connection a guest opened.
+pub struct PgConnection {
+    client: Arc<tokio_postgres::Client>,
+    /// Drives the connection; stopped when the guest drops it.
+    driver: tokio::task::JoinHandle<()>,
+    _permits: ConnectionPermits,
+}
+
+impl Drop for PgConnection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Per-instance PostgreSQL state.
+pub struct ComponentPostgres {
+    policy: Arc<OutboundPolicy>,
+    connections: Arc<Semaphore>,
+    request: RequestTag,
+}
+
+impl ComponentPostgres {
+    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
+        ComponentPostgres {
+            policy,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            request,
+        }
+    }
+
+    fn refused(&self, address: &str, reason: &str) {
+        tracing::warn!(
+            component = %self.policy.component,
+            request_id = %self.request,
+            "denied PostgreSQL connection to {address}: {reason}"
+        );
+    }
+}
+
+pub(crate) struct PgView<'a> {
+    table: &'a mut ResourceTable,
+    postgres: &'a mut ComponentPostgres,
+}
+
+struct Postgres;
+
+impl HasData for Postgres {
+    type Data<'a> = PgView<'a>;
+}
+
+fn view(state: &mut InstanceState) -> PgView<'_> {
+    PgView {
+        table: &mut state.table,
+        postgres: &mut state.postgres,
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    bindings::fermyon::spin::postgres::add_to_linker::<_, Postgres>(linker, view)?;
+    bindings::fermyon::spin::rdbms_types::add_to_linker::<_, Postgres>(linker, view)?;
+    bindings::spin::postgres3_0_0::postgres::add_to_linker::<_, Postgres>(linker, view)?;
+    v4::add_to_linker::<_, Postgres>(linker, view)?;
+    Ok(())
+}
+
+impl PgView<'_> {
+    /// Connects to the server `address` names (a `postgres://` URL or `key=value` string)
+    /// if a rule allows it; refusals are logged with the rule to add.
+    async fn open(&mut self, address: &str) -> Result<PgConnection, v4::Error> {
+        let failed = |message: String| v4::Error::ConnectionFailed(message);
+        let config: tokio_postgres::Config = address
+            .parse()
+            .map_err(|e: tokio_postgres::Error| failed(e.to_string()))?;
+        let host = match config.get_hosts().first() {
+            Some(Host::Tcp(host)) => host.clone(),
+            Some(_) => return Err(failed("Unix sockets are not supported".into())),
+            None => return Err(failed("the address names no host".into())),
+        };
+        let port = config.get_ports().first().copied().unwrap_or(5432);
+        let shown = format!("postgres://{host}:{port}");
+        if let Err(reason) = self.postgres.policy.check_address("postgres", &host, port) {
+            self.postgres.refused(&shown, &reason);
+            return Err(failed(format!("address {shown} is not permitted")));
+        }
+        let permits = reserve_connection(
+            &self.postgres.connections,
+            &self.postgres.policy.connections,
+        )
+        .map_err(|failure| match failure {
+            Failure::Refused { reason, .. } => {
+                self.postgres.refused(&shown, &reason);
+                failed("too many connections".into())
+            }
+            Failure::Failed(_) => failed("too many connections".into()),
+        })?;
+        let stream =
+            match connect_tcp(&host, port, &self.postgres.policy.blocked, CONNECT_TIMEOUT).await {
+                Ok(stream) => stream,
+                Err(Failure::Refused { reason, .. }) => {
+                    self.postgres.refused(&shown, &reason);
+                    return Err(failed(format!("address {shown} is not permitted")));
+                }
+                Err(Failure::Failed(code)) => return Err(failed(code.to_string())),
+            };
+        let (client, connection) = tokio::time::timeout(
+            CONNECT_TIMEOUT,
+            config.connect_raw(stream, tokio_postgres::NoTls),
+        )
+        .await
+        .map_err(|_| failed("connecting timed out".into()))?
+        .map_err(|e| failed(e.to_string()))?;
+        let driver = tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Ok(PgConnection {
+            client: Arc::new(client),
+            driver,
+            _permits: permits,
+        })
+    }
+
+    fn client(
+        &self,
+        connection: &wasmtime::component::Resource<PgConnection>,
+    ) -> Result<Arc<tokio_postgres::Client>, v4::Error> {
+        self.table
+            .get(connection)
+            .map(|c| c.client.clone())
+            .map_err(|e| v4::Error::Other(e.to_string()))
+    }
+
+    /// Runs `statement`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
+    async fn query(
+        &mut self,
+        connection: &wasmtime::component::Resource<PgConnection>,
+        statement: &str,
+        params: Vec<v4::ParameterValue>,
+    ) -> Result<v4::RowSet, v4::Error> {
+        let client = self.client(connection)?;
+        let prepared = client
+            .prepare(statement)
+            .await
+            .map_err(values::query_failed)?;
+        let columns = values::columns(prepared.columns());
+        let params = values::params(&params);
+        let rows = client
+            .query_raw(
+                &prepared,
+                params
+                    .iter()
+                    .map(|p| p as &dyn tokio_postgres::types::ToSql),
+            )
+            .await
+            .map_err(values::bad_parameter_or_query_failed)?;
+        pin_mut!(rows);
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows.try_next().await.map_err(values::query_failed)? {
+            let (row, size) = values::row(&row)?;
+            bytes += size;
+            if bytes > MAX_RESULT_BYTES {
+                return Err(v4::Error::QueryFailed(v4::QueryError::Text(format!(
+                    "the result is larger than {MAX_RESULT_BYTES} bytes"
+                ))));
+            }
+            out.push(row);
+        }
+        Ok(v4::RowSet { columns, rows: out })
+    }
+
+    async fn execute(
+        &mut self,
+        connection: &wasmtime::component::Resource<PgConnection>,
+        statement: &str,
+        params: Vec<v4::ParameterValue>,
+    ) -> Result<u64, v4::Error> {
+        let client = self.client(connection)?;
+        let prepared = client
+            .prepare(statement)
+            .await
+            .map_err(values::query_failed)?;
+        let params = values::params(&params);
+        client
+            .execute_raw(
+                &prepared,
+                params
+                    .iter()
+                    .map(|p| p as &dyn tokio_postgres::types::ToSql),
+            )
+            .await
+            .map_err(values::bad_parameter_or_query_failed)
+    }
+}
