@@ -97,11 +97,7 @@ impl OutboundRule {
         {
             return false;
         }
-        let port_ok = match self.port {
-            PortMatch::Any => true,
-            PortMatch::Exact(p) => p == port,
-            PortMatch::Range(start, end) => (start..end).contains(&port),
-        };
+        let port_ok = self.allows_port(port);
         let host = host.trim_start_matches('[').trim_end_matches(']');
         let address = host.parse::<IpAddr>().ok();
         let host_ok = match &self.host {
@@ -119,6 +115,29 @@ impl OutboundRule {
             HostMatch::ToSelf => false,
         };
         port_ok && host_ok
+    }
+
+    /// Whether the rule is for `scheme` (or for any scheme).
+    pub fn covers_scheme(&self, scheme: &str) -> bool {
+        self.scheme
+            .as_deref()
+            .is_none_or(|s| s.eq_ignore_ascii_case(scheme))
+    }
+
+    /// The host name the rule names, if it names one (not an address, range or wildcard).
+    pub fn host_name(&self) -> Option<&str> {
+        match &self.host {
+            HostMatch::Exact(host) if host.parse::<IpAddr>().is_err() => Some(host),
+            _ => None,
+        }
+    }
+
+    pub fn allows_port(&self, port: u16) -> bool {
+        match self.port {
+            PortMatch::Any => true,
+            PortMatch::Exact(p) => p == port,
+            PortMatch::Range(start, end) => (start..end).contains(&port),
+        }
     }
 
     /// Whether this rule allows requests to the app itself (`self`, or any host).

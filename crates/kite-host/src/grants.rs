@@ -5,7 +5,7 @@ use crate::capability::store_places::check_distinct;
 use crate::capability::{
     env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
     local_dispatch::LocalDispatch, outbound_http::OutboundHttpGrant,
-    outbound_policy::OutboundPolicy, sqlite::SqliteDatabases, sqlite::SqliteGrant,
+    outbound_policy::OutboundPolicy, sqlite::SqliteDatabases, sqlite::SqliteGrant, tcp::TcpGrant,
     variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
@@ -23,6 +23,7 @@ pub struct ComponentGrants {
     files: FilesGrant,
     outbound: Arc<OutboundPolicy>,
     outbound_http: OutboundHttpGrant,
+    tcp: Arc<TcpGrant>,
     variables: VariablesGrant,
     key_value: KeyValueGrant,
     sqlite: SqliteGrant,
@@ -80,6 +81,7 @@ impl ComponentGrants {
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
             outbound: outbound.clone(),
+            tcp: Arc::new(TcpGrant::validate(outbound.clone())?),
             outbound_http: OutboundHttpGrant::validate(outbound)?,
             variables: VariablesGrant::validate(spec, &resources.variables)?,
             key_value: KeyValueGrant::validate(spec, &resources.key_value)?,
@@ -94,9 +96,7 @@ impl ComponentGrants {
     pub fn instance_state(&self) -> anyhow::Result<InstanceState> {
         let request = RequestTag::default();
         let mut wasi = WasiCtxBuilder::new();
-        wasi.allow_tcp(false)
-            .allow_udp(false)
-            .allow_ip_name_lookup(false);
+        self.tcp.prepare(&mut wasi, &self.component);
         let (stdout, stderr) = GuestLog::pair(
             self.component.clone(),
             request.clone(),

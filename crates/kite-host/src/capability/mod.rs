@@ -16,5 +16,6 @@ pub mod postgres;
 pub mod redis;
 pub mod sqlite;
 pub(crate) mod store_places;
+pub mod tcp;
 pub mod variables;
 pub mod wasi_keyvalue;

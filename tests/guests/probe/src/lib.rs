@@ -129,6 +129,21 @@ impl Guest for Probe {
                 );
                 respond(out, status, &text)
             }
+            "tcp-hold" => {
+                let count: usize = param("n").parse().unwrap_or(1);
+                let mut held = Vec::new();
+                for _ in 0..count {
+                    match std::net::TcpStream::connect(param("addr")) {
+                        Ok(stream) => held.push(stream),
+                        Err(_) => break,
+                    }
+                }
+                respond(out, 200, &format!("opened {}", held.len()))
+            }
+            "tcp" => {
+                let (status, text) = tcp(&param("addr"), &param("send"));
+                respond(out, status, &text)
+            }
             "llm" => match spin_llm::infer(&param("model"), "hello", None) {
                 Ok(result) => respond(out, 200, &result.text),
                 Err(e) => respond(out, 500, &format!("error: {e:?}")),
@@ -677,5 +692,23 @@ fn postgres(address: &str, version: &str, op: &str, statement: &str) -> (u16, St
     match result {
         Ok(text) => (200, text),
         Err(e) => (500, format!("error: {e}")),
+    }
+}
+
+/// Connects to `address` over TCP (through `wasi:sockets`), sends `text` and a newline,
+/// and answers with the line that comes back.
+fn tcp(address: &str, text: &str) -> (u16, String) {
+    let mut stream = match std::net::TcpStream::connect(address) {
+        Ok(stream) => stream,
+        Err(e) => return (502, format!("error: {e}")),
+    };
+    if let Err(e) = writeln!(stream, "{text}") {
+        return (502, format!("error: {e}"));
+    }
+    let mut reply = String::new();
+    let mut reader = std::io::BufReader::new(stream);
+    match std::io::BufRead::read_line(&mut reader, &mut reply) {
+        Ok(_) => (200, reply.trim_end().to_string()),
+        Err(e) => (502, format!("error: {e}")),
     }
 }
