@@ -121,6 +121,10 @@ impl ComponentGrants {
                 self.outbound.clone(),
                 request.clone(),
             ),
+            mqtt: crate::capability::mqtt::ComponentMqtt::new(
+                self.outbound.clone(),
+                request.clone(),
+            ),
             request,
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),

@@ -3,6 +3,7 @@
 
 use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::llm::NoModels;
+use crate::capability::mqtt::ComponentMqtt;
 use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::postgres::ComponentPostgres;
 use crate::capability::redis::ComponentRedis;
@@ -28,6 +29,7 @@ pub struct InstanceState {
     pub(crate) llm: NoModels,
     pub(crate) redis: ComponentRedis,
     pub(crate) postgres: ComponentPostgres,
+    pub(crate) mqtt: ComponentMqtt,
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,

@@ -8,6 +8,7 @@ pub mod key_value;
 mod labels;
 pub mod llm;
 pub mod local_dispatch;
+pub mod mqtt;
 mod outbound_connect;
 pub mod outbound_http;
 pub mod outbound_policy;

@@ -183,6 +183,19 @@ pub(crate) async fn send(
     Ok((response, Box::new(driver)))
 }
 
+/// The addresses `host:port` stands for that are outside `blocked`, for a client that
+/// connects by itself (then it must be given one of these, not the name).
+pub(crate) async fn checked_addresses(
+    host: &str,
+    port: u16,
+    blocked: &[BlockedNetwork],
+    within: Duration,
+) -> Result<Vec<SocketAddr>, Failure> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let addresses = resolve(host, port, within).await?;
+    allowed_addresses(host, addresses, blocked)
+}
+
 /// A TCP connection for a client other than HTTP (Redis, ...) to `host:port`: resolved
 /// here, connected only on addresses outside `blocked`, within `within`.
 pub(crate) async fn connect_tcp(

@@ -22,6 +22,7 @@ mod host {
 }
 use host::fermyon::spin::key_value as spin_kv;
 use host::fermyon::spin::llm as spin_llm;
+use host::fermyon::spin::mqtt as spin_mqtt;
 use host::fermyon::spin::postgres as pg2;
 use host::spin::postgres3_0_0::postgres as pg3;
 use host::spin::postgres4_0_0::postgres as pg4;
@@ -128,6 +129,19 @@ impl Guest for Probe {
                     &body_text(request),
                 );
                 respond(out, status, &text)
+            }
+            "mqtt" => {
+                let qos = match param("qos").as_str() {
+                    "0" => spin_mqtt::Qos::AtMostOnce,
+                    "2" => spin_mqtt::Qos::ExactlyOnce,
+                    _ => spin_mqtt::Qos::AtLeastOnce,
+                };
+                let result = spin_mqtt::Connection::open(&param("address"), "", "", 30)
+                    .and_then(|c| c.publish(&param("topic"), param("value").as_bytes(), qos));
+                match result {
+                    Ok(()) => respond(out, 200, "published"),
+                    Err(e) => respond(out, 502, &format!("error: {e:?}")),
+                }
             }
             "tcp-hold" => {
                 let count: usize = param("n").parse().unwrap_or(1);

@@ -1,0 +1,280 @@
+//! Outbound MQTT through `fermyon:spin/mqtt`: a guest publishes only to brokers its
+//! `allowed_outbound_hosts` names (`mqtt://host[:port]`). Kite resolves the name and checks
+//! the blocked networks itself, then has the client connect to the checked address.
+
+use super::outbound_connect::{
+    checked_addresses, reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_INSTANCE,
+};
+use super::outbound_policy::OutboundPolicy;
+use crate::request_tag::RequestTag;
+use crate::InstanceState;
+use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, Mutex, Semaphore};
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/mqtt",
+        with: {
+            "fermyon:spin/mqtt.connection": super::MqttConnection,
+        },
+        imports: {
+            "fermyon:spin/mqtt.[static]connection.open": async,
+            "fermyon:spin/mqtt.[method]connection.publish": async,
+        },
+    });
+}
+
+use bindings::fermyon::spin::mqtt::{self as spin_mqtt, Error, Qos};
+
+const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The largest message a guest may publish (and the largest packet read from the broker).
+const MAX_PAYLOAD_BYTES: usize = 8 << 20;
+const MAX_INCOMING_PACKET_BYTES: usize = 64 << 10;
+
+/// A connection a guest opened: the client, and what its event loop reports.
+pub struct MqttConnection {
+    client: AsyncClient,
+    events: Arc<Mutex<mpsc::UnboundedReceiver<Result<Event, String>>>>,
+    driver: tokio::task::JoinHandle<()>,
+    _permits: ConnectionPermits,
+}
+
+impl Drop for MqttConnection {
+    fn drop(&mut self) {
+        self.driver.abort();
+    }
+}
+
+/// Per-instance MQTT state.
+pub struct ComponentMqtt {
+    policy: Arc<OutboundPolicy>,
+    connections: Arc<Semaphore>,
+    request: RequestTag,
+}
+
+impl ComponentMqtt {
+    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
+        ComponentMqtt {
+            policy,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            request,
+        }
+    }
+
+    fn refused(&self, address: &str, reason: &str) {
+        tracing::warn!(
+            component = %self.policy.component,
+            request_id = %self.request,
+            "denied MQTT connection to {address}: {reason}"
+        );
+    }
+}
+
+pub(crate) struct MqttView<'a> {
+    table: &'a mut ResourceTable,
+    mqtt: &'a mut ComponentMqtt,
+}
+
+struct Mqtt;
+
+impl HasData for Mqtt {
+    type Data<'a> = MqttView<'a>;
+}
+
+fn view(state: &mut InstanceState) -> MqttView<'_> {
+    MqttView {
+        table: &mut state.table,
+        mqtt: &mut state.mqtt,
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_mqtt::add_to_linker::<_, Mqtt>(linker, view)?;
+    Ok(())
+}
+
+/// `mqtt://host[:port]?client_id=...`: the host, the port and the client id.
+fn parse_address(address: &str) -> Option<(String, u16, String)> {
+    let url = url::Url::parse(address).ok()?;
+    if url.scheme() != "mqtt" {
+        return None;
+    }
+    let host = url.host_str()?.to_string();
+    let client_id = url
+        .query_pairs()
+        .find(|(k, _)| k == "client_id")
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default();
+    Some((host, url.port().unwrap_or(1883), client_id))
+}
+
+impl MqttView<'_> {
+    async fn open(
+        &mut self,
+        address: &str,
+        username: String,
+        password: String,
+        keep_alive_seconds: u64,
+    ) -> Result<MqttConnection, Error> {
+        let Some((host, port, client_id)) = parse_address(address) else {
+            return Err(Error::InvalidAddress);
+        };
+        let shown = format!("mqtt://{host}:{port}");
+        let refuse = |reason: &str| {
+            self.mqtt.refused(&shown, reason);
+            Error::ConnectionFailed(format!("address {shown} is not permitted"))
+        };
+        if let Err(reason) = self.mqtt.policy.check_address("mqtt", &host, port) {
+            return Err(refuse(&reason));
+        }
+        let addresses = match checked_addresses(
+            &host,
+            port,
+            &self.mqtt.policy.blocked,
+            RESOLVE_TIMEOUT,
+        )
+        .await
+        {
+            Ok(addresses) => addresses,
+            Err(Failure::Refused { reason, .. }) => return Err(refuse(&reason)),
+            Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
+        };
+        let permits =
+            match reserve_connection(&self.mqtt.connections, &self.mqtt.policy.connections) {
+                Ok(permits) => permits,
+                Err(Failure::Refused { reason, .. }) => {
+                    self.mqtt.refused(&shown, &reason);
+                    return Err(Error::TooManyConnections);
+                }
+                Err(Failure::Failed(_)) => return Err(Error::TooManyConnections),
+            };
+        // The client connects to the address checked here, not to the name again.
+        let mut options = MqttOptions::new(client_id, addresses[0].ip().to_string(), port);
+        options
+            .set_keep_alive(Duration::from_secs(
+                keep_alive_seconds.min(u64::from(u16::MAX)),
+            ))
+            .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_PAYLOAD_BYTES);
+        if !username.is_empty() || !password.is_empty() {
+            options.set_credentials(username, password);
+        }
+        let (client, mut event_loop) = AsyncClient::new(options, 16);
+        let (sender, events) = mpsc::unbounded_channel();
+        let driver = tokio::spawn(async move {
+            loop {
+                let event = event_loop.poll().await.map_err(|e| e.to_string());
+                let failed = event.is_err();
+                if sender.send(event).is_err() || failed {
+                    break;
+                }
+            }
+        });
+        Ok(MqttConnection {
+            client,
+            events: Arc::new(Mutex::new(events)),
+            driver,
+            _permits: permits,
+        })
+    }
+}
+
+impl spin_mqtt::Host for MqttView<'_> {}
+
+impl spin_mqtt::HostConnection for MqttView<'_> {
+    async fn open(
+        &mut self,
+        address: String,
+        username: String,
+        password: String,
+        keep_alive_interval_in_secs: u64,
+    ) -> Result<Resource<MqttConnection>, Error> {
+        let connection = MqttView::open(
+            self,
+            &address,
+            username,
+            password,
+            keep_alive_interval_in_secs,
+        )
+        .await?;
+        self.table
+            .push(connection)
+            .map_err(|_| Error::TooManyConnections)
+    }
+
+    /// Publishes and waits as long as the quality of service asks: until the message is
+    /// sent (at most once), acknowledged (at least once) or completed (exactly once).
+    async fn publish(
+        &mut self,
+        connection: Resource<MqttConnection>,
+        topic: String,
+        payload: Vec<u8>,
+        qos: Qos,
+    ) -> Result<(), Error> {
+        if payload.len() > MAX_PAYLOAD_BYTES {
+            return Err(Error::Other(format!(
+                "the payload is larger than {MAX_PAYLOAD_BYTES} bytes"
+            )));
+        }
+        let (client, events) = {
+            let connection = self
+                .table
+                .get(&connection)
+                .map_err(|e| Error::Other(e.to_string()))?;
+            (connection.client.clone(), connection.events.clone())
+        };
+        let level = match qos {
+            Qos::AtMostOnce => QoS::AtMostOnce,
+            Qos::AtLeastOnce => QoS::AtLeastOnce,
+            Qos::ExactlyOnce => QoS::ExactlyOnce,
+        };
+        let mut events = events.lock().await;
+        client
+            .publish(topic, level, false, payload)
+            .await
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        let mut sent = None;
+        loop {
+            let event = match events.recv().await {
+                None => return Err(Error::ConnectionFailed("the connection closed".into())),
+                Some(Err(e)) => return Err(Error::ConnectionFailed(e)),
+                Some(Ok(event)) => event,
+            };
+            match event {
+                Event::Outgoing(Outgoing::Publish(id)) if sent.is_none() => {
+                    if level == QoS::AtMostOnce {
+                        return Ok(());
+                    }
+                    sent = Some(id);
+                }
+                Event::Incoming(Packet::ConnAck(ack))
+                    if ack.code != rumqttc::ConnectReturnCode::Success =>
+                {
+                    return Err(Error::ConnectionFailed(format!(
+                        "the broker refused the connection: {:?}",
+                        ack.code
+                    )))
+                }
+                Event::Incoming(Packet::PubAck(ack))
+                    if level == QoS::AtLeastOnce && sent == Some(ack.pkid) =>
+                {
+                    return Ok(())
+                }
+                Event::Incoming(Packet::PubComp(done))
+                    if level == QoS::ExactlyOnce && sent == Some(done.pkid) =>
+                {
+                    return Ok(())
+                }
+                _ => {}
+            }
+        }
+    }
+
+    fn drop(&mut self, connection: Resource<MqttConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
