@@ -580,3 +580,77 @@ async fn kite_apps_choose_the_spin_headers_and_spin_apps_the_request_id() {
         .header("x-kite-request-id")
         .is_some());
 }
+
+/// Serves `body` at every path over HTTP on a loopback port, for the test's lifetime.
+async fn file_server(body: Vec<u8>) -> u16 {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let body = std::sync::Arc::new(body);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut request = [0u8; 4096];
+                let _ = stream.read(&mut request).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = stream.write_all(head.as_bytes()).await;
+                let _ = stream.write_all(&body).await;
+            });
+        }
+    });
+    port
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn url_sources_are_downloaded_checked_and_kept() {
+    use sha2::Digest;
+    let wasm = std::fs::read(common::guest("probe")).unwrap();
+    let digest: String = sha2::Sha256::digest(&wasm)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    let port = file_server(wasm).await;
+    let manifest = |digest: &str, port: u16| {
+        format!(
+            "{V2_HEADER}[[trigger.http]]\nroute = \"/...\"\ncomponent = \"remote\"\n\
+             [component.remote]\nsource = {{ url = \"http://127.0.0.1:{port}/probe.wasm\", digest = \"sha256:{digest}\" }}\n"
+        )
+    };
+    let app = TestApp::spin(&manifest(&digest, port));
+    let cache = app.path().join("cache");
+    let args = ["--cache-dir", cache.to_str().unwrap()];
+    let server = Server::start_with(&app, &args);
+    assert_eq!(server.get("/env").await.status, 200);
+    drop(server);
+    let kept = cache
+        .join("downloads")
+        .join(format!("sha256-{digest}.wasm"));
+    assert!(kept.is_file());
+    // Kept: a second start needs no server.
+    let offline = TestApp::spin(&manifest(&digest, common::free_port()));
+    let server = Server::start_with(&offline, &args);
+    assert_eq!(server.get("/env").await.status, 200);
+    drop(server);
+    // A wrong digest, and a URL nothing answers, are errors naming the URL.
+    let wrong = TestApp::spin(&manifest(&"0".repeat(64), port));
+    let stderr = up_fails(&wrong, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "http://127.0.0.1:{port}/probe.wasm has SHA-256 {digest}"
+        )),
+        "{stderr}"
+    );
+    let unreachable_port = common::free_port();
+    let nowhere = TestApp::spin(&manifest(&"1".repeat(64), unreachable_port));
+    let stderr = up_fails(&nowhere, &[]);
+    assert!(
+        stderr.contains(&format!(
+            "cannot download http://127.0.0.1:{unreachable_port}/probe.wasm"
+        )),
+        "{stderr}"
+    );
+}

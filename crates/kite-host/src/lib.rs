@@ -2,6 +2,7 @@
 //! with the same shape: validate a component's grant at load, link once, fill per instance.
 
 pub mod capability;
+pub mod download;
 mod grants;
 mod guest_log;
 pub mod host_budget;

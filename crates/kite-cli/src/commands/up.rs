@@ -233,6 +233,54 @@ fn protected_paths(
     protected
 }
 
+/// Points every component with a `{ url, digest }` source at its file in `downloads`,
+/// downloading (and checking) the ones not there yet.
+fn fetch_downloads(
+    app: &mut kite_app::App,
+    downloads: &Path,
+    runtime_config: &RuntimeConfig,
+) -> anyhow::Result<()> {
+    let wanted: Vec<usize> = (0..app.components.len())
+        .filter(|&i| app.components[i].download.is_some())
+        .collect();
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    for index in wanted {
+        let component = &mut app.components[index];
+        let Some(download) = component.download.clone() else {
+            continue;
+        };
+        let file = downloads.join(format!("sha256-{}.wasm", download.sha256));
+        // A file already there is used only if it still has the digest.
+        let intact = std::fs::read(&file)
+            .map(|bytes| kite_host::download::sha256_hex(&bytes) == download.sha256)
+            .unwrap_or(false);
+        if !intact {
+            tracing::info!("component `{}`: downloading {}", component.id, download.url);
+            let bytes = runtime
+                .block_on(kite_host::download::download(
+                    &download.url,
+                    &download.sha256,
+                    &runtime_config.blocked_networks,
+                ))
+                .with_context(|| format!("component `{}`", component.id))?;
+            std::fs::create_dir_all(downloads)
+                .with_context(|| format!("creating {}", downloads.display()))?;
+            // Written whole under a temporary name, so a file with the final name is complete.
+            let partial = downloads.join(format!(".sha256-{}.partial", download.sha256));
+            std::fs::write(&partial, &bytes)
+                .and_then(|()| std::fs::rename(&partial, &file))
+                .with_context(|| format!("writing {}", file.display()))?;
+        }
+        component.source = file;
+    }
+    Ok(())
+}
+
 fn parse_duration(text: &str) -> Result<Duration, String> {
     kite_app::parse_duration(text)
 }
@@ -271,7 +319,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
     if args.build {
         super::build::build_app(&app)?;
     }
-    app.check_sources()?;
     let runtime_config = match &args.runtime_config {
         Some(path) => RuntimeConfig::load(path)?,
         None => RuntimeConfig::default(),
@@ -281,10 +328,6 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| runtime_config.state_dir.clone())
         .unwrap_or_else(|| app.dir.join(app.format.default_state_dir()));
-    app.check_store_grants(
-        &runtime_config.key_value_labels(),
-        &runtime_config.sqlite_labels(),
-    )?;
     let cache_dir = if args.no_cache {
         None
     } else {
@@ -292,6 +335,13 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
             .clone()
             .or_else(kite_engine::CompileCache::default_dir)
     };
+    let downloads = cache_dir.as_ref().unwrap_or(&state_dir).join("downloads");
+    fetch_downloads(&mut app, &downloads, &runtime_config)?;
+    app.check_sources()?;
+    app.check_store_grants(
+        &runtime_config.key_value_labels(),
+        &runtime_config.sqlite_labels(),
+    )?;
     app.check_file_grants(&protected_paths(
         &args,
         &state_dir,

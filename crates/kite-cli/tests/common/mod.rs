@@ -132,7 +132,12 @@ pub fn expect_failure(mut command: Command) -> String {
         !stderr.contains("panicked") && !stderr.contains("backtrace"),
         "{stderr}"
     );
-    assert!(stderr.starts_with("error: "), "{stderr}");
+    // Progress lines may come first; the error is the last thing written.
+    let error_at = stderr.find("error: ");
+    assert!(
+        error_at.is_some_and(|at| at == 0 || stderr[..at].ends_with('\n')),
+        "{stderr}"
+    );
     stderr
 }
 

@@ -9,7 +9,7 @@ mod labels;
 pub mod llm;
 pub mod local_dispatch;
 pub mod mqtt;
-mod outbound_connect;
+pub(crate) mod outbound_connect;
 pub mod outbound_http;
 pub mod outbound_policy;
 pub(crate) mod poll_list;

@@ -291,7 +291,7 @@ static TLS_CONFIG: LazyLock<Option<Arc<rustls::ClientConfig>>> = LazyLock::new(|
         .map(|builder| Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
 });
 
-async fn tls(
+pub(crate) async fn tls(
     host: &str,
     tcp: TcpStream,
     within: Duration,
