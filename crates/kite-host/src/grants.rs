@@ -3,9 +3,16 @@
 
 use crate::capability::store_places::check_distinct;
 use crate::capability::{
-    env::EnvGrant, files::FilesGrant, key_value::KeyValueGrant, key_value::KeyValueStores,
-    local_dispatch::LocalDispatch, outbound_http::OutboundHttpGrant,
-    outbound_policy::OutboundPolicy, sqlite::SqliteDatabases, sqlite::SqliteGrant, tcp::TcpGrant,
+    env::EnvGrant,
+    files::FilesGrant,
+    key_value::KeyValueGrant,
+    key_value::KeyValueStores,
+    local_dispatch::LocalDispatch,
+    outbound_http::OutboundHttpGrant,
+    outbound_policy::{ClientUse, OutboundPolicy},
+    sqlite::SqliteDatabases,
+    sqlite::SqliteGrant,
+    tcp::TcpGrant,
     variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
@@ -113,18 +120,9 @@ impl ComponentGrants {
             table: host_budget::resource_table(self.max_resources),
             limits: InstanceLimits::new(self.memory_limit),
             outbound: self.outbound_http.prepare(request.clone()),
-            redis: crate::capability::redis::ComponentRedis::new(
-                self.outbound.clone(),
-                request.clone(),
-            ),
-            postgres: crate::capability::postgres::ComponentPostgres::new(
-                self.outbound.clone(),
-                request.clone(),
-            ),
-            mqtt: crate::capability::mqtt::ComponentMqtt::new(
-                self.outbound.clone(),
-                request.clone(),
-            ),
+            redis: ClientUse::new(self.outbound.clone(), request.clone(), "Redis"),
+            postgres: ClientUse::new(self.outbound.clone(), request.clone(), "PostgreSQL"),
+            mqtt: ClientUse::new(self.outbound.clone(), request.clone(), "MQTT"),
             request,
             variables: self.variables.prepare(),
             key_value: self.key_value.prepare(),

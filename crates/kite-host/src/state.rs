@@ -3,10 +3,8 @@
 
 use crate::capability::key_value::ComponentKeyValue;
 use crate::capability::llm::NoModels;
-use crate::capability::mqtt::ComponentMqtt;
 use crate::capability::outbound_http::OutboundHttp;
-use crate::capability::postgres::ComponentPostgres;
-use crate::capability::redis::ComponentRedis;
+use crate::capability::outbound_policy::ClientUse;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
 use crate::instance_limits::InstanceLimits;
@@ -27,9 +25,9 @@ pub struct InstanceState {
     pub(crate) key_value: ComponentKeyValue,
     pub(crate) sqlite: ComponentSqlite,
     pub(crate) llm: NoModels,
-    pub(crate) redis: ComponentRedis,
-    pub(crate) postgres: ComponentPostgres,
-    pub(crate) mqtt: ComponentMqtt,
+    pub(crate) redis: ClientUse,
+    pub(crate) postgres: ClientUse,
+    pub(crate) mqtt: ClientUse,
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,

@@ -2,16 +2,13 @@
 //! `allowed_outbound_hosts` names (`mqtt://host[:port]`). Kite resolves the name and checks
 //! the blocked networks itself, then has the client connect to the checked address.
 
-use super::outbound_connect::{
-    checked_addresses, reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_INSTANCE,
-};
-use super::outbound_policy::OutboundPolicy;
-use crate::request_tag::RequestTag;
+use super::outbound_connect::{checked_addresses, ConnectionPermits, Failure};
+use super::outbound_policy::ClientUse;
 use crate::InstanceState;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{mpsc, Mutex, Semaphore};
+use tokio::sync::{mpsc, Mutex};
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 mod bindings {
@@ -49,34 +46,9 @@ impl Drop for MqttConnection {
     }
 }
 
-/// Per-instance MQTT state.
-pub struct ComponentMqtt {
-    policy: Arc<OutboundPolicy>,
-    connections: Arc<Semaphore>,
-    request: RequestTag,
-}
-
-impl ComponentMqtt {
-    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
-        ComponentMqtt {
-            policy,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
-            request,
-        }
-    }
-
-    fn refused(&self, address: &str, reason: &str) {
-        tracing::warn!(
-            component = %self.policy.component,
-            request_id = %self.request,
-            "denied MQTT connection to {address}: {reason}"
-        );
-    }
-}
-
 pub(crate) struct MqttView<'a> {
     table: &'a mut ResourceTable,
-    mqtt: &'a mut ComponentMqtt,
+    mqtt: &'a mut ClientUse,
 }
 
 struct Mqtt;
@@ -143,15 +115,9 @@ impl MqttView<'_> {
             Err(Failure::Refused { reason, .. }) => return Err(refuse(&reason)),
             Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
         };
-        let permits =
-            match reserve_connection(&self.mqtt.connections, &self.mqtt.policy.connections) {
-                Ok(permits) => permits,
-                Err(Failure::Refused { reason, .. }) => {
-                    self.mqtt.refused(&shown, &reason);
-                    return Err(Error::TooManyConnections);
-                }
-                Err(Failure::Failed(_)) => return Err(Error::TooManyConnections),
-            };
+        let Some(permits) = self.mqtt.reserve(&shown) else {
+            return Err(Error::TooManyConnections);
+        };
         // The client connects to the address checked here, not to the name again.
         let mut options = MqttOptions::new(client_id, addresses[0].ip().to_string(), port);
         options

@@ -2,7 +2,11 @@
 //! its `allowed_outbound_hosts`, the blocked networks, and its share of the connection caps.
 
 use super::local_dispatch::LocalDispatch;
-use super::outbound_connect::MAX_CONNECTIONS_PER_COMPONENT;
+use super::outbound_connect::{
+    reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_COMPONENT,
+    MAX_CONNECTIONS_PER_INSTANCE,
+};
+use crate::request_tag::RequestTag;
 use http::uri::Scheme;
 use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
 use std::sync::Arc;
@@ -69,6 +73,54 @@ impl OutboundPolicy {
         let default_port = if scheme == "http" { 80 } else { 443 };
         let port = uri.port_u16().unwrap_or(default_port);
         self.check_address(&scheme, host, port)
+    }
+}
+
+/// One instance's use of one client that opens its own connections (Redis, PostgreSQL,
+/// MQTT): the component's policy, the instance's places for connections, and the request
+/// its refusals are logged under.
+pub struct ClientUse {
+    pub(crate) policy: Arc<OutboundPolicy>,
+    connections: Arc<Semaphore>,
+    request: RequestTag,
+    /// The client's name in log lines.
+    client: &'static str,
+}
+
+impl ClientUse {
+    pub(crate) fn new(
+        policy: Arc<OutboundPolicy>,
+        request: RequestTag,
+        client: &'static str,
+    ) -> Self {
+        ClientUse {
+            policy,
+            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            request,
+            client,
+        }
+    }
+
+    pub(crate) fn refused(&self, address: &str, reason: &str) {
+        tracing::warn!(
+            component = %self.policy.component,
+            request_id = %self.request,
+            "denied {} connection to {address}: {reason}",
+            self.client
+        );
+    }
+
+    /// A place in the caps for one more connection to `address`; `None` (logged) if the
+    /// instance, the component or the process has none left.
+    pub(crate) fn reserve(&self, address: &str) -> Option<ConnectionPermits> {
+        match reserve_connection(&self.connections, &self.policy.connections) {
+            Ok(permits) => Some(permits),
+            Err(Failure::Refused { reason, .. }) => {
+                self.refused(address, &reason);
+                None
+            }
+            Err(Failure::Failed(_)) => None,
+        }
     }
 }
 

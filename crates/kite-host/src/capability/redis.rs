@@ -2,17 +2,12 @@
 //! `allowed_outbound_hosts` names (`redis://host[:port]`), over a connection Kite opens
 //! (resolved once, blocked networks refused, counted in the connection caps).
 
-use super::outbound_connect::{
-    connect_tcp, reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_INSTANCE,
-};
-use super::outbound_policy::OutboundPolicy;
-use crate::request_tag::RequestTag;
+use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
+use super::outbound_policy::ClientUse;
 use crate::InstanceState;
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
-use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 mod bindings {
@@ -86,35 +81,9 @@ impl Drop for RedisConnection {
     }
 }
 
-/// Per-instance Redis state.
-pub struct ComponentRedis {
-    policy: Arc<OutboundPolicy>,
-    /// This instance's places for open connections.
-    connections: Arc<Semaphore>,
-    request: RequestTag,
-}
-
-impl ComponentRedis {
-    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
-        ComponentRedis {
-            policy,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
-            request,
-        }
-    }
-
-    fn refused(&self, address: &str, reason: &str) {
-        tracing::warn!(
-            component = %self.policy.component,
-            request_id = %self.request,
-            "denied Redis connection to {address}: {reason}"
-        );
-    }
-}
-
 pub(crate) struct RedisView<'a> {
     table: &'a mut ResourceTable,
-    redis: &'a mut ComponentRedis,
+    redis: &'a mut ClientUse,
 }
 
 struct Redis;
@@ -188,16 +157,9 @@ impl RedisView<'_> {
                 .refused(&format!("redis://{host}:{port}"), &reason);
             return Err(Error::InvalidAddress);
         }
-        let permits =
-            match reserve_connection(&self.redis.connections, &self.redis.policy.connections) {
-                Ok(permits) => permits,
-                Err(Failure::Refused { reason, .. }) => {
-                    self.redis
-                        .refused(&format!("redis://{host}:{port}"), &reason);
-                    return Err(Error::TooManyConnections);
-                }
-                Err(Failure::Failed(_)) => return Err(Error::TooManyConnections),
-            };
+        let Some(permits) = self.redis.reserve(&format!("redis://{host}:{port}")) else {
+            return Err(Error::TooManyConnections);
+        };
         let stream =
             match connect_tcp(&host, port, &self.redis.policy.blocked, CONNECT_TIMEOUT).await {
                 Ok(stream) => stream,

@@ -10,16 +10,12 @@ mod codec;
 mod values;
 mod versions;
 
-use super::outbound_connect::{
-    connect_tcp, reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_INSTANCE,
-};
-use super::outbound_policy::OutboundPolicy;
-use crate::request_tag::RequestTag;
+use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
+use super::outbound_policy::ClientUse;
 use crate::InstanceState;
 use futures::{pin_mut, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::Semaphore;
 use tokio_postgres::config::Host;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
@@ -58,34 +54,9 @@ impl Drop for PgConnection {
     }
 }
 
-/// Per-instance PostgreSQL state.
-pub struct ComponentPostgres {
-    policy: Arc<OutboundPolicy>,
-    connections: Arc<Semaphore>,
-    request: RequestTag,
-}
-
-impl ComponentPostgres {
-    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
-        ComponentPostgres {
-            policy,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
-            request,
-        }
-    }
-
-    fn refused(&self, address: &str, reason: &str) {
-        tracing::warn!(
-            component = %self.policy.component,
-            request_id = %self.request,
-            "denied PostgreSQL connection to {address}: {reason}"
-        );
-    }
-}
-
 pub(crate) struct PgView<'a> {
     table: &'a mut ResourceTable,
-    postgres: &'a mut ComponentPostgres,
+    postgres: &'a mut ClientUse,
 }
 
 struct Postgres;
@@ -128,17 +99,10 @@ impl PgView<'_> {
             self.postgres.refused(&shown, &reason);
             return Err(failed(format!("address {shown} is not permitted")));
         }
-        let permits = reserve_connection(
-            &self.postgres.connections,
-            &self.postgres.policy.connections,
-        )
-        .map_err(|failure| match failure {
-            Failure::Refused { reason, .. } => {
-                self.postgres.refused(&shown, &reason);
-                failed("too many connections".into())
-            }
-            Failure::Failed(_) => failed("too many connections".into()),
-        })?;
+        let permits = self
+            .postgres
+            .reserve(&shown)
+            .ok_or_else(|| failed("too many connections".into()))?;
         let stream =
             match connect_tcp(&host, port, &self.postgres.policy.blocked, CONNECT_TIMEOUT).await {
                 Ok(stream) => stream,
