@@ -105,3 +105,49 @@ async fn an_instance_cannot_open_more_than_its_share_of_connections() {
         .await;
     assert_eq!(reply.body, "opened 5");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn port_ranges_and_templated_rules_are_applied() {
+    let port = echo_server().await;
+    // A range that ends at the port excludes it (Spin's reading); one past it includes it.
+    let excluding = app(&format!("\"tcp://127.0.0.1:{}..{port}\"", port - 5));
+    let server = Server::start(&excluding);
+    let reply = server
+        .get(&format!("/tcp?addr=127.0.0.1:{port}&send=x"))
+        .await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    drop(server);
+    let including = app(&format!("\"tcp://127.0.0.1:{}..{}\"", port - 5, port + 1));
+    let server = Server::start(&including);
+    let reply = server
+        .get(&format!("/tcp?addr=127.0.0.1:{port}&send=x"))
+        .await;
+    assert_eq!(reply.body, "echo: x");
+    drop(server);
+    // A rule templated on a variable, resolved when the app starts.
+    let templated = TestApp::spin(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"tcp\"\n\
+         [variables]\necho_port = {{ default = \"1\" }}\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n\
+         [component.probe]\nsource = \"PROBE\"\n\
+         allowed_outbound_hosts = [\"tcp://127.0.0.1:{{{{ echo_port }}}}\"]\n"
+    ));
+    let cache = templated.path().join(".cache");
+    let mut command = common::kite();
+    command
+        .env("SPIN_VARIABLE_ECHO_PORT", port.to_string())
+        .args([
+            "up",
+            "--listen",
+            "127.0.0.1:0",
+            "--cache-dir",
+            cache.to_str().unwrap(),
+            "-f",
+        ])
+        .arg(templated.path());
+    let server = Server::spawn(command);
+    let reply = server
+        .get(&format!("/tcp?addr=127.0.0.1:{port}&send=t"))
+        .await;
+    assert_eq!(reply.body, "echo: t");
+}
