@@ -125,13 +125,13 @@ async fn port_ranges_and_templated_rules_are_applied() {
     assert_eq!(reply.body, "echo: x");
     drop(server);
     // A rule templated on a variable, resolved when the app starts.
-    let templated = TestApp::spin(&format!(
+    let templated = TestApp::spin(
         "spin_manifest_version = 2\n[application]\nname = \"tcp\"\n\
-         [variables]\necho_port = {{ default = \"1\" }}\n\
+         [variables]\necho_port = { default = \"1\" }\n\
          [[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n\
          [component.probe]\nsource = \"PROBE\"\n\
-         allowed_outbound_hosts = [\"tcp://127.0.0.1:{{{{ echo_port }}}}\"]\n"
-    ));
+         allowed_outbound_hosts = [\"tcp://127.0.0.1:{{ echo_port }}\"]\n",
+    );
     let cache = templated.path().join(".cache");
     let mut command = common::kite();
     command
