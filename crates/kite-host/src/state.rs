@@ -25,9 +25,8 @@ pub struct InstanceState {
     pub(crate) key_value: ComponentKeyValue,
     pub(crate) sqlite: ComponentSqlite,
     pub(crate) llm: NoModels,
-    pub(crate) redis: ClientUse,
-    pub(crate) postgres: ClientUse,
-    pub(crate) mqtt: ClientUse,
+    /// Shared by the Redis, PostgreSQL and MQTT clients.
+    pub(crate) clients: ClientUse,
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,

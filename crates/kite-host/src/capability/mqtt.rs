@@ -27,6 +27,9 @@ mod bindings {
 
 use bindings::fermyon::spin::mqtt::{self as spin_mqtt, Error, Qos};
 
+/// The client's name in log lines.
+const CLIENT: &str = "MQTT";
+
 const RESOLVE_TIMEOUT: Duration = Duration::from_secs(10);
 /// The largest message a guest may publish (and the largest packet read from the broker).
 const MAX_PAYLOAD_BYTES: usize = 8 << 20;
@@ -60,7 +63,7 @@ impl HasData for Mqtt {
 fn view(state: &mut InstanceState) -> MqttView<'_> {
     MqttView {
         table: &mut state.table,
-        mqtt: &mut state.mqtt,
+        mqtt: &mut state.clients,
     }
 }
 
@@ -97,7 +100,7 @@ impl MqttView<'_> {
         };
         let shown = format!("mqtt://{host}:{port}");
         let refuse = |reason: &str| {
-            self.mqtt.refused(&shown, reason);
+            self.mqtt.refused(CLIENT, &shown, reason);
             Error::ConnectionFailed(format!("address {shown} is not permitted"))
         };
         if let Err(reason) = self.mqtt.policy.check_address("mqtt", &host, port) {
@@ -115,7 +118,7 @@ impl MqttView<'_> {
             Err(Failure::Refused { reason, .. }) => return Err(refuse(&reason)),
             Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
         };
-        let Some(permits) = self.mqtt.reserve(&shown) else {
+        let Some(permits) = self.mqtt.reserve(CLIENT, &shown) else {
             return Err(Error::TooManyConnections);
         };
         // The client connects to the address checked here, not to the name again.

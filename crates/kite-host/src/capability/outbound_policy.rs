@@ -9,7 +9,7 @@ use super::outbound_connect::{
 use crate::request_tag::RequestTag;
 use http::uri::Scheme;
 use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
 
 /// One component's rules, shared by all of its instances.
@@ -76,47 +76,44 @@ impl OutboundPolicy {
     }
 }
 
-/// One instance's use of one client that opens its own connections (Redis, PostgreSQL,
-/// MQTT): the component's policy, the instance's places for connections, and the request
-/// its refusals are logged under.
+/// One instance's use of the clients that open their own connections (Redis, PostgreSQL,
+/// MQTT), shared by all three: the component's policy, the instance's places for
+/// connections (made on the first connection, so an instance that opens none allocates
+/// nothing), and the request its refusals are logged under.
 pub struct ClientUse {
     pub(crate) policy: Arc<OutboundPolicy>,
-    connections: Arc<Semaphore>,
+    connections: OnceLock<Arc<Semaphore>>,
     request: RequestTag,
-    /// The client's name in log lines.
-    client: &'static str,
 }
 
 impl ClientUse {
-    pub(crate) fn new(
-        policy: Arc<OutboundPolicy>,
-        request: RequestTag,
-        client: &'static str,
-    ) -> Self {
+    pub(crate) fn new(policy: Arc<OutboundPolicy>, request: RequestTag) -> Self {
         ClientUse {
             policy,
-            connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)),
+            connections: OnceLock::new(),
             request,
-            client,
         }
     }
 
-    pub(crate) fn refused(&self, address: &str, reason: &str) {
+    /// Logs that the `client` (e.g. "Redis") connection to `address` was refused.
+    pub(crate) fn refused(&self, client: &str, address: &str, reason: &str) {
         tracing::warn!(
             component = %self.policy.component,
             request_id = %self.request,
-            "denied {} connection to {address}: {reason}",
-            self.client
+            "denied {client} connection to {address}: {reason}",
         );
     }
 
-    /// A place in the caps for one more connection to `address`; `None` (logged) if the
-    /// instance, the component or the process has none left.
-    pub(crate) fn reserve(&self, address: &str) -> Option<ConnectionPermits> {
-        match reserve_connection(&self.connections, &self.policy.connections) {
+    /// A place in the caps for one more `client` connection to `address`; `None` (logged)
+    /// if the instance, the component or the process has none left.
+    pub(crate) fn reserve(&self, client: &str, address: &str) -> Option<ConnectionPermits> {
+        let instance = self
+            .connections
+            .get_or_init(|| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)));
+        match reserve_connection(instance, &self.policy.connections) {
             Ok(permits) => Some(permits),
             Err(Failure::Refused { reason, .. }) => {
-                self.refused(address, &reason);
+                self.refused(client, address, &reason);
                 None
             }
             Err(Failure::Failed(_)) => None,

@@ -35,6 +35,9 @@ mod bindings {
 use bindings::fermyon::spin::redis::{self as spin_redis, Error, RedisParameter, RedisResult};
 
 /// How long connecting to a Redis server may take.
+/// The client's name in log lines.
+const CLIENT: &str = "Redis";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes one reply may bring into the host (it is read whole before it is
@@ -95,7 +98,7 @@ impl HasData for Redis {
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     spin_redis::add_to_linker::<_, Redis>(linker, |state| RedisView {
         table: &mut state.table,
-        redis: &mut state.redis,
+        redis: &mut state.clients,
     })?;
     Ok(())
 }
@@ -146,6 +149,7 @@ impl RedisView<'_> {
             ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
             _ => {
                 self.redis.refused(
+                    CLIENT,
                     address,
                     "only redis:// over TCP is supported (no TLS, no Unix sockets)",
                 );
@@ -154,10 +158,13 @@ impl RedisView<'_> {
         };
         if let Err(reason) = self.redis.policy.check_address("redis", &host, port) {
             self.redis
-                .refused(&format!("redis://{host}:{port}"), &reason);
+                .refused(CLIENT, &format!("redis://{host}:{port}"), &reason);
             return Err(Error::InvalidAddress);
         }
-        let Some(permits) = self.redis.reserve(&format!("redis://{host}:{port}")) else {
+        let Some(permits) = self
+            .redis
+            .reserve(CLIENT, &format!("redis://{host}:{port}"))
+        else {
             return Err(Error::TooManyConnections);
         };
         let stream =
@@ -165,7 +172,7 @@ impl RedisView<'_> {
                 Ok(stream) => stream,
                 Err(Failure::Refused { reason, .. }) => {
                     self.redis
-                        .refused(&format!("redis://{host}:{port}"), &reason);
+                        .refused(CLIENT, &format!("redis://{host}:{port}"), &reason);
                     return Err(Error::InvalidAddress);
                 }
                 Err(Failure::Failed(code)) => return Err(other(code)),
@@ -324,6 +331,7 @@ impl spin_redis::HostConnection for RedisView<'_> {
         let name = command.trim().to_ascii_uppercase();
         if REFUSED_COMMANDS.contains(&name.as_str()) {
             self.redis.refused(
+                CLIENT,
                 "its server",
                 &format!("`{name}` acts on the server, not on data, and is not allowed"),
             );

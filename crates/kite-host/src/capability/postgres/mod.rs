@@ -35,6 +35,9 @@ mod bindings {
 pub(crate) use bindings::spin::postgres4_0_0::postgres as v4;
 
 /// How long connecting to a server may take.
+/// The client's name in log lines.
+const CLIENT: &str = "PostgreSQL";
+
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes of rows one query may bring into the host; counted as rows arrive.
@@ -68,7 +71,7 @@ impl HasData for Postgres {
 fn view(state: &mut InstanceState) -> PgView<'_> {
     PgView {
         table: &mut state.table,
-        postgres: &mut state.postgres,
+        postgres: &mut state.clients,
     }
 }
 
@@ -96,18 +99,18 @@ impl PgView<'_> {
         let port = config.get_ports().first().copied().unwrap_or(5432);
         let shown = format!("postgres://{host}:{port}");
         if let Err(reason) = self.postgres.policy.check_address("postgres", &host, port) {
-            self.postgres.refused(&shown, &reason);
+            self.postgres.refused(CLIENT, &shown, &reason);
             return Err(failed(format!("address {shown} is not permitted")));
         }
         let permits = self
             .postgres
-            .reserve(&shown)
+            .reserve(CLIENT, &shown)
             .ok_or_else(|| failed("too many connections".into()))?;
         let stream =
             match connect_tcp(&host, port, &self.postgres.policy.blocked, CONNECT_TIMEOUT).await {
                 Ok(stream) => stream,
                 Err(Failure::Refused { reason, .. }) => {
-                    self.postgres.refused(&shown, &reason);
+                    self.postgres.refused(CLIENT, &shown, &reason);
                     return Err(failed(format!("address {shown} is not permitted")));
                 }
                 Err(Failure::Failed(code)) => return Err(failed(code.to_string())),
