@@ -202,6 +202,14 @@ impl RoutePattern {
         }
     }
 
+    /// The names of the route's `:name` parameters, in order (as a match lists them).
+    pub fn param_names(&self) -> impl Iterator<Item = &str> {
+        self.segments.iter().filter_map(|s| match s {
+            Segment::Param(name) => Some(name.as_str()),
+            Segment::Literal(_) => None,
+        })
+    }
+
     /// Spin's `spin-component-route`: the route as written without its `/...` tail.
     pub fn component_route(&self) -> &str {
         self.text.strip_suffix("/...").unwrap_or(&self.text)

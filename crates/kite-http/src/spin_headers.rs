@@ -10,21 +10,34 @@ use std::net::SocketAddr;
 
 const PREFIX: &str = "spin-";
 
-/// One route's headers whose values never change.
+/// One route's headers whose values never change, and the names of its parameters'
+/// `spin-path-match-<name>` headers, in the order a match lists the parameters.
 pub(crate) struct RouteHeaders {
     matched: HeaderValue,
     raw: HeaderValue,
     component: HeaderValue,
+    path_match: Vec<Option<HeaderName>>,
 }
 
 impl RouteHeaders {
     pub(crate) fn new(pattern: &RoutePattern) -> Self {
         let value =
             |text: &str| HeaderValue::from_str(text).unwrap_or(HeaderValue::from_static(""));
+        let path_match = pattern
+            .param_names()
+            .map(|name| {
+                let name = format!(
+                    "{PREFIX}path-match-{}",
+                    name.to_ascii_lowercase().replace('_', "-")
+                );
+                HeaderName::from_bytes(name.as_bytes()).ok()
+            })
+            .collect();
         RouteHeaders {
             matched: value(&pattern.matched_route()),
             raw: value(pattern.as_str()),
             component: value(pattern.component_route()),
+            path_match,
         }
     }
 }
@@ -66,16 +79,9 @@ pub(crate) fn set<B>(
     if let Ok(client) = HeaderValue::try_from(client_text) {
         put("spin-client-addr", client);
     }
-    for (name, value) in &found.params {
-        let name = format!(
-            "{PREFIX}path-match-{}",
-            name.to_ascii_lowercase().replace('_', "-")
-        );
-        if let (Ok(name), Ok(value)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_str(value),
-        ) {
-            headers.append(name, value);
+    for (name, (_, value)) in route.path_match.iter().zip(&found.params) {
+        if let (Some(name), Ok(value)) = (name, HeaderValue::from_str(value)) {
+            headers.append(name.clone(), value);
         }
     }
 }

@@ -25,10 +25,8 @@ use wasmtime_wasi_http::{Error as HttpError, WasiBody};
 
 pub struct HttpTrigger {
     router: Router,
-    /// What each route answers with, indexed by the router.
-    targets: Vec<RouteTarget>,
-    /// Each route's fixed Spin headers, indexed like `targets`.
-    route_headers: Vec<RouteHeaders>,
+    /// What each route answers with, and its fixed Spin headers; indexed by the router.
+    targets: Vec<(RouteTarget, RouteHeaders)>,
     /// One per component, in the app's component order.
     gates: Vec<ComponentGate>,
     settings: HttpSettings,
@@ -101,7 +99,7 @@ impl HttpTrigger {
                 elapsed: loaded.elapsed,
             });
         }
-        let (mut targets, mut route_headers) = (Vec::new(), Vec::new());
+        let mut targets = Vec::new();
         let mut routes = Vec::new();
         for (pattern, target) in app.routes() {
             let target = match target {
@@ -114,8 +112,7 @@ impl HttpTrigger {
                 Target::Static(response) => RouteTarget::Static(StaticBody::new(response)?),
             };
             routes.push((pattern.clone(), targets.len()));
-            route_headers.push(RouteHeaders::new(pattern));
-            targets.push(target);
+            targets.push((target, RouteHeaders::new(pattern)));
         }
         let chainable = app
             .triggers
@@ -128,7 +125,6 @@ impl HttpTrigger {
         let trigger = Arc::new(HttpTrigger {
             router: Router::new(routes),
             targets,
-            route_headers,
             gates,
             settings: app.http,
             chainable,
@@ -166,7 +162,7 @@ impl HttpTrigger {
         self.router
             .patterns()
             .map(|(pattern, i)| {
-                let target = match &self.targets[i] {
+                let target = match &self.targets[i].0 {
                     RouteTarget::Component(gate) => self.gates[*gate].component().to_string(),
                     RouteTarget::Static(_) => "(static response)".to_string(),
                 };
@@ -186,16 +182,16 @@ impl HttpTrigger {
         let request_id = next_request_id();
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let (response, component) = match self.router.route(uri.path()) {
-            Some((index, _, found)) => match &self.targets[index] {
-                RouteTarget::Component(gate) => {
+            Some((index, found)) => match &self.targets[index] {
+                (RouteTarget::Component(gate), headers) => {
                     let gate = &self.gates[*gate];
                     if self.settings.spin_headers {
-                        spin_headers::set(&mut req, &self.route_headers[index], &found, client);
+                        spin_headers::set(&mut req, headers, &found, client);
                     }
                     let response = gate.handle(req, &request_id, self.body_idle()).await;
                     (response, Some(gate.component().clone()))
                 }
-                RouteTarget::Static(body) => (body.response(), None),
+                (RouteTarget::Static(body), _) => (body.response(), None),
             },
             None => (
                 error_response(
