@@ -1,7 +1,7 @@
 //! Links every host interface Kite provides into a component linker, once per engine:
 //! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables,
 //! key-value (Spin and `wasi:keyvalue`), SQLite, and the Spin interfaces for LLMs,
-//! Redis, PostgreSQL and MQTT.
+//! Redis, PostgreSQL, MySQL and MQTT.
 
 use crate::InstanceState;
 use wasmtime::component::Linker;
@@ -17,6 +17,7 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     crate::capability::llm::add_to_linker(linker)?;
     crate::capability::redis::add_to_linker(linker)?;
     crate::capability::postgres::add_to_linker(linker)?;
+    crate::capability::mysql::add_to_linker(linker)?;
     crate::capability::mqtt::add_to_linker(linker)?;
     Ok(())
 }

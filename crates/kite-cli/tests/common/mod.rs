@@ -11,6 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod services;
+#[allow(unused_imports)]
+pub use services::*;
+
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../..")
@@ -93,10 +97,15 @@ impl TestApp {
     }
 
     /// A Spin app: `spin.toml` holding `manifest`, with `PROBE` standing for the probe
-    /// guest's path.
+    /// guest's path and `SPIN_SDK_GUEST` for the guest written with the Spin SDK.
     pub fn spin(manifest: &str) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let manifest = manifest.replace("PROBE", &guest("probe").display().to_string());
+        let manifest = manifest
+            .replace(
+                "SPIN_SDK_GUEST",
+                &guest("spin_sdk_guest").display().to_string(),
+            )
+            .replace("PROBE", &guest("probe").display().to_string());
         std::fs::write(dir.path().join("spin.toml"), manifest).unwrap();
         TestApp { dir }
     }
@@ -422,146 +431,4 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
-}
-
-/// A real redis-server on a free loopback port, without persistence; killed on drop.
-pub struct RedisServer {
-    child: Child,
-    pub port: u16,
-}
-
-impl RedisServer {
-    pub fn start() -> RedisServer {
-        let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("starting redis-server (install it with `apt-get install -y redis-server`)");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "redis-server did not start");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        RedisServer { child, port }
-    }
-
-    pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
-    }
-}
-
-impl Drop for RedisServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A PostgreSQL server binary: on `PATH`, or where Debian's package puts it.
-fn postgres_binary(name: &str) -> PathBuf {
-    let on_path = std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|candidate| candidate.is_file())
-    });
-    let packaged = || {
-        let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
-            .into_iter()
-            .flatten()
-            .flatten()
-            .map(|version| version.path().join("bin").join(name))
-            .filter(|candidate| candidate.is_file())
-            .collect();
-        found.sort();
-        found.pop()
-    };
-    on_path.or_else(packaged).unwrap_or_else(|| {
-        panic!("no PostgreSQL `{name}`: install it with `apt-get install -y postgresql`")
-    })
-}
-
-/// A real PostgreSQL server on a free loopback port, in its own temporary data directory,
-/// run as `nobody` when the tests run as root (PostgreSQL refuses root); stopped on drop.
-/// Its superuser `postgres` needs no password on loopback.
-pub struct PgServer {
-    child: Child,
-    pub port: u16,
-    _data: tempfile::TempDir,
-}
-
-impl PgServer {
-    pub fn start() -> PgServer {
-        use std::os::unix::process::CommandExt;
-        let data = tempfile::tempdir().unwrap();
-        let as_server_user = |command: &mut Command| {
-            // SAFETY: getuid only reads the process's user id.
-            if unsafe { libc::getuid() } == 0 {
-                std::os::unix::fs::chown(data.path(), Some(65534), Some(65534)).unwrap();
-                command.uid(65534).gid(65534);
-            }
-            command.env("LC_ALL", "C").current_dir(data.path());
-        };
-        let mut initdb = Command::new(postgres_binary("initdb"));
-        initdb
-            .args([
-                "-D",
-                ".",
-                "-U",
-                "postgres",
-                "--auth=trust",
-                "-E",
-                "UTF8",
-                "--no-sync",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        as_server_user(&mut initdb);
-        let output = initdb.output().expect("running initdb");
-        assert!(
-            output.status.success(),
-            "initdb failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        let port = free_port();
-        let mut server = Command::new(postgres_binary("postgres"));
-        server
-            .args(["-D", ".", "-p", &port.to_string(), "-k", "."])
-            .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        as_server_user(&mut server);
-        let child = server.spawn().expect("starting postgres");
-        let deadline = Instant::now() + Duration::from_secs(60);
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "postgres did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        PgServer {
-            child,
-            port,
-            _data: data,
-        }
-    }
-
-    pub fn url(&self) -> String {
-        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
-    }
-}
-
-impl Drop for PgServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }

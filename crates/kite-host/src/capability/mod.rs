@@ -9,6 +9,7 @@ mod labels;
 pub mod llm;
 pub mod local_dispatch;
 pub mod mqtt;
+pub mod mysql;
 pub(crate) mod outbound_connect;
 pub mod outbound_http;
 pub mod outbound_policy;

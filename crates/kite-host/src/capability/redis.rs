@@ -34,10 +34,10 @@ mod bindings {
 
 use bindings::fermyon::spin::redis::{self as spin_redis, Error, RedisParameter, RedisResult};
 
-/// How long connecting to a Redis server may take.
 /// The client's name in log lines.
 const CLIENT: &str = "Redis";
 
+/// How long connecting to a Redis server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes one reply may bring into the host (it is read whole before it is

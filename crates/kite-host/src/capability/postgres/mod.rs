@@ -32,12 +32,14 @@ mod bindings {
     });
 }
 
+/// The value types PostgreSQL 2.0.0 and MySQL share (`fermyon:spin/rdbms-types`).
+pub use bindings::fermyon::spin::rdbms_types;
 pub(crate) use bindings::spin::postgres4_0_0::postgres as v4;
 
-/// How long connecting to a server may take.
 /// The client's name in log lines.
 const CLIENT: &str = "PostgreSQL";
 
+/// How long connecting to a server may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes of rows one query may bring into the host; counted as rows arrive.

@@ -1,0 +1,421 @@
+//! Outbound MySQL and MariaDB through `fermyon:spin/mysql@2.0.0`: a guest connects only to
+//! servers its `allowed_outbound_hosts` names (`mysql://host[:port]`), on an address Kite
+//! resolved and checked, with no client-side file access (`LOAD DATA LOCAL` is refused).
+
+// The interface's error type (generated from the WIT) is large; the host returns it as is.
+#![allow(clippy::result_large_err)]
+
+use super::outbound_connect::{checked_addresses, ConnectionPermits, Failure};
+use super::outbound_policy::ClientUse;
+use super::postgres::rdbms_types::{
+    Column, DbDataType, DbValue, Error, ParameterValue, Row, RowSet,
+};
+use crate::InstanceState;
+use futures::TryStreamExt;
+use mysql_async::consts::{ColumnFlags, ColumnType};
+use mysql_async::prelude::{FromValue, Queryable};
+use mysql_async::{Conn, OptsBuilder, Params, Value};
+use std::time::Duration;
+use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
+
+mod bindings {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/mysql",
+        with: {
+            "fermyon:spin/rdbms-types": super::super::postgres::rdbms_types,
+            "fermyon:spin/mysql.connection": super::MysqlConnection,
+        },
+        imports: { default: async },
+    });
+}
+
+use bindings::fermyon::spin::mysql as spin_mysql;
+
+/// The client's name in log lines.
+const CLIENT: &str = "MySQL";
+
+/// How long resolving the server's name and connecting to it may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The most bytes of rows one query may bring into the host; counted as rows arrive.
+const MAX_RESULT_BYTES: usize = 32 << 20;
+
+/// The largest packet the client reads or writes: one row, or one statement with its
+/// parameters, cannot be larger.
+const MAX_PACKET_BYTES: usize = 32 << 20;
+
+/// A connection a guest opened.
+pub struct MysqlConnection {
+    conn: Conn,
+    _permits: ConnectionPermits,
+}
+
+pub(crate) struct MysqlView<'a> {
+    table: &'a mut ResourceTable,
+    mysql: &'a mut ClientUse,
+}
+
+struct Mysql;
+
+impl HasData for Mysql {
+    type Data<'a> = MysqlView<'a>;
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_mysql::add_to_linker::<_, Mysql>(linker, |state| MysqlView {
+        table: &mut state.table,
+        mysql: &mut state.clients,
+    })?;
+    Ok(())
+}
+
+/// What a guest's `mysql://user:password@host[:port]/database` address names. Other URL
+/// parameters (a Unix socket, statements run on connect, pool settings) are refused: they
+/// would reach past the host and port the rule was checked against.
+#[derive(Debug, PartialEq)]
+struct Address {
+    host: String,
+    port: u16,
+    user: Option<String>,
+    password: Option<String>,
+    database: Option<String>,
+}
+
+fn parse_address(address: &str) -> Result<Address, String> {
+    let url = url::Url::parse(address).map_err(|e| format!("invalid address: {e}"))?;
+    if url.scheme() != "mysql" {
+        return Err(format!(
+            "invalid address: the scheme is {:?}, expected \"mysql\"",
+            url.scheme()
+        ));
+    }
+    for (key, value) in url.query_pairs() {
+        let ssl = key.eq_ignore_ascii_case("ssl-mode") || key.eq_ignore_ascii_case("sslmode");
+        if ssl && value.eq_ignore_ascii_case("disabled") {
+            continue;
+        }
+        if ssl {
+            return Err(
+                "TLS connections to MySQL are not available in Kite; use ssl-mode=DISABLED on a trusted network".into(),
+            );
+        }
+        return Err(format!(
+            "the address parameter {key:?} is not supported (only ssl-mode is)"
+        ));
+    }
+    let host = url
+        .host_str()
+        .filter(|h| !h.is_empty())
+        .ok_or("invalid address: it names no host")?;
+    let decode = |text: &str| {
+        percent_decode(text).ok_or_else(|| "invalid address: bad percent-encoding".to_string())
+    };
+    let user = Some(url.username())
+        .filter(|u| !u.is_empty())
+        .map(decode)
+        .transpose()?;
+    let password = url.password().map(decode).transpose()?;
+    let database = url
+        .path()
+        .strip_prefix('/')
+        .filter(|d| !d.is_empty())
+        .map(decode)
+        .transpose()?;
+    Ok(Address {
+        host: host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_string(),
+        port: url.port().unwrap_or(3306),
+        user,
+        password,
+        database,
+    })
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    percent_encoding::percent_decode_str(text)
+        .decode_utf8()
+        .ok()
+        .map(|decoded| decoded.into_owned())
+}
+
+impl MysqlView<'_> {
+    /// Connects to the server `address` names if a rule allows it; refusals are logged
+    /// with the rule to add.
+    async fn open(&mut self, address: &str) -> Result<MysqlConnection, Error> {
+        let address = parse_address(address).map_err(Error::ConnectionFailed)?;
+        let shown = format!("mysql://{}:{}", address.host, address.port);
+        let refused = |reason: &str, this: &Self| {
+            this.mysql.refused(CLIENT, &shown, reason);
+            Error::ConnectionFailed(format!("address {shown} is not permitted"))
+        };
+        if let Err(reason) = self
+            .mysql
+            .policy
+            .check_address("mysql", &address.host, address.port)
+        {
+            return Err(refused(&reason, self));
+        }
+        let permits = self
+            .mysql
+            .reserve(CLIENT, &shown)
+            .ok_or_else(|| Error::ConnectionFailed("too many connections".into()))?;
+        let ips = match checked_addresses(
+            &address.host,
+            address.port,
+            &self.mysql.policy.blocked,
+            CONNECT_TIMEOUT,
+        )
+        .await
+        {
+            Ok(found) => found.into_iter().map(|a| a.ip()).collect::<Vec<_>>(),
+            Err(Failure::Refused { reason, .. }) => return Err(refused(&reason, self)),
+            Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
+        };
+        let options = OptsBuilder::default()
+            .ip_or_hostname(address.host)
+            .resolved_ips(Some(ips))
+            .tcp_port(address.port)
+            .user(address.user)
+            .pass(address.password)
+            .db_name(address.database)
+            // The client would otherwise switch to the server's Unix socket when it runs
+            // on this machine: a path nobody checked.
+            .prefer_socket(false)
+            .max_allowed_packet(Some(MAX_PACKET_BYTES));
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(options))
+            .await
+            .map_err(|_| Error::ConnectionFailed("connecting timed out".into()))?
+            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+        Ok(MysqlConnection {
+            conn,
+            _permits: permits,
+        })
+    }
+
+    fn conn(&mut self, connection: &Resource<MysqlConnection>) -> Result<&mut Conn, Error> {
+        self.table
+            .get_mut(connection)
+            .map(|c| &mut c.conn)
+            .map_err(|e| Error::Other(e.to_string()))
+    }
+}
+
+impl spin_mysql::Host for MysqlView<'_> {}
+
+impl spin_mysql::HostConnection for MysqlView<'_> {
+    async fn open(&mut self, address: String) -> Result<Resource<MysqlConnection>, Error> {
+        let connection = MysqlView::open(self, &address).await?;
+        self.table
+            .push(connection)
+            .map_err(|_| Error::ConnectionFailed("too many connections".into()))
+    }
+
+    async fn query(
+        &mut self,
+        connection: Resource<MysqlConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<RowSet, Error> {
+        let conn = self.conn(&connection)?;
+        let mut result = conn
+            .exec_iter(statement.as_str(), positional(params))
+            .await
+            .map_err(|e| Error::QueryFailed(e.to_string()))?;
+        let columns: Vec<Column> = result
+            .columns()
+            .map(|columns| columns.iter().map(column).collect())
+            .unwrap_or_default();
+        let Some(mut rows) = result
+            .stream::<mysql_async::Row>()
+            .await
+            .map_err(|e| Error::QueryFailed(e.to_string()))?
+        else {
+            return Ok(RowSet {
+                columns,
+                rows: Vec::new(),
+            });
+        };
+        let (mut out, mut bytes) = (Vec::new(), 0usize);
+        while let Some(row) = rows
+            .try_next()
+            .await
+            .map_err(|e| Error::QueryFailed(e.to_string()))?
+        {
+            let row = convert_row(row, &columns)?;
+            bytes += row.iter().map(value_size).sum::<usize>();
+            if bytes > MAX_RESULT_BYTES {
+                return Err(Error::Other(format!(
+                    "the result is larger than {MAX_RESULT_BYTES} bytes"
+                )));
+            }
+            out.push(row);
+        }
+        Ok(RowSet { columns, rows: out })
+    }
+
+    async fn execute(
+        &mut self,
+        connection: Resource<MysqlConnection>,
+        statement: String,
+        params: Vec<ParameterValue>,
+    ) -> Result<(), Error> {
+        let conn = self.conn(&connection)?;
+        conn.exec_drop(statement.as_str(), positional(params))
+            .await
+            .map_err(|e| Error::QueryFailed(e.to_string()))
+    }
+
+    async fn drop(&mut self, connection: Resource<MysqlConnection>) -> wasmtime::Result<()> {
+        self.table.delete(connection)?;
+        Ok(())
+    }
+}
+
+fn positional(params: Vec<ParameterValue>) -> Params {
+    if params.is_empty() {
+        return Params::Empty;
+    }
+    Params::Positional(params.into_iter().map(parameter).collect())
+}
+
+fn parameter(value: ParameterValue) -> Value {
+    use ParameterValue as P;
+    match value {
+        P::Boolean(b) => Value::from(b),
+        P::Int8(n) => Value::from(n),
+        P::Int16(n) => Value::from(n),
+        P::Int32(n) => Value::from(n),
+        P::Int64(n) => Value::from(n),
+        P::Uint8(n) => Value::from(n),
+        P::Uint16(n) => Value::from(n),
+        P::Uint32(n) => Value::from(n),
+        P::Uint64(n) => Value::from(n),
+        P::Floating32(f) => Value::from(f),
+        P::Floating64(f) => Value::from(f),
+        P::Str(s) => Value::from(s),
+        P::Binary(b) => Value::from(b),
+        P::DbNull => Value::NULL,
+    }
+}
+
+/// A column and the type its values are given as: integers by width and sign, floats,
+/// text and binary strings; every other type (dates, decimals, JSON, ...) is `other`,
+/// as the interface's other hosts do.
+fn column(column: &mysql_async::Column) -> Column {
+    let unsigned = column.flags().contains(ColumnFlags::UNSIGNED_FLAG);
+    let binary = column.flags().contains(ColumnFlags::BINARY_FLAG);
+    use ColumnType::*;
+    use DbDataType as D;
+    let data_type = match (column.column_type(), unsigned) {
+        (MYSQL_TYPE_TINY, false) => D::Int8,
+        (MYSQL_TYPE_TINY, true) => D::Uint8,
+        (MYSQL_TYPE_SHORT, false) => D::Int16,
+        (MYSQL_TYPE_SHORT, true) => D::Uint16,
+        (MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG, false) => D::Int32,
+        (MYSQL_TYPE_INT24 | MYSQL_TYPE_LONG, true) => D::Uint32,
+        (MYSQL_TYPE_LONGLONG, false) => D::Int64,
+        (MYSQL_TYPE_LONGLONG, true) => D::Uint64,
+        (MYSQL_TYPE_FLOAT, _) => D::Floating32,
+        (MYSQL_TYPE_DOUBLE, _) => D::Floating64,
+        (MYSQL_TYPE_BLOB, _) if !binary => D::Str,
+        (MYSQL_TYPE_BLOB | MYSQL_TYPE_LONG_BLOB | MYSQL_TYPE_MEDIUM_BLOB, _) => D::Binary,
+        (MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING, _) if binary => D::Binary,
+        (MYSQL_TYPE_STRING | MYSQL_TYPE_VAR_STRING, _) => D::Str,
+        _ => D::Other,
+    };
+    Column {
+        name: column.name_str().into_owned(),
+        data_type,
+    }
+}
+
+fn convert_row(mut row: mysql_async::Row, columns: &[Column]) -> Result<Row, Error> {
+    (0..row.len())
+        .map(
+            |index| match (row.take::<Value, _>(index), columns.get(index)) {
+                (None | Some(Value::NULL), _) => Ok(DbValue::DbNull),
+                (Some(_), None) => Err(Error::Other(format!("no column at index {index}"))),
+                (Some(value), Some(column)) => convert_value(value, column),
+            },
+        )
+        .collect()
+}
+
+fn convert_value(value: Value, column: &Column) -> Result<DbValue, Error> {
+    fn to<T: FromValue>(value: Value) -> Result<T, Error> {
+        mysql_async::from_value_opt::<T>(value)
+            .map_err(|e| Error::ValueConversionFailed(e.to_string()))
+    }
+    use DbDataType as D;
+    Ok(match column.data_type {
+        D::Boolean => DbValue::Boolean(to(value)?),
+        D::Int8 => DbValue::Int8(to(value)?),
+        D::Int16 => DbValue::Int16(to(value)?),
+        D::Int32 => DbValue::Int32(to(value)?),
+        D::Int64 => DbValue::Int64(to(value)?),
+        D::Uint8 => DbValue::Uint8(to(value)?),
+        D::Uint16 => DbValue::Uint16(to(value)?),
+        D::Uint32 => DbValue::Uint32(to(value)?),
+        D::Uint64 => DbValue::Uint64(to(value)?),
+        D::Floating32 => DbValue::Floating32(to(value)?),
+        D::Floating64 => DbValue::Floating64(to(value)?),
+        D::Str => DbValue::Str(to(value)?),
+        D::Binary => DbValue::Binary(to(value)?),
+        D::Other => {
+            return Err(Error::ValueConversionFailed(format!(
+                "cannot convert the value in column {:?}: its type has no counterpart in the interface; cast it in the query (e.g. CAST(x AS CHAR))",
+                column.name
+            )))
+        }
+    })
+}
+
+/// Roughly what a value costs the host to hold.
+fn value_size(value: &DbValue) -> usize {
+    std::mem::size_of::<DbValue>()
+        + match value {
+            DbValue::Str(s) => s.len(),
+            DbValue::Binary(b) => b.len(),
+            _ => 0,
+        }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn addresses_name_host_port_credentials_and_database() {
+        assert_eq!(
+            parse_address("mysql://me:p%40ss@db.internal:3307/shop").unwrap(),
+            Address {
+                host: "db.internal".into(),
+                port: 3307,
+                user: Some("me".into()),
+                password: Some("p@ss".into()),
+                database: Some("shop".into()),
+            }
+        );
+        let bare = parse_address("mysql://127.0.0.1").unwrap();
+        assert_eq!((bare.port, bare.user, bare.database), (3306, None, None));
+        assert!(parse_address("mysql://h/db?ssl-mode=DISABLED").is_ok());
+    }
+
+    #[test]
+    fn parameters_that_reach_past_the_checked_address_are_refused() {
+        for address in [
+            "mysql://h/db?socket=/run/mysqld/mysqld.sock",
+            "mysql://h/db?prefer_socket=true",
+            "mysql://h/db?init=SELECT%201",
+            "postgres://h/db",
+            "mysql:///db",
+        ] {
+            assert!(parse_address(address).is_err(), "{address}");
+        }
+        let tls = parse_address("mysql://h/db?sslMode=REQUIRED").unwrap_err();
+        assert!(tls.contains("TLS"), "{tls}");
+    }
+}
