@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs Kite's whole test suite: unit tests, and integration tests that build the guest
 # components in tests/guests for wasm32-wasip2 and drive the real `kite` binary on loopback
-# (and real redis-server, PostgreSQL and mosquitto servers, installed here with apt-get if
-# missing).
+# (and real redis-server, PostgreSQL, MariaDB and mosquitto servers, installed here with
+# apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -12,7 +12,7 @@ for target in wasm32-wasip2 wasm32-wasip1; do
     fi
 done
 
-# The Redis, PostgreSQL and MQTT tests start their own servers on free loopback ports.
+# The Redis, PostgreSQL, MySQL and MQTT tests start their own servers on free loopback ports.
 missing=()
 command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
 command -v mosquitto >/dev/null 2>&1 || missing+=(mosquitto)
@@ -20,6 +20,10 @@ command -v mosquitto_sub >/dev/null 2>&1 || missing+=(mosquitto-clients)
 if ! command -v postgres >/dev/null 2>&1 && ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1; then
     missing+=(postgresql)
 fi
+if [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then
+    missing+=(mariadb-server)
+fi
+command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi

@@ -2,6 +2,7 @@
 //! validated and turned into an [`App`], the one model every later layer reads.
 
 mod blocked_networks;
+mod client_tls;
 mod error;
 mod file_grants;
 mod formats;
@@ -14,6 +15,7 @@ mod variable_providers;
 mod variables;
 
 pub use blocked_networks::BlockedNetwork;
+pub use client_tls::{ClientIdentity, ClientTls};
 pub use error::{Location, ManifestError};
 pub use file_grants::ProtectedPath;
 pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME};

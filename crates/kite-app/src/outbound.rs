@@ -173,12 +173,12 @@ impl fmt::Display for OutboundRule {
     }
 }
 
-/// The port a scheme's URLs use when they name none (Spin's list).
+/// The port a scheme's URLs use when they name none (Spin's list, and `rediss`).
 pub fn default_port(scheme: &str) -> Option<u16> {
     match scheme {
         "http" => Some(80),
         "https" => Some(443),
-        "redis" => Some(6379),
+        "redis" | "rediss" => Some(6379),
         "postgres" => Some(5432),
         "mysql" => Some(3306),
         "mqtt" => Some(1883),

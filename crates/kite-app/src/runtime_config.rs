@@ -2,6 +2,7 @@
 //! store label and where variable values come from. Kept apart from the manifest so one app
 //! runs unchanged on different machines.
 
+use crate::client_tls::{ClientTls, RawClientTls};
 use crate::units::parse_duration;
 use crate::BlockedNetwork;
 use crate::{Location, ManifestError, VariableProvider, ENV_PREFIX};
@@ -24,6 +25,8 @@ pub struct RuntimeConfig {
     pub blocked_networks: Vec<BlockedNetwork>,
     /// `state_dir` (Spin's setting): where the app's stores live unless `--state-dir` says.
     pub state_dir: Option<PathBuf>,
+    /// `[[client_tls]]`: trusted roots and client certificates for chosen components and hosts.
+    pub client_tls: Vec<ClientTls>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +68,8 @@ struct RawRuntimeConfig {
     /// Spin settings for services and features Kite does not have.
     log_dir: Option<Spanned<toml::Value>>,
     max_instance_memory: Option<Spanned<toml::Value>>,
-    client_tls: Option<Spanned<toml::Value>>,
+    #[serde(default)]
+    client_tls: Vec<RawClientTls>,
     llm_compute: Option<Spanned<toml::Value>>,
     outbound_http: Option<Spanned<toml::Value>>,
     outbound_redis: Option<Spanned<toml::Value>>,
@@ -418,7 +422,6 @@ impl RuntimeConfig {
         for (name, value) in [
             ("log_dir", &raw.log_dir),
             ("max_instance_memory", &raw.max_instance_memory),
-            ("client_tls", &raw.client_tls),
             ("llm_compute", &raw.llm_compute),
             ("outbound_http", &raw.outbound_http),
             ("outbound_redis", &raw.outbound_redis),
@@ -435,6 +438,9 @@ impl RuntimeConfig {
                     format!("Kite does not support Spin's `{name}` setting; remove it (docs/spin.md lists what Kite reads)"),
                 ));
             }
+        }
+        for (index, entry) in raw.client_tls.into_iter().enumerate() {
+            config.client_tls.push(entry.read(index, path, &text, dir)?);
         }
         config.state_dir = raw.state_dir.filter(|d| !d.is_empty()).map(|d| dir.join(d));
         for (index, rule) in raw.outbound_networking.block_networks.iter().enumerate() {
@@ -489,7 +495,24 @@ impl RuntimeConfig {
                 }
                 VariableProvider::Environment { .. } | VariableProvider::Static { .. } => None,
             });
-        stores.chain(databases).chain(providers).collect()
+        let tls_files = self.client_tls.iter().flat_map(|tls| {
+            let identity = tls.client_identity.iter().flat_map(|identity| {
+                [
+                    ProtectedPath::new("a TLS client certificate", &identity.cert_file),
+                    ProtectedPath::new("a TLS private key", &identity.key_file),
+                ]
+            });
+            tls.ca_roots_file
+                .iter()
+                .map(|path| ProtectedPath::new("a TLS roots file", path))
+                .chain(identity)
+                .collect::<Vec<_>>()
+        });
+        stores
+            .chain(databases)
+            .chain(providers)
+            .chain(tls_files)
+            .collect()
     }
 }
 
@@ -502,6 +525,48 @@ mod tests {
         let path = dir.path().join("runtime.toml");
         std::fs::write(&path, text).unwrap();
         RuntimeConfig::load(&path)
+    }
+
+    #[test]
+    fn client_tls_entries_with_spins_defaults_and_errors() {
+        let config = load(
+            "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"DB.example.com\", \"[::1]\"]\n\
+             ca_roots_file = \"ca.pem\"\nclient_cert_file = \"c.pem\"\nclient_private_key_file = \"k.pem\"\n\
+             [[client_tls]]\ncomponent_ids = [\"web\"]\nhosts = [\"api.example.com\"]\n",
+        )
+        .unwrap();
+        let [first, second] = &config.client_tls[..] else {
+            panic!("{:?}", config.client_tls)
+        };
+        assert_eq!(first.hosts, ["db.example.com", "::1"]);
+        assert!(
+            !first.use_builtin_roots,
+            "a roots file replaces the built-in roots"
+        );
+        let roots = first.ca_roots_file.as_ref().unwrap();
+        assert!(
+            roots.is_absolute() && roots.ends_with("ca.pem"),
+            "{roots:?}"
+        );
+        assert!(second.use_builtin_roots);
+        assert!(config
+            .protected_paths()
+            .iter()
+            .any(|p| p.what.contains("private key") && p.path.ends_with("k.pem")));
+
+        let error =
+            load("[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"db:5432\"]\n").unwrap_err();
+        assert_eq!(error.key, "client_tls[0].hosts");
+        assert!(
+            error.message.contains("without a scheme or port"),
+            "{error}"
+        );
+        let error = load(
+            "[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"db\"]\nclient_cert_file = \"c.pem\"\n",
+        )
+        .unwrap_err();
+        assert_eq!(error.key, "client_tls[0].client_cert_file");
+        assert_eq!(error.location.unwrap().line, 4);
     }
 
     #[test]

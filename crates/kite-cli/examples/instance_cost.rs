@@ -40,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         KeyValueStores::open(&app, state_dir.path(), &config, &[])?,
         SqliteDatabases::open(&app, state_dir.path(), &config, &[])?,
         config.blocked_networks.clone(),
+        config.client_tls.clone(),
     )?;
     let engine = KiteEngine::new(&EngineOptions {
         max_memory: spec.limits.memory,

@@ -214,6 +214,37 @@ async fn mysql_refuses_what_reaches_past_the_grant() {
     server.wait_for_log("add \"mysql://localhost:1\" to `allowed_outbound_hosts`");
 }
 
+/// A result too large to hold fails the query; the connection the guest then drops is
+/// closed, not left reading the rest of the result (a terabyte here).
+#[tokio::test]
+async fn an_endless_result_is_cut_off_and_its_connection_closed() {
+    let db = MariaDbServer::start();
+    let server = Server::start(&app(&format!("\"mysql://127.0.0.1:{}\"", db.port)));
+    let address = db.database("endless");
+    let (status, text) = server
+        .post(
+            &format!("/mysql-query?address={}", enc(&address)),
+            "SELECT seq, REPEAT('x', 1000) FROM seq_1_to_1000000000",
+        )
+        .await;
+    assert_eq!(status, 500);
+    assert!(text.contains("larger than"), "{text}");
+    let connections = || {
+        db.sql("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = 'endless'")
+            .trim()
+            .to_string()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while connections() != "0" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the guest's connection was never closed: {}",
+            db.sql("SHOW PROCESSLIST")
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
 #[tokio::test]
 async fn mqtt_through_the_sdk() {
     let broker = MqttBroker::start();

@@ -68,7 +68,8 @@ async fn fetch(url: &str, blocked: &[BlockedNetwork]) -> anyhow::Result<Vec<u8>>
         .header(http::header::USER_AGENT, "kite")
         .body(Empty::<bytes::Bytes>::new())?;
     let response = if https {
-        let stream = tls(&host, tcp, TIMEOUT).await.map_err(failed)?;
+        let config = crate::capability::client_tls::builtin().config.clone();
+        let stream = tls(config, &host, tcp, TIMEOUT).await.map_err(failed)?;
         send(stream, request).await?
     } else {
         send(tcp, request).await?

@@ -3,6 +3,7 @@
 
 use crate::capability::store_places::check_distinct;
 use crate::capability::{
+    client_tls::ClientTlsSettings,
     env::EnvGrant,
     files::FilesGrant,
     key_value::KeyValueGrant,
@@ -20,7 +21,7 @@ use crate::host_budget;
 use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
 use crate::InstanceState;
-use kite_app::{BlockedNetwork, ComponentSpec, ResolvedVariables};
+use kite_app::{BlockedNetwork, ClientTls, ComponentSpec, ResolvedVariables};
 use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 
@@ -49,6 +50,8 @@ pub struct AppResources {
     pub sqlite: SqliteDatabases,
     /// Networks no outbound connection of any component may reach.
     pub blocked_networks: Vec<BlockedNetwork>,
+    /// TLS roots and client certificates for chosen components and hosts.
+    pub client_tls: Vec<ClientTls>,
     /// The app's trigger, for requests that stay in the app (service chaining).
     pub local: Arc<LocalDispatch>,
 }
@@ -61,6 +64,7 @@ impl AppResources {
         key_value: KeyValueStores,
         sqlite: SqliteDatabases,
         blocked_networks: Vec<BlockedNetwork>,
+        client_tls: Vec<ClientTls>,
     ) -> anyhow::Result<Self> {
         let places: Vec<_> = key_value
             .places
@@ -74,6 +78,7 @@ impl AppResources {
             key_value,
             sqlite,
             blocked_networks,
+            client_tls,
             local: Arc::default(),
         })
     }
@@ -81,8 +86,12 @@ impl AppResources {
 
 impl ComponentGrants {
     pub fn validate(spec: &ComponentSpec, resources: &AppResources) -> anyhow::Result<Self> {
-        let outbound =
-            OutboundPolicy::new(spec, &resources.blocked_networks, resources.local.clone());
+        let outbound = OutboundPolicy::new(
+            spec,
+            &resources.blocked_networks,
+            ClientTlsSettings::for_component(&resources.client_tls, &spec.id)?,
+            resources.local.clone(),
+        );
         Ok(ComponentGrants {
             component: spec.id.as_str().into(),
             env: EnvGrant::validate(spec)?,

@@ -69,13 +69,18 @@ impl InstanceFactory {
     /// the grants cannot be filled; a request will report why).
     pub async fn build(&self) -> Option<FreshInstance> {
         let mut store = self.new_store().ok()?;
-        // Start functions, if the component has any, run under the same deadline; the
-        // request restarts it when it takes the instance.
+        // Start functions, if the component has any, run under the same deadline (the
+        // epoch stops guest code, the timeout a host call that waits); the request restarts
+        // it when it takes the instance.
         self.start_deadline(&mut store);
-        match self.instantiate(&mut store).await {
-            Ok(proxy) => Some(FreshInstance { store, proxy }),
-            Err(e) => {
+        match tokio::time::timeout(self.timeout, self.instantiate(&mut store)).await {
+            Ok(Ok(proxy)) => Some(FreshInstance { store, proxy }),
+            Ok(Err(e)) => {
                 tracing::debug!("an instance could not be built ahead: {e:#}");
+                None
+            }
+            Err(_) => {
+                tracing::debug!("an instance could not be built ahead: its start functions ran past the deadline");
                 None
             }
         }

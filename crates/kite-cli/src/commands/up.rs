@@ -362,6 +362,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         KeyValueStores::open(&app, &state_dir, &runtime_config, &kv_seeded)?,
         SqliteDatabases::open(&app, &state_dir, &runtime_config, &sql_seeded)?,
         runtime_config.blocked_networks.clone(),
+        runtime_config.client_tls.clone(),
     )?;
     if !args.key_value_seeds.is_empty() {
         let runtime = tokio::runtime::Builder::new_current_thread()

@@ -11,7 +11,10 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod certs;
 mod services;
+#[allow(unused_imports)]
+pub use certs::TestCerts;
 #[allow(unused_imports)]
 pub use services::*;
 

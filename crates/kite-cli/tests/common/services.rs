@@ -1,7 +1,7 @@
 //! Real servers the outbound tests talk to, each on a free loopback port and stopped on
 //! drop: redis-server, PostgreSQL, MariaDB and mosquitto.
 
-use super::free_port;
+use super::{free_port, TestCerts};
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -16,18 +16,29 @@ pub struct RedisServer {
 
 impl RedisServer {
     pub fn start() -> RedisServer {
+        Self::start_with(None)
+    }
+
+    /// A server that speaks only TLS, with `certs`' server certificate.
+    pub fn start_tls(certs: &TestCerts) -> RedisServer {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(tls: Option<&TestCerts>) -> RedisServer {
         let port = free_port();
-        let child = Command::new("redis-server")
-            .args([
-                "--port",
-                &port.to_string(),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
+        let mut command = Command::new("redis-server");
+        match tls {
+            None => command.args(["--port", &port.to_string()]),
+            Some(certs) => command
+                .args(["--port", "0", "--tls-port", &port.to_string()])
+                .arg("--tls-cert-file")
+                .arg(certs.path("server.pem"))
+                .arg("--tls-key-file")
+                .arg(certs.path("server.key"))
+                .args(["--tls-auth-clients", "no"]),
+        };
+        let child = command
+            .args(["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -86,6 +97,16 @@ pub struct PgServer {
 
 impl PgServer {
     pub fn start() -> PgServer {
+        Self::start_with(None)
+    }
+
+    /// A server that offers TLS with `certs`' server certificate (and still takes plain
+    /// connections, as PostgreSQL does unless told otherwise).
+    pub fn start_tls(certs: &TestCerts) -> PgServer {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(tls: Option<&TestCerts>) -> PgServer {
         use std::os::unix::process::CommandExt;
         let data = tempfile::tempdir().unwrap();
         let as_server_user = |command: &mut Command| {
@@ -122,6 +143,16 @@ impl PgServer {
         server
             .args(["-D", ".", "-p", &port.to_string(), "-k", "."])
             .args(["-c", "listen_addresses=127.0.0.1", "-c", "fsync=off"])
+            .args(tls.map_or(Vec::new(), |certs| {
+                vec![
+                    "-c".to_string(),
+                    "ssl=on".to_string(),
+                    "-c".to_string(),
+                    format!("ssl_cert_file={}", certs.path("server.pem").display()),
+                    "-c".to_string(),
+                    format!("ssl_key_file={}", certs.path("server.key").display()),
+                ]
+            }))
             .stdout(Stdio::null())
             .stderr(Stdio::null());
         as_server_user(&mut server);
@@ -157,11 +188,21 @@ impl Drop for PgServer {
 pub struct MariaDbServer {
     child: Child,
     pub port: u16,
+    tls: bool,
     _data: tempfile::TempDir,
 }
 
 impl MariaDbServer {
     pub fn start() -> MariaDbServer {
+        Self::start_with(None)
+    }
+
+    /// A server that offers TLS with `certs`' server certificate.
+    pub fn start_tls(certs: &TestCerts) -> MariaDbServer {
+        Self::start_with(Some(certs))
+    }
+
+    fn start_with(tls: Option<&TestCerts>) -> MariaDbServer {
         use std::os::unix::process::CommandExt;
         let binary = ["/usr/sbin/mariadbd", "/usr/sbin/mysqld"]
             .into_iter()
@@ -190,6 +231,13 @@ impl MariaDbServer {
                 "--innodb-log-file-size=8M",
                 "--innodb-flush-log-at-trx-commit=0",
             ])
+            .args(tls.map_or(Vec::new(), |certs| {
+                vec![
+                    format!("--ssl-cert={}", certs.path("server.pem").display()),
+                    format!("--ssl-key={}", certs.path("server.key").display()),
+                    format!("--ssl-ca={}", certs.path("ca.pem").display()),
+                ]
+            }))
             .current_dir(data.path())
             .stdout(Stdio::null())
             .stderr(Stdio::null());
@@ -210,6 +258,7 @@ impl MariaDbServer {
         MariaDbServer {
             child,
             port,
+            tls: tls.is_some(),
             _data: data,
         }
     }
@@ -217,6 +266,12 @@ impl MariaDbServer {
     /// The address of a database `name`, created if it does not exist yet (through the
     /// `mariadb` client).
     pub fn database(&self, name: &str) -> String {
+        self.sql(&format!("CREATE DATABASE IF NOT EXISTS {name}"));
+        format!("mysql://kite@127.0.0.1:{}/{name}", self.port)
+    }
+
+    /// Runs `statement` through the `mariadb` client; its output, tab-separated, no header.
+    pub fn sql(&self, statement: &str) -> String {
         let output = Command::new("mariadb")
             .args([
                 "-h",
@@ -226,17 +281,18 @@ impl MariaDbServer {
                 "-u",
                 "kite",
             ])
-            .args(["-e", &format!("CREATE DATABASE IF NOT EXISTS {name}")])
+            .args(["-N", "-B", "-e", statement])
+            .args(self.tls.then_some("--ssl"))
             .output()
             .expect(
                 "running the mariadb client (install it with `apt-get install -y mariadb-client`)",
             );
         assert!(
             output.status.success(),
-            "creating database {name}: {}",
+            "{statement}: {}",
             String::from_utf8_lossy(&output.stderr)
         );
-        format!("mysql://kite@127.0.0.1:{}/{name}", self.port)
+        String::from_utf8_lossy(&output.stdout).into_owned()
     }
 
     /// The server's general log: a `Connect` line per connection (naming TCP/IP or

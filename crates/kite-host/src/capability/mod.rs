@@ -2,6 +2,7 @@
 //! names something real), an optional `add_to_linker` (once per engine) and a per-instance
 //! step that fills a fresh instance from the grant alone.
 
+pub mod client_tls;
 pub mod env;
 pub mod files;
 pub mod key_value;

@@ -96,6 +96,11 @@ impl MqttView<'_> {
         keep_alive_seconds: u64,
     ) -> Result<MqttConnection, Error> {
         let Some((host, port, client_id)) = parse_address(address) else {
+            self.mqtt.refused(
+                CLIENT,
+                address,
+                "only mqtt:// addresses are supported (no TLS yet)",
+            );
             return Err(Error::InvalidAddress);
         };
         let shown = format!("mqtt://{host}:{port}");

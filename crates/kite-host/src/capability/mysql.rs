@@ -1,10 +1,12 @@
 //! Outbound MySQL and MariaDB through `fermyon:spin/mysql@2.0.0`: a guest connects only to
 //! servers its `allowed_outbound_hosts` names (`mysql://host[:port]`), on an address Kite
-//! resolved and checked, with no client-side file access (`LOAD DATA LOCAL` is refused).
+//! resolved and checked (with TLS when the address asks for it), with no client-side file
+//! access (`LOAD DATA LOCAL` is refused).
 
 // The interface's error type (generated from the WIT) is large; the host returns it as is.
 #![allow(clippy::result_large_err)]
 
+use super::client_tls::HostTls;
 use super::outbound_connect::{checked_addresses, ConnectionPermits, Failure};
 use super::outbound_policy::ClientUse;
 use super::postgres::rdbms_types::{
@@ -14,7 +16,7 @@ use crate::InstanceState;
 use futures::TryStreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::{FromValue, Queryable};
-use mysql_async::{Conn, OptsBuilder, Params, Value};
+use mysql_async::{ClientIdentity, Conn, OptsBuilder, Params, SslOpts, Value};
 use std::time::Duration;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
@@ -45,10 +47,36 @@ const MAX_RESULT_BYTES: usize = 32 << 20;
 /// parameters, cannot be larger.
 const MAX_PACKET_BYTES: usize = 32 << 20;
 
-/// A connection a guest opened.
+/// The longest statement a guest may send; large values go in parameters. Prepared
+/// statements are cached with their text, so this also bounds what the cache holds.
+const MAX_STATEMENT_BYTES: usize = 1 << 20;
+
+/// Prepared statements kept per connection (each is closed on the server when evicted).
+const STATEMENT_CACHE: usize = 4;
+
+/// How long closing a connection the guest dropped may take (reading what is left of a
+/// result, then saying goodbye); after that the socket is simply closed.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// A connection a guest opened. Dropped, it is closed on a task that gives up after
+/// [`CLOSE_TIMEOUT`], holding the connection's places in the caps until then.
 pub struct MysqlConnection {
-    conn: Conn,
-    _permits: ConnectionPermits,
+    conn: Option<Conn>,
+    permits: Option<ConnectionPermits>,
+}
+
+impl Drop for MysqlConnection {
+    fn drop(&mut self) {
+        let (Some(conn), permits) = (self.conn.take(), self.permits.take()) else {
+            return;
+        };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _permits = permits;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.disconnect()).await;
+            });
+        }
+    }
 }
 
 pub(crate) struct MysqlView<'a> {
@@ -70,9 +98,9 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// What a guest's `mysql://user:password@host[:port]/database` address names. Other URL
-/// parameters (a Unix socket, statements run on connect, pool settings) are refused: they
-/// would reach past the host and port the rule was checked against.
+/// What a guest's `mysql://user:password@host[:port]/database[?ssl-mode=...]` address
+/// names. Other URL parameters (a Unix socket, statements run on connect, pool settings)
+/// are refused: they would reach past the host and port the rule was checked against.
 #[derive(Debug, PartialEq)]
 struct Address {
     host: String,
@@ -80,6 +108,8 @@ struct Address {
     user: Option<String>,
     password: Option<String>,
     database: Option<String>,
+    /// TLS, as Spin decides it: asked for by an `ssl-mode` other than `DISABLED`.
+    use_tls: bool,
 }
 
 fn parse_address(address: &str) -> Result<Address, String> {
@@ -90,19 +120,14 @@ fn parse_address(address: &str) -> Result<Address, String> {
             url.scheme()
         ));
     }
+    let mut use_tls = false;
     for (key, value) in url.query_pairs() {
-        let ssl = key.eq_ignore_ascii_case("ssl-mode") || key.eq_ignore_ascii_case("sslmode");
-        if ssl && value.eq_ignore_ascii_case("disabled") {
-            continue;
+        if !(key.eq_ignore_ascii_case("ssl-mode") || key.eq_ignore_ascii_case("sslmode")) {
+            return Err(format!(
+                "the address parameter {key:?} is not supported (only ssl-mode is)"
+            ));
         }
-        if ssl {
-            return Err(
-                "TLS connections to MySQL are not available in Kite; use ssl-mode=DISABLED on a trusted network".into(),
-            );
-        }
-        return Err(format!(
-            "the address parameter {key:?} is not supported (only ssl-mode is)"
-        ));
+        use_tls = !value.eq_ignore_ascii_case("disabled");
     }
     let host = url
         .host_str()
@@ -131,6 +156,7 @@ fn parse_address(address: &str) -> Result<Address, String> {
         user,
         password,
         database,
+        use_tls,
     })
 }
 
@@ -174,7 +200,11 @@ impl MysqlView<'_> {
             Err(Failure::Refused { reason, .. }) => return Err(refused(&reason, self)),
             Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
         };
+        let tls = address
+            .use_tls
+            .then(|| ssl_options(&self.mysql.policy.tls.for_host(&address.host)));
         let options = OptsBuilder::default()
+            .ssl_opts(tls)
             .ip_or_hostname(address.host)
             .resolved_ips(Some(ips))
             .tcp_port(address.port)
@@ -184,22 +214,37 @@ impl MysqlView<'_> {
             // The client would otherwise switch to the server's Unix socket when it runs
             // on this machine: a path nobody checked.
             .prefer_socket(false)
-            .max_allowed_packet(Some(MAX_PACKET_BYTES));
+            .max_allowed_packet(Some(MAX_PACKET_BYTES))
+            .stmt_cache_size(Some(STATEMENT_CACHE))
+            // Known, so the client runs no query of its own to learn it on connecting.
+            .wait_timeout(Some(28_800));
         let conn = tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(options))
             .await
             .map_err(|_| Error::ConnectionFailed("connecting timed out".into()))?
             .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
         Ok(MysqlConnection {
-            conn,
-            _permits: permits,
+            conn: Some(conn),
+            permits: Some(permits),
         })
     }
 
-    fn conn(&mut self, connection: &Resource<MysqlConnection>) -> Result<&mut Conn, Error> {
+    /// The connection behind `connection`, for running `statement` on it.
+    fn conn(
+        &mut self,
+        connection: &Resource<MysqlConnection>,
+        statement: &str,
+    ) -> Result<&mut Conn, Error> {
+        if statement.len() > MAX_STATEMENT_BYTES {
+            return Err(Error::BadParameter(format!(
+                "the statement is longer than {MAX_STATEMENT_BYTES} bytes; pass large values as parameters"
+            )));
+        }
         self.table
             .get_mut(connection)
-            .map(|c| &mut c.conn)
-            .map_err(|e| Error::Other(e.to_string()))
+            .map_err(|e| Error::Other(e.to_string()))?
+            .conn
+            .as_mut()
+            .ok_or_else(|| Error::Other("the connection is closed".into()))
     }
 }
 
@@ -219,7 +264,7 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, Error> {
-        let conn = self.conn(&connection)?;
+        let conn = self.conn(&connection, &statement)?;
         let mut result = conn
             .exec_iter(statement.as_str(), positional(params))
             .await
@@ -245,7 +290,7 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
             .map_err(|e| Error::QueryFailed(e.to_string()))?
         {
             let row = convert_row(row, &columns)?;
-            bytes += row.iter().map(value_size).sum::<usize>();
+            bytes += std::mem::size_of::<Row>() + row.iter().map(value_size).sum::<usize>();
             if bytes > MAX_RESULT_BYTES {
                 return Err(Error::Other(format!(
                     "the result is larger than {MAX_RESULT_BYTES} bytes"
@@ -262,7 +307,7 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<(), Error> {
-        let conn = self.conn(&connection)?;
+        let conn = self.conn(&connection, &statement)?;
         conn.exec_drop(statement.as_str(), positional(params))
             .await
             .map_err(|e| Error::QueryFailed(e.to_string()))
@@ -272,6 +317,22 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         self.table.delete(connection)?;
         Ok(())
     }
+}
+
+/// The component's TLS settings for a host, in the form the MySQL client takes them (it
+/// builds its own TLS configuration, checking the certificate against the host's name).
+fn ssl_options(tls: &HostTls) -> SslOpts {
+    // The client asks rustls for its process-wide default provider.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let roots = tls.roots_pem.iter().map(|pem| pem.clone().into()).collect();
+    let identity = tls
+        .identity_pem
+        .as_ref()
+        .map(|(chain, key)| ClientIdentity::new(chain.clone().into(), key.clone().into()));
+    SslOpts::default()
+        .with_root_certs(roots)
+        .with_disable_built_in_roots(!tls.builtin_roots)
+        .with_client_identity(identity)
 }
 
 fn positional(params: Vec<ParameterValue>) -> Params {
@@ -397,11 +458,24 @@ mod tests {
                 user: Some("me".into()),
                 password: Some("p@ss".into()),
                 database: Some("shop".into()),
+                use_tls: false,
             }
         );
         let bare = parse_address("mysql://127.0.0.1").unwrap();
-        assert_eq!((bare.port, bare.user, bare.database), (3306, None, None));
-        assert!(parse_address("mysql://h/db?ssl-mode=DISABLED").is_ok());
+        assert_eq!(
+            (bare.port, bare.user, bare.database, bare.use_tls),
+            (3306, None, None, false)
+        );
+        assert!(
+            !parse_address("mysql://h/db?ssl-mode=DISABLED")
+                .unwrap()
+                .use_tls
+        );
+        assert!(
+            parse_address("mysql://h/db?sslMode=REQUIRED")
+                .unwrap()
+                .use_tls
+        );
     }
 
     #[test]
@@ -415,7 +489,5 @@ mod tests {
         ] {
             assert!(parse_address(address).is_err(), "{address}");
         }
-        let tls = parse_address("mysql://h/db?sslMode=REQUIRED").unwrap_err();
-        assert!(tls.contains("TLS"), "{tls}");
     }
 }

@@ -1,6 +1,7 @@
 //! Sends one outbound HTTP request over a connection Kite opens itself: the name resolved
 //! once, each address checked against the blocked networks, the connection counted.
 
+use super::outbound_policy::OutboundPolicy;
 use bytes::Bytes;
 use http::uri::Scheme;
 use http_body_util::BodyExt;
@@ -93,11 +94,11 @@ pub(crate) fn reserve_connection(
 }
 
 /// Sends `request` to its URI's host: resolved here, connected only on addresses outside
-/// `blocked`, with TLS for `https`.
+/// the policy's blocked networks, with TLS (as the policy says for the host) for `https`.
 pub(crate) async fn send(
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
-    blocked: &[BlockedNetwork],
+    policy: &OutboundPolicy,
     permits: ConnectionPermits,
 ) -> Result<Sent, Failure> {
     let uri = request.uri();
@@ -115,10 +116,11 @@ pub(crate) async fn send(
         timeout(options.and_then(|o| o.between_bytes_timeout)).max(Duration::from_nanos(1));
 
     let addresses = resolve(&host, port, connect_timeout).await?;
-    let addresses = allowed_addresses(&host, addresses, blocked)?;
+    let addresses = allowed_addresses(&host, addresses, &policy.blocked)?;
     let tcp = connect(&addresses, connect_timeout).await?;
     let stream: Box<dyn Stream> = if use_tls {
-        Box::new(tls(&host, tcp, connect_timeout).await?)
+        let config = policy.tls.for_host(&host).config.clone();
+        Box::new(tls(config, &host, tcp, connect_timeout).await?)
     } else {
         Box::new(tcp)
     };
@@ -280,23 +282,13 @@ async fn connect(addresses: &[SocketAddr], within: Duration) -> Result<TcpStream
         .map_err(|_| HttpError::ConnectionTimeout)??)
 }
 
-static TLS_CONFIG: LazyLock<Option<Arc<rustls::ClientConfig>>> = LazyLock::new(|| {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-    };
-    rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .ok()
-        .map(|builder| Arc::new(builder.with_root_certificates(roots).with_no_client_auth()))
-});
-
+/// A TLS connection to `host` over `tcp`, made as `config` says, within `within`.
 pub(crate) async fn tls(
+    config: Arc<rustls::ClientConfig>,
     host: &str,
     tcp: TcpStream,
     within: Duration,
 ) -> Result<tokio_rustls::client::TlsStream<TcpStream>, Failure> {
-    let config = TLS_CONFIG.clone().ok_or(HttpError::TlsProtocolError)?;
     let name = rustls::pki_types::ServerName::try_from(host.to_string())
         .map_err(HttpError::InvalidDnsNameError)?;
     let handshake = tokio_rustls::TlsConnector::from(config).connect(name, tcp);

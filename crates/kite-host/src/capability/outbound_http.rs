@@ -195,7 +195,7 @@ impl WasiHttpHooks for OutboundHttp {
             Err(Failure::Failed(code)) => return Box::new(async move { Err(code) }),
         };
         Box::new(async move {
-            send(request, options, &log.policy.blocked, permits)
+            send(request, options, &log.policy, permits)
                 .await
                 .map_err(|failure| log.error_for(&uri, failure))
         })

@@ -1,6 +1,7 @@
 //! One component's outbound policy, shared by every client it may use (HTTP, Redis, ...):
 //! its `allowed_outbound_hosts`, the blocked networks, and its share of the connection caps.
 
+use super::client_tls::ClientTlsSettings;
 use super::local_dispatch::LocalDispatch;
 use super::outbound_connect::{
     reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_COMPONENT,
@@ -18,6 +19,8 @@ pub struct OutboundPolicy {
     pub(crate) rules: Vec<OutboundRule>,
     /// Networks no connection may reach, whatever the rules allow.
     pub(crate) blocked: Vec<BlockedNetwork>,
+    /// How TLS connections to each host are made.
+    pub(crate) tls: ClientTlsSettings,
     /// Places for the open connections of all the component's instances.
     pub(crate) connections: Arc<Semaphore>,
     /// The app's trigger, for requests that stay in the app.
@@ -28,12 +31,14 @@ impl OutboundPolicy {
     pub fn new(
         spec: &ComponentSpec,
         blocked: &[BlockedNetwork],
+        tls: ClientTlsSettings,
         local: Arc<LocalDispatch>,
     ) -> Arc<Self> {
         Arc::new(OutboundPolicy {
             component: spec.id.clone(),
             rules: spec.allowed_outbound_hosts.clone(),
             blocked: blocked.to_vec(),
+            tls,
             connections: Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_COMPONENT)),
             local,
         })
@@ -97,6 +102,12 @@ impl ClientUse {
 
     /// Logs that the `client` (e.g. "Redis") connection to `address` was refused.
     pub(crate) fn refused(&self, client: &str, address: &str, reason: &str) {
+        // The address may be the guest's own text: shown escaped and cut short.
+        let address: String = address
+            .chars()
+            .take(200)
+            .flat_map(char::escape_debug)
+            .collect();
         tracing::warn!(
             component = %self.policy.component,
             request_id = %self.request,
@@ -130,6 +141,7 @@ mod tests {
         let policy = OutboundPolicy {
             component: "c".into(),
             blocked: Vec::new(),
+            tls: ClientTlsSettings::default(),
             connections: Arc::new(Semaphore::new(1)),
             local: Arc::default(),
             rules: vec![

@@ -2,7 +2,7 @@
 //! `allowed_outbound_hosts` names (`redis://host[:port]`), over a connection Kite opens
 //! (resolved once, blocked networks refused, counted in the connection caps).
 
-use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
+use super::outbound_connect::{connect_tcp, tls, ConnectionPermits, Failure};
 use super::outbound_policy::ClientUse;
 use crate::InstanceState;
 use redis::aio::MultiplexedConnection;
@@ -142,54 +142,87 @@ impl RedisView<'_> {
 
     /// Connects to `address` if a rule allows it; refusals are logged with the rule to add.
     async fn open(&mut self, address: &str) -> Result<RedisConnection, Error> {
-        let info = address
-            .into_connection_info()
-            .map_err(|_| Error::InvalidAddress)?;
-        let (host, port) = match &info.addr {
-            ConnectionAddr::Tcp(host, port) => (host.clone(), *port),
-            _ => {
-                self.redis.refused(
-                    CLIENT,
-                    address,
-                    "only redis:// over TCP is supported (no TLS, no Unix sockets)",
-                );
-                return Err(Error::InvalidAddress);
-            }
+        let Some((info, use_tls)) = parse_address(address) else {
+            self.redis.refused(
+                CLIENT,
+                address,
+                "only redis:// and rediss:// over TCP are supported (no Unix sockets, no #insecure)",
+            );
+            return Err(Error::InvalidAddress);
         };
-        if let Err(reason) = self.redis.policy.check_address("redis", &host, port) {
-            self.redis
-                .refused(CLIENT, &format!("redis://{host}:{port}"), &reason);
+        let ConnectionAddr::Tcp(host, port) = &info.addr else {
+            return Err(Error::InvalidAddress);
+        };
+        let (host, port) = (host.clone(), *port);
+        let scheme = if use_tls { "rediss" } else { "redis" };
+        let shown = format!("{scheme}://{host}:{port}");
+        if let Err(reason) = self.redis.policy.check_address(scheme, &host, port) {
+            self.redis.refused(CLIENT, &shown, &reason);
             return Err(Error::InvalidAddress);
         }
-        let Some(permits) = self
-            .redis
-            .reserve(CLIENT, &format!("redis://{host}:{port}"))
-        else {
+        let Some(permits) = self.redis.reserve(CLIENT, &shown) else {
             return Err(Error::TooManyConnections);
         };
         let stream =
             match connect_tcp(&host, port, &self.redis.policy.blocked, CONNECT_TIMEOUT).await {
                 Ok(stream) => stream,
                 Err(Failure::Refused { reason, .. }) => {
-                    self.redis
-                        .refused(CLIENT, &format!("redis://{host}:{port}"), &reason);
+                    self.redis.refused(CLIENT, &shown, &reason);
                     return Err(Error::InvalidAddress);
                 }
                 Err(Failure::Failed(code)) => return Err(other(code)),
             };
-        let (connection, driver) = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            MultiplexedConnection::new(&info.redis, stream),
-        )
-        .await
-        .map_err(|_| Error::Other("connecting to Redis timed out".into()))?
-        .map_err(other)?;
+        let (connection, driver) = if use_tls {
+            let config = self.redis.policy.tls.for_host(&host).config.clone();
+            let stream = tls(config, &host, stream, CONNECT_TIMEOUT)
+                .await
+                .map_err(|failure| match failure {
+                    Failure::Refused { reason, .. } => Error::Other(reason),
+                    Failure::Failed(code) => other(code),
+                })?;
+            handshake(&info, stream).await?
+        } else {
+            handshake(&info, stream).await?
+        };
         Ok(RedisConnection {
             connection,
-            driver: tokio::spawn(driver),
+            driver,
             _permits: permits,
         })
     }
+}
+
+/// What a `redis://` or `rediss://` address names, and whether it asks for TLS. The TLS
+/// form is read as the plain one: Kite makes the TLS connection itself.
+fn parse_address(address: &str) -> Option<(redis::ConnectionInfo, bool)> {
+    let mut url = url::Url::parse(address).ok()?;
+    let use_tls = match url.scheme() {
+        "redis" => false,
+        "rediss" if url.fragment().is_none() => true,
+        _ => return None,
+    };
+    url.set_scheme("redis").ok()?;
+    let info = url.into_connection_info().ok()?;
+    matches!(info.addr, ConnectionAddr::Tcp(..)).then_some((info, use_tls))
+}
+
+/// Speaks Redis's connection set-up (authentication, database) over `stream`; the driver
+/// task reads replies until the connection is dropped.
+async fn handshake<S>(
+    info: &redis::ConnectionInfo,
+    stream: S,
+) -> Result<(MultiplexedConnection, tokio::task::JoinHandle<()>), Error>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Sync + Unpin + 'static,
+{
+    let (connection, driver) = tokio::time::timeout(
+        CONNECT_TIMEOUT,
+        MultiplexedConnection::new(&info.redis, stream),
+    )
+    .await
+    .map_err(|_| Error::Other("connecting to Redis timed out".into()))?
+    .map_err(other)?;
+    Ok((connection, tokio::spawn(driver)))
 }
 
 /// Roughly how many bytes `value` holds.

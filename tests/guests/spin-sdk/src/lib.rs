@@ -30,6 +30,7 @@ fn handle(request: Request) -> Response {
         "/pg4" => pg4(&arg("address")),
         "/mysql" => mysql(&arg("address")),
         "/mysql-query" => mysql_query(&arg("address"), &body),
+        "/pg-query" => pg_query(&arg("address"), &body),
         "/mqtt" => mqtt(&arg("address"), &arg("topic"), &arg("qos"), &body),
         "/llm" => llm(),
         "/kv" => kv(&arg("store")),
@@ -367,6 +368,13 @@ fn mysql(address: &str) -> Outcome {
 /// Runs the statement in the body as a query on a fresh connection.
 fn mysql_query(address: &str, statement: &str) -> Outcome {
     let c = spin_sdk::mysql::Connection::open(address).map_err(shown)?;
+    let rows = c.query(statement, &[]).map_err(shown)?;
+    Ok(format!("{:?}\n", rows.rows))
+}
+
+/// Runs the statement in the body as a query on a fresh PostgreSQL connection (version 4).
+fn pg_query(address: &str, statement: &str) -> Outcome {
+    let c = spin_sdk::pg4::Connection::open(address).map_err(shown)?;
     let rows = c.query(statement, &[]).map_err(shown)?;
     Ok(format!("{:?}\n", rows.rows))
 }

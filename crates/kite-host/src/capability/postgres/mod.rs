@@ -16,7 +16,9 @@ use crate::InstanceState;
 use futures::{pin_mut, TryStreamExt};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio_postgres::config::Host;
+use tokio_postgres::config::{Host, SslMode};
+use tokio_postgres::tls::{MakeTlsConnect, TlsConnect};
+use tokio_postgres_rustls::MakeRustlsConnect;
 use wasmtime::component::{HasData, Linker, ResourceTable};
 
 mod bindings {
@@ -85,6 +87,41 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Speaks PostgreSQL's start-up (with TLS as `tls` makes it) over `stream`; the driver
+/// task runs the connection until the client is dropped.
+async fn handshake<T>(
+    config: &tokio_postgres::Config,
+    stream: tokio::net::TcpStream,
+    tls: T,
+) -> Result<(tokio_postgres::Client, tokio::task::JoinHandle<()>), v4::Error>
+where
+    T: TlsConnect<tokio::net::TcpStream>,
+    T::Stream: Send + 'static,
+{
+    let failed = |message: String| v4::Error::ConnectionFailed(message);
+    let (client, connection) =
+        tokio::time::timeout(CONNECT_TIMEOUT, config.connect_raw(stream, tls))
+            .await
+            .map_err(|_| failed("connecting timed out".into()))?
+            .map_err(|e| failed(with_causes(&e)))?;
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    Ok((client, driver))
+}
+
+/// `error` and the errors that caused it, as one line ("error performing TLS handshake:
+/// invalid peer certificate: UnknownIssuer").
+fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
+    text
+}
+
 impl PgView<'_> {
     /// Connects to the server `address` names (a `postgres://` URL or `key=value` string)
     /// if a rule allows it; refusals are logged with the rule to add.
@@ -117,16 +154,18 @@ impl PgView<'_> {
                 }
                 Err(Failure::Failed(code)) => return Err(failed(code.to_string())),
             };
-        let (client, connection) = tokio::time::timeout(
-            CONNECT_TIMEOUT,
-            config.connect_raw(stream, tokio_postgres::NoTls),
-        )
-        .await
-        .map_err(|_| failed("connecting timed out".into()))?
-        .map_err(|e| failed(e.to_string()))?;
-        let driver = tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        // As libpq and Spin: TLS unless `sslmode=disable`; with `prefer` (the default) a
+        // server without TLS is spoken to in plain text, one with TLS must present a
+        // certificate the component trusts for `host`.
+        let (client, driver) = if config.get_ssl_mode() == SslMode::Disable {
+            handshake(&config, stream, tokio_postgres::NoTls).await?
+        } else {
+            let settings = self.postgres.policy.tls.for_host(&host);
+            let mut maker = MakeRustlsConnect::new(settings.config.as_ref().clone());
+            let tls = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut maker, &host)
+                .map_err(|e| failed(format!("TLS to {host}: {e}")))?;
+            handshake(&config, stream, tls).await?
+        };
         Ok(PgConnection {
             client: Arc::new(client),
             driver,
