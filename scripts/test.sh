@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs Kite's whole test suite: unit tests, and integration tests that build the guest
 # components in tests/guests for wasm32-wasip2 and drive the real `kite` binary on loopback
-# (and real redis-server, PostgreSQL, MariaDB and mosquitto servers, installed here with
+# (and real redis-server, PostgreSQL, MariaDB and mosquitto servers, and openssl, installed here with
 # apt-get if missing).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -24,6 +24,8 @@ if [ ! -x /usr/sbin/mariadbd ] && [ ! -x /usr/sbin/mysqld ]; then
     missing+=(mariadb-server)
 fi
 command -v mariadb >/dev/null 2>&1 || missing+=(mariadb-client)
+# The TLS tests use `openssl s_server` as an HTTPS server that demands client certificates.
+command -v openssl >/dev/null 2>&1 || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
     apt-get update -qq && apt-get install -y -qq "${missing[@]}"
 fi
