@@ -20,6 +20,18 @@ pub struct ClientTls {
     pub client_identity: Option<ClientIdentity>,
 }
 
+impl ClientTls {
+    /// The one spelling of a host name or address that entries are kept and looked up
+    /// under: lower case, no trailing dot, IP addresses in their standard form.
+    pub fn canonical_host(host: &str) -> String {
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        match bare.parse::<std::net::IpAddr>() {
+            Ok(ip) => ip.to_string(),
+            Err(_) => bare.trim_end_matches('.').to_ascii_lowercase(),
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ClientIdentity {
     pub cert_file: PathBuf,
@@ -74,14 +86,14 @@ impl RawClientTls {
         for host in self.hosts.get_ref() {
             let bare = host.trim_start_matches('[').trim_end_matches(']');
             let is_ip = bare.parse::<std::net::IpAddr>().is_ok();
-            if !is_ip && (bare.is_empty() || bare.contains([':', '/', '@', ' '])) {
+            if !is_ip && (bare.is_empty() || bare.contains([':', '/', '@', ' ', '*'])) {
                 return Err(error(
                     "hosts",
                     self.hosts.span(),
-                    format!("{host:?} is not a host name; write the name alone, without a scheme or port (the settings apply on every port)"),
+                    format!("{host:?} is not a host name; write the name alone, without a scheme, port or wildcard (the settings apply on every port)"),
                 ));
             }
-            hosts.push(bare.to_ascii_lowercase());
+            hosts.push(ClientTls::canonical_host(bare));
         }
         // Spin's defaults: the built-in roots unless a roots file is given.
         let use_builtin_roots = match (self.ca_use_platform_roots, self.ca_use_webpki_roots) {

@@ -530,7 +530,7 @@ mod tests {
     #[test]
     fn client_tls_entries_with_spins_defaults_and_errors() {
         let config = load(
-            "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"DB.example.com\", \"[::1]\"]\n\
+            "[[client_tls]]\ncomponent_ids = [\"api\"]\nhosts = [\"DB.example.com.\", \"[0:0::1]\"]\n\
              ca_roots_file = \"ca.pem\"\nclient_cert_file = \"c.pem\"\nclient_private_key_file = \"k.pem\"\n\
              [[client_tls]]\ncomponent_ids = [\"web\"]\nhosts = [\"api.example.com\"]\n",
         )
@@ -557,10 +557,7 @@ mod tests {
         let error =
             load("[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"db:5432\"]\n").unwrap_err();
         assert_eq!(error.key, "client_tls[0].hosts");
-        assert!(
-            error.message.contains("without a scheme or port"),
-            "{error}"
-        );
+        assert!(error.message.contains("without a scheme, port"), "{error}");
         let error = load(
             "[[client_tls]]\ncomponent_ids = [\"a\"]\nhosts = [\"db\"]\nclient_cert_file = \"c.pem\"\n",
         )

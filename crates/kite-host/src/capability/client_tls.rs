@@ -66,9 +66,8 @@ impl ClientTlsSettings {
 
     /// How TLS to `host` is made.
     pub(crate) fn for_host(&self, host: &str) -> Arc<HostTls> {
-        let host = host.trim_start_matches('[').trim_end_matches(']');
         self.by_host
-            .get(&host.to_ascii_lowercase())
+            .get(&kite_app::ClientTls::canonical_host(host))
             .cloned()
             .unwrap_or_else(builtin)
     }

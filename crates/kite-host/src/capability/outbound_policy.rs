@@ -102,7 +102,16 @@ impl ClientUse {
 
     /// Logs that the `client` (e.g. "Redis") connection to `address` was refused.
     pub(crate) fn refused(&self, client: &str, address: &str, reason: &str) {
-        // The address may be the guest's own text: shown escaped and cut short.
+        // The address may be the guest's own text: shown without credentials, escaped and
+        // cut short.
+        let address = match url::Url::parse(address) {
+            Ok(mut url) => {
+                let _ = url.set_password(None);
+                let _ = url.set_username("");
+                url.to_string()
+            }
+            Err(_) => "(an address that is not a URL)".to_string(),
+        };
         let address: String = address
             .chars()
             .take(200)
