@@ -20,8 +20,9 @@ pub use error::{Location, ManifestError};
 pub use file_grants::ProtectedPath;
 pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME};
 pub use model::{
-    App, BuildSpec, ComponentSpec, CopiedFile, Download, FileMount, HttpSettings, Limits,
-    ManifestFormat, OutboundTemplate, Route, StaticResponse, Target, TriggerSpec, DEFAULT_STORE,
+    App, BuildSpec, ComponentSpec, CopiedFile, Download, Executor, FileMount, HttpSettings, Limits,
+    ManifestFormat, OutboundTemplate, Route, StaticResponse, Target, TriggerSpec, WagiSettings,
+    DEFAULT_STORE,
 };
 pub use outbound::OutboundRule;
 pub use route::{RouteMatch, RoutePattern, RouteSpecificity};

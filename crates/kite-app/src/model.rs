@@ -178,6 +178,38 @@ impl Default for Limits {
 pub struct TriggerSpec {
     pub route: Route,
     pub target: Target,
+    /// How a component target is run (ignored for a static response).
+    pub executor: Executor,
+}
+
+/// How a component is run for a request.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
+pub enum Executor {
+    /// A `wasi:http` handler (Spin's `spin` executor).
+    #[default]
+    WasiHttp,
+    /// A CGI program (Wagi): a WASI command given the request in its environment and on
+    /// stdin, answering on stdout.
+    Wagi(WagiSettings),
+}
+
+/// Wagi's settings for one route.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct WagiSettings {
+    /// The program's arguments: a template in which `${SCRIPT_NAME}` (the request path)
+    /// and `${ARGS}` (the query's `&`-separated parts) are replaced, then split on spaces.
+    pub argv: String,
+    /// The exported function run for a request.
+    pub entrypoint: String,
+}
+
+impl Default for WagiSettings {
+    fn default() -> Self {
+        WagiSettings {
+            argv: "${SCRIPT_NAME} ${ARGS}".into(),
+            entrypoint: "_start".into(),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]

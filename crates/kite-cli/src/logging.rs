@@ -5,8 +5,10 @@ use std::io::IsTerminal;
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
+    // Wasmtime's WASI crate warns on some guest calls; a guest must not be able to fill
+    // the log through it (guest output has its own caps).
     let filter = EnvFilter::try_from_env("RUST_LOG")
-        .or_else(|_| EnvFilter::try_new("info"))
+        .or_else(|_| EnvFilter::try_new("info,wasmtime_wasi=error"))
         .unwrap_or_else(|_| EnvFilter::new("info"));
     let ansi = std::io::stderr().is_terminal();
     kite_http::use_ansi_colours(ansi);

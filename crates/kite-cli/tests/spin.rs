@@ -330,10 +330,10 @@ fn spin_manifest_errors_name_the_line_and_key() {
             "prepend the base",
         ),
         (
-            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = {{ type = \"wagi\" }}\n[component.a]\nsource = \"PROBE\"\n"),
+            format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\nexecutor = {{ type = \"wagi\", entrypoint = 3 }}\n[component.a]\nsource = \"PROBE\"\n"),
             "`trigger.http[0].executor`",
             ":7:",
-            "wagi",
+            "`entrypoint` must be a string",
         ),
         (
             format!("{V2_HEADER}[[trigger.http]]\nroute = \"/\"\ncomponent = \"a\"\n[component.a]\nsource = \"PROBE\"\nai_models = [\"llama2-chat\"]\n"),

@@ -115,16 +115,50 @@ impl CompileCache {
         &self.dir
     }
 
-    fn entry_path(&self, wasm: &[u8]) -> PathBuf {
+    fn entry_path(&self, wasm: &[u8], kind: &str) -> PathBuf {
         let digest = Sha256::digest(wasm);
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-        self.dir.join(format!("{hex}-{}.cwasm", self.engine_key))
+        self.dir
+            .join(format!("{hex}-{}{kind}.cwasm", self.engine_key))
+    }
+
+    /// The cached compilation of the core module `wasm` (kept apart from the component
+    /// made of the same file), if there is a usable one.
+    pub(crate) fn get_module(&self, engine: &Engine, wasm: &[u8]) -> Option<wasmtime::Module> {
+        let path = self.entry_path(wasm, MODULE_KIND);
+        let entry = std::fs::read(&path).ok()?;
+        match verified_payload(&entry).and_then(|serialized| {
+            // SAFETY: as for components in `deserialize_verified`.
+            Ok(unsafe { wasmtime::Module::deserialize(engine, serialized) }?)
+        }) {
+            Ok(module) => Some(module),
+            Err(e) => {
+                tracing::warn!("discarding compile cache entry {}: {e:#}", path.display());
+                let _ = std::fs::remove_file(&path);
+                None
+            }
+        }
+    }
+
+    /// Stores a compiled core module; failures are logged, never fatal.
+    pub(crate) fn put_module(&self, module: &wasmtime::Module, wasm: &[u8]) {
+        let path = self.entry_path(wasm, MODULE_KIND);
+        let result = module.serialize().and_then(|serialized| {
+            let header = entry_header(&serialized);
+            Ok(write_atomically(&path, &[&header, &serialized])?)
+        });
+        if let Err(e) = result {
+            tracing::warn!(
+                "could not write compile cache entry {}: {e:#}",
+                path.display()
+            );
+        }
     }
 
     /// The cached compilation of `wasm`, if there is a usable one. An entry that fails its
     /// integrity check or does not deserialize is removed.
     pub(crate) fn get(&self, engine: &Engine, wasm: &[u8]) -> Option<Component> {
-        let path = self.entry_path(wasm);
+        let path = self.entry_path(wasm, "");
         let entry = match std::fs::read(&path) {
             Ok(entry) => entry,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -146,7 +180,7 @@ impl CompileCache {
     /// Stores a compiled component. Failures are logged, never fatal: the cache is an
     /// optimisation.
     pub(crate) fn put(&self, component: &Component, wasm: &[u8]) {
-        let path = self.entry_path(wasm);
+        let path = self.entry_path(wasm, "");
         let result = component.serialize().and_then(|serialized| {
             let header = entry_header(&serialized);
             Ok(write_atomically(&path, &[&header, &serialized])?)
@@ -159,6 +193,9 @@ impl CompileCache {
         }
     }
 }
+
+/// What a core module's entry name carries after the engine key.
+const MODULE_KIND: &str = "-module";
 
 fn engine_key(engine: &Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -321,7 +358,7 @@ mod tests {
         let cache = CompileCache::new(dir.join("cache"), &engine).unwrap();
         let wasm = wasm();
         cache.put(&Component::new(&engine, &wasm).unwrap(), &wasm);
-        let entry = cache.entry_path(&wasm);
+        let entry = cache.entry_path(&wasm, "");
         (engine, cache, wasm, entry)
     }
 

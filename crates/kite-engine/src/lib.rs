@@ -11,4 +11,4 @@ pub use cache::{CompileCache, UnusableCacheDir};
 pub use config::{EngineOptions, KiteEngine};
 pub use decommit::DecommitFlusher;
 pub use epoch::EPOCH_TICK;
-pub use load::{ComponentLoadError, LoadedComponent};
+pub use load::{ComponentLoadError, LoadedComponent, LoadedModule};

@@ -20,6 +20,9 @@ pub enum ComponentLoadError {
     /// A core module that could not be made a component.
     CoreModule(PathBuf, String),
     Invalid(PathBuf, String),
+    /// A component where a core module was needed.
+    NotCoreModule(PathBuf),
+    InvalidModule(PathBuf, String),
 }
 
 impl std::fmt::Display for ComponentLoadError {
@@ -40,6 +43,15 @@ impl std::fmt::Display for ComponentLoadError {
                 path.display()
             ),
             Self::Invalid(path, e) => write!(f, "{} is not a valid component: {e}", path.display()),
+            Self::NotCoreModule(path) => write!(
+                f,
+                "{} is a component; a CGI program (Wagi) must be a WASI preview 1 core module, \
+                 e.g. built for `wasm32-wasip1`",
+                path.display()
+            ),
+            Self::InvalidModule(path, e) => {
+                write!(f, "{} is not a valid core module: {e}", path.display())
+            }
         }
     }
 }
@@ -77,6 +89,48 @@ impl KiteEngine {
         }
         Ok(LoadedComponent {
             component,
+            from_cache: false,
+            elapsed: started.elapsed(),
+        })
+    }
+}
+
+/// A core WebAssembly module (a WASI preview 1 program), compiled as such.
+pub struct LoadedModule {
+    pub module: wasmtime::Module,
+    pub from_cache: bool,
+    pub elapsed: Duration,
+}
+
+impl KiteEngine {
+    /// Compiles (or loads from the cache) the core module at `path`, for running as a WASI
+    /// preview 1 program; a component or anything else is an error saying so.
+    pub fn load_module(&self, path: &Path) -> Result<LoadedModule, ComponentLoadError> {
+        let started = Instant::now();
+        let wasm = std::fs::read(path).map_err(|e| ComponentLoadError::Read(path.into(), e))?;
+        if wasm.len() < 8 || &wasm[..4] != WASM_MAGIC {
+            return Err(ComponentLoadError::NotWasm(path.into()));
+        }
+        if wasm[4..8] != CORE_MODULE_VERSION {
+            return Err(ComponentLoadError::NotCoreModule(path.into()));
+        }
+        if let Some(module) = self
+            .cache()
+            .and_then(|c| c.get_module(self.engine(), &wasm))
+        {
+            return Ok(LoadedModule {
+                module,
+                from_cache: true,
+                elapsed: started.elapsed(),
+            });
+        }
+        let module = wasmtime::Module::new(self.engine(), &wasm)
+            .map_err(|e| ComponentLoadError::InvalidModule(path.into(), format!("{e:#}")))?;
+        if let Some(cache) = self.cache() {
+            cache.put_module(&module, &wasm);
+        }
+        Ok(LoadedModule {
+            module,
             from_cache: false,
             elapsed: started.elapsed(),
         })

@@ -26,19 +26,19 @@ use std::sync::Arc;
 use wasmtime_wasi::WasiCtxBuilder;
 
 pub struct ComponentGrants {
-    component: Arc<str>,
-    env: EnvGrant,
-    files: FilesGrant,
+    pub(crate) component: Arc<str>,
+    pub(crate) env: EnvGrant,
+    pub(crate) files: FilesGrant,
     outbound: Arc<OutboundPolicy>,
     outbound_http: OutboundHttpGrant,
     tcp: Arc<TcpGrant>,
     variables: VariablesGrant,
     key_value: KeyValueGrant,
     sqlite: SqliteGrant,
-    memory_limit: usize,
+    pub(crate) memory_limit: usize,
     /// Host resources one instance may hold at once (from `limits.host_memory`).
-    max_resources: usize,
-    log_rate: Arc<LogRate>,
+    pub(crate) max_resources: usize,
+    pub(crate) log_rate: Arc<LogRate>,
 }
 
 /// What all components of an app share, built once at start-up from the manifest and

@@ -2,6 +2,7 @@
 //! with the same shape: validate a component's grant at load, link once, fill per instance.
 
 pub mod capability;
+mod cgi_state;
 pub mod download;
 mod grants;
 mod guest_log;
@@ -16,6 +17,7 @@ pub use capability::local_dispatch::{
     ChainDepth, LocalDispatch, LocalHandler, LocalTarget, MAX_CHAIN_DEPTH,
 };
 pub use capability::sqlite::SqliteDatabases;
+pub use cgi_state::{add_cgi_to_linker, CgiRun, CgiState};
 pub use grants::{AppResources, ComponentGrants};
 pub use instance_limits::InstanceLimits;
 pub use linker::add_to_linker;

@@ -16,12 +16,20 @@ pub(crate) enum GuestFailure {
     /// Every instance slot is in use (`--max-instances`).
     Overloaded,
     Trap(wasmtime::Error),
+    /// A program (Wagi) exited with this non-zero status.
+    Exit(i32),
+    /// The request body failed (too large, stalled) while a program read it; stopped.
+    BodyFailed,
+    /// Nobody waited for the response any more (the client went away); stopped.
+    Abandoned,
 }
 
 impl GuestFailure {
     /// Classifies an error from instantiating or running the guest.
     pub(crate) fn from_error(error: wasmtime::Error, timeout: Duration) -> Self {
-        if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            GuestFailure::Exit(exit.0)
+        } else if error.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
             GuestFailure::Deadline(timeout)
         } else if error.downcast_ref::<PoolConcurrencyLimitError>().is_some() {
             GuestFailure::Overloaded
@@ -45,6 +53,18 @@ impl GuestFailure {
                 component = %component, request_id = %request_id,
                 "the component trapped: {e:?}"
             ),
+            GuestFailure::Exit(status) => tracing::error!(
+                component = %component, request_id = %request_id,
+                "the program exited with status {status}"
+            ),
+            GuestFailure::BodyFailed => tracing::warn!(
+                component = %component, request_id = %request_id,
+                "the request body failed while the program read it; the program was stopped"
+            ),
+            GuestFailure::Abandoned => tracing::info!(
+                component = %component, request_id = %request_id,
+                "the client went away; the program was stopped"
+            ),
         }
     }
 
@@ -62,7 +82,10 @@ impl GuestFailure {
                 request_id,
                 "the server is at its instance limit; retry shortly",
             ),
-            GuestFailure::Trap(_) => error_response(
+            GuestFailure::Trap(_)
+            | GuestFailure::Exit(_)
+            | GuestFailure::BodyFailed
+            | GuestFailure::Abandoned => error_response(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 request_id,
                 "the component failed while handling the request",

@@ -22,15 +22,27 @@ pub(crate) struct ComponentGate {
 }
 
 impl ComponentGate {
-    pub(crate) fn new(component: &str, limits: Limits, executor: Box<dyn Executor>) -> Self {
+    /// A gate around `executor`; `concurrency` holds the component's places when
+    /// `limits.max_concurrency` is set (shared by every gate of the component).
+    pub(crate) fn new(
+        component: &str,
+        limits: Limits,
+        concurrency: Option<Arc<Semaphore>>,
+        executor: Box<dyn Executor>,
+    ) -> Self {
         ComponentGate {
             component: component.into(),
             limits,
-            concurrency: limits
-                .max_concurrency
-                .map(|n| Arc::new(Semaphore::new(n as usize))),
+            concurrency,
             executor,
         }
+    }
+
+    /// The places `limits.max_concurrency` gives a component, if it sets one.
+    pub(crate) fn concurrency_for(limits: &Limits) -> Option<Arc<Semaphore>> {
+        limits
+            .max_concurrency
+            .map(|n| Arc::new(Semaphore::new(n as usize)))
     }
 
     pub(crate) fn component(&self) -> &Arc<str> {

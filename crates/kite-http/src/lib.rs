@@ -1,5 +1,6 @@
 //! Kite's HTTP trigger: a hyper server on one current-thread runtime per core, a router
-//! from paths to components, and the wasi:http executor that runs a fresh instance per request.
+//! from paths to components, and the executors that run a fresh instance per request
+//! (wasi:http components, and Wagi's CGI programs).
 
 mod access_log;
 mod body_limit;
@@ -14,6 +15,7 @@ mod server;
 mod spin_headers;
 mod static_response;
 mod trigger;
+mod wagi;
 mod wasi_http;
 mod write_timeout;
 

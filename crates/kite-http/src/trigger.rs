@@ -9,12 +9,13 @@ use crate::request_id::next_request_id;
 use crate::router::Router;
 use crate::spin_headers::{self, RouteHeaders};
 use crate::static_response::StaticBody;
+use crate::wagi::{CgiRoute, WagiExecutor};
 use crate::wasi_http::WasiHttpExecutor;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
-use kite_app::{App, HttpSettings, RoutePattern, Target};
+use kite_app::{App, Executor, HttpSettings, Route, RoutePattern, Target};
 use kite_engine::KiteEngine;
-use kite_host::{AppResources, InstanceState};
+use kite_host::{AppResources, CgiState, InstanceState};
 use kite_host::{LocalHandler, LocalTarget};
 use std::net::SocketAddr;
 use std::sync::{Arc, OnceLock};
@@ -27,12 +28,12 @@ pub struct HttpTrigger {
     router: Router,
     /// What each route answers with, and its fixed Spin headers; indexed by the router.
     targets: Vec<(RouteTarget, RouteHeaders)>,
-    /// One per component, in the app's component order.
+    /// One per component and way of running it that some route uses.
     gates: Vec<ComponentGate>,
     settings: HttpSettings,
-    /// Components some trigger targets (private routes included): what
-    /// `<id>.spin.internal` may name.
-    chainable: Vec<String>,
+    /// Components some trigger targets (private routes included), with the gate of the
+    /// first such trigger: what `<id>.spin.internal` may name, and where it goes.
+    chainable: Vec<(String, usize)>,
     /// The route a chained request is given (`/...`), for Spin's headers.
     chained_route: (RoutePattern, RouteHeaders),
     ready: Arc<ReadyInstances>,
@@ -41,8 +42,12 @@ pub struct HttpTrigger {
 }
 
 enum RouteTarget {
-    /// Index into `gates`.
-    Component(usize),
+    Component {
+        /// Index into `gates`.
+        gate: usize,
+        /// For a CGI program: the route as written and its script name.
+        cgi: Option<(String, String)>,
+    },
     Static(StaticBody),
 }
 
@@ -71,63 +76,127 @@ impl HttpTrigger {
     ) -> anyhow::Result<Arc<Self>> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
-        let mut gates = Vec::with_capacity(app.components.len());
+        let mut cgi_linker = wasmtime::Linker::<CgiState>::new(engine.engine());
+        kite_host::add_cgi_to_linker(&mut cgi_linker)?;
         let ready = Arc::new(ReadyInstances::new(
             app.components.len(),
             engine.decommits().cloned(),
         ));
-        for (index, spec) in app.components.iter().enumerate() {
-            let loaded = engine
-                .load_component(&spec.source)
-                .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-            let executor = WasiHttpExecutor::new(
-                spec,
-                index,
-                &loaded.component,
-                &linker,
-                resources,
-                ready.clone(),
-            )?;
+        // A gate for each (component, executor) pair some trigger uses, in trigger order.
+        let mut gates: Vec<ComponentGate> = Vec::new();
+        let concurrency: Vec<_> = app
+            .components
+            .iter()
+            .map(|c| ComponentGate::concurrency_for(&c.limits))
+            .collect();
+        let mut gate_keys: Vec<(usize, Executor)> = Vec::new();
+        let mut gate_for = |index: usize, executor: &Executor| -> anyhow::Result<usize> {
+            if let Some(gate) = gate_keys
+                .iter()
+                .position(|(i, e)| *i == index && e == executor)
+            {
+                return Ok(gate);
+            }
+            let spec = &app.components[index];
+            let (executor_box, from_cache, elapsed): (Box<dyn crate::executor::Executor>, _, _) =
+                match executor {
+                    Executor::WasiHttp => {
+                        let loaded = engine
+                            .load_component(&spec.source)
+                            .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+                        let executor = WasiHttpExecutor::new(
+                            spec,
+                            index,
+                            &loaded.component,
+                            &linker,
+                            resources,
+                            ready.clone(),
+                        )?;
+                        (Box::new(executor), loaded.from_cache, loaded.elapsed)
+                    }
+                    Executor::Wagi(settings) => {
+                        let loaded = engine
+                            .load_module(&spec.source)
+                            .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+                        let executor = WagiExecutor::new(
+                            spec,
+                            &loaded.module,
+                            &cgi_linker,
+                            resources,
+                            settings,
+                        )?;
+                        (Box::new(executor), loaded.from_cache, loaded.elapsed)
+                    }
+                };
             gates.push(ComponentGate::new(
                 &spec.id,
                 spec.limits,
-                Box::new(executor),
+                concurrency[index].clone(),
+                executor_box,
             ));
+            gate_keys.push((index, executor.clone()));
             on_loaded(ComponentLoaded {
                 id: &spec.id,
-                from_cache: loaded.from_cache,
-                elapsed: loaded.elapsed,
+                from_cache,
+                elapsed,
             });
-        }
+            Ok(gates.len() - 1)
+        };
+        let component_index = |id: &str| {
+            app.components
+                .iter()
+                .position(|c| c.id == id)
+                .ok_or_else(|| anyhow::anyhow!("no component {id:?}"))
+        };
         let mut targets = Vec::new();
         let mut routes = Vec::new();
-        for (pattern, target) in app.routes() {
-            let target = match target {
-                Target::Component(id) => RouteTarget::Component(
-                    app.components
-                        .iter()
-                        .position(|c| &c.id == id)
-                        .ok_or_else(|| anyhow::anyhow!("route {pattern:?}: no component {id:?}"))?,
-                ),
-                Target::Static(response) => RouteTarget::Static(StaticBody::new(response)?),
+        let mut chain_gates = Vec::new();
+        for trigger in &app.triggers {
+            let gate = match &trigger.target {
+                Target::Component(id) => {
+                    let gate = gate_for(component_index(id)?, &trigger.executor)?;
+                    if !chain_gates.iter().any(|(known, _)| known == id) {
+                        chain_gates.push((id.clone(), gate));
+                    }
+                    Some(gate)
+                }
+                Target::Static(_) => None,
+            };
+            let Route::Path(pattern) = &trigger.route else {
+                continue;
+            };
+            let target = match (&trigger.target, gate) {
+                (Target::Static(response), _) => RouteTarget::Static(StaticBody::new(response)?),
+                (Target::Component(_), Some(gate)) => RouteTarget::Component {
+                    gate,
+                    cgi: matches!(trigger.executor, Executor::Wagi(_)).then(|| {
+                        (
+                            pattern.as_str().to_string(),
+                            pattern.component_route().to_string(),
+                        )
+                    }),
+                },
+                (Target::Component(id), None) => anyhow::bail!("no gate for component {id:?}"),
             };
             routes.push((pattern.clone(), targets.len()));
             targets.push((target, RouteHeaders::new(pattern)));
         }
-        let chainable = app
-            .triggers
-            .iter()
-            .filter_map(|t| match &t.target {
-                Target::Component(id) => Some(id.clone()),
-                Target::Static(_) => None,
-            })
-            .collect();
+        // A component no trigger targets is still compiled and checked (as a wasi:http
+        // handler), so a mistake in it shows at start, not when a route is added.
+        for index in 0..app.components.len() {
+            if !chain_gates
+                .iter()
+                .any(|(id, _)| *id == app.components[index].id)
+            {
+                gate_for(index, &Executor::WasiHttp)?;
+            }
+        }
         let trigger = Arc::new(HttpTrigger {
             router: Router::new(routes),
             targets,
             gates,
             settings: app.http,
-            chainable,
+            chainable: chain_gates,
             chained_route: {
                 let pattern = RoutePattern::parse("/...").expect("a valid route");
                 let headers = RouteHeaders::new(&pattern);
@@ -163,7 +232,9 @@ impl HttpTrigger {
             .patterns()
             .map(|(pattern, i)| {
                 let target = match &self.targets[i].0 {
-                    RouteTarget::Component(gate) => self.gates[*gate].component().to_string(),
+                    RouteTarget::Component { gate, .. } => {
+                        self.gates[*gate].component().to_string()
+                    }
                     RouteTarget::Static(_) => "(static response)".to_string(),
                 };
                 (pattern.as_str().to_string(), target)
@@ -183,10 +254,19 @@ impl HttpTrigger {
         let (method, uri) = (req.method().clone(), req.uri().clone());
         let (response, component) = match self.router.route(uri.path()) {
             Some((index, found)) => match &self.targets[index] {
-                (RouteTarget::Component(gate), headers) => {
+                (RouteTarget::Component { gate, cgi }, headers) => {
                     let gate = &self.gates[*gate];
-                    if self.settings.spin_headers {
+                    // A CGI program is told about its route in its environment instead.
+                    if self.settings.spin_headers && cgi.is_none() {
                         spin_headers::set(&mut req, headers, &found, client);
+                    }
+                    if let Some((matched_route, script_name)) = cgi {
+                        req.extensions_mut().insert(CgiRoute {
+                            matched_route: matched_route.clone(),
+                            script_name: script_name.clone(),
+                            raw_path_info: found.tail.to_string(),
+                            client,
+                        });
                     }
                     let response = gate.handle(req, &request_id, self.body_idle()).await;
                     (response, Some(gate.component().clone()))
@@ -216,7 +296,12 @@ impl HttpTrigger {
         let started = Instant::now();
         let request_id = next_request_id();
         let (method, uri) = (req.method().clone(), req.uri().clone());
-        let Some(gate) = self.gates.iter().find(|g| &**g.component() == component) else {
+        let gate = self
+            .chainable
+            .iter()
+            .find(|(id, _)| id == component)
+            .map(|(_, gate)| &self.gates[*gate]);
+        let Some(gate) = gate else {
             let response = error_response(
                 StatusCode::NOT_FOUND,
                 &request_id,
@@ -271,7 +356,7 @@ const CHAINED_CLIENT: SocketAddr =
 
 impl LocalHandler for HttpTrigger {
     fn has_component(&self, component: &str) -> bool {
-        self.chainable.iter().any(|id| id == component)
+        self.chainable.iter().any(|(id, _)| id == component)
     }
 
     fn handle(

@@ -1,8 +1,8 @@
 //! Checks every manifest format applies the same way: ids, variables and their templates,
-//! store labels, directory grants, environment names and duplicate routes.
+//! store labels, directory grants, environment names, duplicate routes and executors.
 
 use super::source::ManifestSource;
-use crate::model::{FileMount, OutboundTemplate};
+use crate::model::{Executor, FileMount, OutboundTemplate, WagiSettings};
 use crate::OutboundRule;
 use crate::{
     is_valid_variable_name, Location, ManifestError, RoutePattern, Template, VariableDecl,
@@ -347,4 +347,55 @@ pub(crate) fn is_clean_guest_path(path: &str) -> bool {
         && path
             .components()
             .all(|p| matches!(p, PathPart::RootDir | PathPart::Normal(_)))
+}
+
+/// `executor`: a wasi:http handler (`type = "wasi-http"`, Spin's `"spin"`, also `"http"`) is
+/// the default;
+/// `type = "wagi"` runs the component as a CGI program, with optional `argv` and
+/// `entrypoint`.
+pub(crate) fn executor(
+    source: &ManifestSource<'_>,
+    key: &str,
+    raw: &Spanned<toml::Value>,
+) -> Result<Executor, ManifestError> {
+    let fail = |message: &str| source.error_at(raw.span(), key, message);
+    let table = raw
+        .get_ref()
+        .as_table()
+        .ok_or_else(|| fail("expected a table such as `{ type = \"spin\" }`"))?;
+    let text = |name: &str| match table.get(name) {
+        None => Ok(None),
+        Some(toml::Value::String(text)) => Ok(Some(text.clone())),
+        Some(_) => Err(fail(&format!("`{name}` must be a string"))),
+    };
+    match table.get("type").and_then(toml::Value::as_str) {
+        Some("spin" | "http" | "wasi-http") if table.len() == 1 => Ok(Executor::WasiHttp),
+        Some("spin" | "http" | "wasi-http") => Err(fail(
+            "the wasi-http executor takes no settings besides `type`",
+        )),
+        Some("wagi") => {
+            if let Some(unknown) = table
+                .keys()
+                .find(|k| !matches!(k.as_str(), "type" | "argv" | "entrypoint"))
+            {
+                return Err(fail(&format!(
+                    "unknown setting `{unknown}`: the wagi executor takes `argv` and `entrypoint`"
+                )));
+            }
+            let defaults = WagiSettings::default();
+            let entrypoint = text("entrypoint")?.unwrap_or(defaults.entrypoint);
+            if entrypoint.is_empty() {
+                return Err(fail(
+                    "`entrypoint` names an exported function; it cannot be empty",
+                ));
+            }
+            Ok(Executor::Wagi(WagiSettings {
+                argv: text("argv")?.unwrap_or(defaults.argv),
+                entrypoint,
+            }))
+        }
+        _ => Err(fail(
+            "`type` must be \"wasi-http\" (also written \"spin\") or \"wagi\"",
+        )),
+    }
 }

@@ -1,15 +1,16 @@
 //! The kite.toml front door: the format as serde sees it (strict: unknown keys are errors;
 //! spanned where a check points back at a value) and its lowering into an [`App`].
 
-use super::checks::{is_valid_id, RawVariable, SeenRoutes};
+use super::checks::{executor, is_valid_id, RawVariable, SeenRoutes};
 use super::source::ManifestSource;
 use crate::model::{
-    App, BuildSpec, ComponentSpec, HttpSettings, Limits, ManifestFormat, Route, Target, TriggerSpec,
+    App, BuildSpec, ComponentSpec, Executor, HttpSettings, Limits, ManifestFormat, Route, Target,
+    TriggerSpec,
 };
 use crate::units::{duration_serde, size_serde};
 use crate::{ManifestError, VariableDecl};
 use serde::Deserialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 use toml::Spanned;
 
@@ -66,6 +67,8 @@ impl RawHttpSettings {
 struct RawRoute {
     pub path: Spanned<String>,
     pub component: Spanned<String>,
+    /// How the component is run on this route; the component's own `executor` otherwise.
+    pub executor: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -87,6 +90,8 @@ struct RawComponent {
     pub key_value_stores: Vec<Spanned<String>>,
     #[serde(default)]
     pub sqlite_databases: Vec<Spanned<String>>,
+    /// How the component is run on routes that do not say.
+    pub executor: Option<Spanned<toml::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -134,10 +139,15 @@ pub(crate) fn load(source: &ManifestSource<'_>) -> Result<App, ManifestError> {
     }
     let variables = source.variable_declarations(raw.variables)?;
     let mut components = Vec::with_capacity(raw.component.len());
-    for (id, component) in raw.component {
+    let mut executors = HashMap::new();
+    for (id, mut component) in raw.component {
+        if let Some(raw) = component.executor.take() {
+            let key = format!("component.{id}.executor");
+            executors.insert(id.clone(), executor(source, &key, &raw)?);
+        }
         components.push(self::component(source, id, component, &variables)?);
     }
-    let triggers = routes(source, raw.route, &components)?;
+    let triggers = routes(source, raw.route, &components, &executors)?;
     Ok(App {
         name: raw.app.name,
         version: raw.app.version,
@@ -270,6 +280,7 @@ fn routes(
     source: &ManifestSource<'_>,
     raw: Vec<RawRoute>,
     components: &[ComponentSpec],
+    component_executors: &HashMap<String, Executor>,
 ) -> Result<Vec<TriggerSpec>, ManifestError> {
     let known: Vec<&str> = components.iter().map(|c| c.id.as_str()).collect();
     let mut seen = SeenRoutes::default();
@@ -284,9 +295,17 @@ fn routes(
             &known,
             "[component.{}] table",
         )?;
+        let executor = match &route.executor {
+            Some(raw) => executor(source, &format!("{key}.executor"), raw)?,
+            None => component_executors
+                .get(route.component.get_ref())
+                .cloned()
+                .unwrap_or_default(),
+        };
         triggers.push(TriggerSpec {
             route: Route::Path(pattern),
             target: Target::Component(route.component.into_inner()),
+            executor,
         });
     }
     Ok(triggers)

@@ -381,25 +381,3 @@ pub(crate) fn route(
         )),
     }
 }
-
-/// `executor`: Spin's own (`type = "spin"`, also written `"http"`) is the default; Wagi
-/// programs are refused until Kite runs them.
-pub(crate) fn check_executor(
-    source: &ManifestSource<'_>,
-    key: &str,
-    raw: &Spanned<toml::Value>,
-) -> Result<(), ManifestError> {
-    let fail = |message: &str| source.error_at(raw.span(), key, message);
-    let table = raw
-        .get_ref()
-        .as_table()
-        .ok_or_else(|| fail("expected a table such as `{ type = \"spin\" }`"))?;
-    match table.get("type").and_then(toml::Value::as_str) {
-        Some("spin" | "http") if table.len() == 1 => Ok(()),
-        Some("spin" | "http") => Err(fail("the spin executor takes no settings besides `type`")),
-        Some("wagi") => Err(fail(
-            "the wagi executor (CGI-style WASI command programs) is not supported by this Kite yet; use a wasi:http component",
-        )),
-        _ => Err(fail("`type` must be \"spin\" (or \"wagi\")")),
-    }
-}

@@ -5,10 +5,10 @@ use super::checks::SeenRoutes;
 use super::kite::RawHttpSettings;
 use super::source::ManifestSource;
 use super::spin_common::{
-    check_executor, component, is_kebab_id, route, variable_declarations, RawSpinBuild,
-    RawSpinComponent, RawSpinVariable, SpinRoute,
+    component, is_kebab_id, route, variable_declarations, RawSpinBuild, RawSpinComponent,
+    RawSpinVariable, SpinRoute,
 };
-use crate::model::{App, ManifestFormat, Route, Target, TriggerSpec};
+use crate::model::{App, Executor, ManifestFormat, Route, Target, TriggerSpec};
 use crate::ManifestError;
 use serde::Deserialize;
 use std::collections::BTreeMap;
@@ -114,9 +114,12 @@ pub(crate) fn load(source: &ManifestSource<'_>) -> Result<App, ManifestError> {
                 format!("component id {id:?} is also the id of component[{earlier}]; each component needs its own"),
             ));
         }
-        if let Some(executor) = &raw.trigger.executor {
-            check_executor(source, &format!("{key}.trigger.executor"), executor)?;
-        }
+        let executor = match &raw.trigger.executor {
+            Some(executor) => {
+                super::checks::executor(source, &format!("{key}.trigger.executor"), executor)?
+            }
+            None => Executor::WasiHttp,
+        };
         let route_key = format!("{key}.trigger.route");
         let route = match route(source, &route_key, &raw.trigger.route)? {
             SpinRoute::Path(pattern) => {
@@ -148,6 +151,7 @@ pub(crate) fn load(source: &ManifestSource<'_>) -> Result<App, ManifestError> {
         triggers.push(TriggerSpec {
             route,
             target: Target::Component(id),
+            executor,
         });
     }
     Ok(App {

@@ -5,10 +5,10 @@ use super::checks::SeenRoutes;
 use super::kite::RawHttpSettings;
 use super::source::ManifestSource;
 use super::spin_common::{
-    check_component_id, check_executor, component, is_kebab_id, route, variable_declarations,
-    RawSpinComponent, RawSpinVariable, SpinRoute,
+    check_component_id, component, is_kebab_id, route, variable_declarations, RawSpinComponent,
+    RawSpinVariable, SpinRoute,
 };
-use crate::model::{App, ManifestFormat, Route, StaticResponse, Target, TriggerSpec};
+use crate::model::{App, Executor, ManifestFormat, Route, StaticResponse, Target, TriggerSpec};
 use crate::ManifestError;
 use serde::Deserialize;
 use std::collections::{BTreeMap, HashSet};
@@ -137,9 +137,10 @@ pub(crate) fn load(source: &ManifestSource<'_>) -> Result<App, ManifestError> {
                 ));
             }
         }
-        if let Some(executor) = &trigger.executor {
-            check_executor(source, &format!("{key}.executor"), executor)?;
-        }
+        let executor = match &trigger.executor {
+            Some(raw) => super::checks::executor(source, &format!("{key}.executor"), raw)?,
+            None => Executor::WasiHttp,
+        };
         let route_key = format!("{key}.route");
         let route = match route(source, &route_key, &trigger.route)? {
             SpinRoute::Path(pattern) => {
@@ -194,7 +195,11 @@ pub(crate) fn load(source: &ManifestSource<'_>) -> Result<App, ManifestError> {
                 }
             }
         };
-        triggers.push(TriggerSpec { route, target });
+        triggers.push(TriggerSpec {
+            route,
+            target,
+            executor,
+        });
     }
     Ok(App {
         name: raw.application.name,

@@ -15,6 +15,10 @@ impl EnvGrant {
         })
     }
 
+    pub fn vars(&self) -> &[(String, String)] {
+        &self.vars
+    }
+
     pub fn prepare(&self, wasi: &mut WasiCtxBuilder) {
         wasi.envs(&self.vars);
     }

@@ -1,0 +1,354 @@
+//! The Wagi executor: a WASI preview 1 program run as a CGI script (RFC 3875) in a fresh
+//! instance per request. The request goes in its environment, arguments and stdin; the
+//! response is read from its stdout: a header block, then a body streamed as it is written.
+
+mod cgi_env;
+mod cgi_response;
+
+pub(crate) use cgi_env::CgiRoute;
+
+use crate::executor::{Executor, GuestRequest, InstanceHold, Outcome};
+use crate::failure::{error_response, GuestFailure};
+use crate::response_body::GuardedBody;
+use crate::wasi_http::HandlerOutcome;
+use bytes::Bytes;
+use cgi_response::{find_head_end, parse_head, shown, MAX_HEAD_BYTES};
+use futures::StreamExt;
+use http::{Response, StatusCode};
+use http_body_util::{BodyExt, StreamBody};
+use kite_app::{ComponentSpec, WagiSettings};
+use kite_host::{AppResources, CgiRun, CgiState, ComponentGrants};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+use tokio::sync::oneshot;
+use wasmtime::{ExternType, InstancePre, Linker, Module, Store, UpdateDeadline};
+use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::Error as HttpError;
+
+/// Bytes of a program's output (or a streamed request body) held between it and the other
+/// side; past this the writer waits.
+const PIPE_BYTES: usize = 64 * 1024;
+
+/// The most bytes of response body read at once.
+const CHUNK_BYTES: usize = 16 * 1024;
+
+pub(crate) struct WagiExecutor {
+    component: Arc<str>,
+    engine: wasmtime::Engine,
+    pre: InstancePre<CgiState>,
+    grants: Arc<ComponentGrants>,
+    settings: WagiSettings,
+    timeout: Duration,
+}
+
+impl WagiExecutor {
+    pub(crate) fn new(
+        spec: &ComponentSpec,
+        module: &Module,
+        linker: &Linker<CgiState>,
+        resources: &AppResources,
+        settings: &WagiSettings,
+    ) -> anyhow::Result<Self> {
+        let what = format!("component `{}` ({})", spec.id, spec.source.display());
+        if let Some(import) = module
+            .imports()
+            .find(|import| import.module() == "wasi_experimental_http")
+        {
+            anyhow::bail!(
+                "{what} imports `wasi_experimental_http::{}`, Wagi's experimental outbound HTTP, which Kite does not provide; a CGI program in Kite has no network",
+                import.name()
+            );
+        }
+        match module.get_export(&settings.entrypoint) {
+            Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
+            Some(_) => anyhow::bail!(
+                "{what}: its export `{}` (the Wagi `entrypoint`) is not a function without parameters and results",
+                settings.entrypoint
+            ),
+            None => {
+                let functions: Vec<&str> = module
+                    .exports()
+                    .filter(|e| matches!(e.ty(), ExternType::Func(_)))
+                    .map(|e| e.name())
+                    .collect();
+                anyhow::bail!(
+                    "{what} exports no function `{}` (the Wagi `entrypoint`); it exports {}",
+                    settings.entrypoint,
+                    if functions.is_empty() {
+                        "no functions".to_string()
+                    } else {
+                        functions.join(", ")
+                    }
+                );
+            }
+        }
+        let pre = linker.instantiate_pre(module).map_err(|e| {
+            anyhow::anyhow!(
+                "{what} cannot be run as a CGI program: {e:#} (a Wagi program may import only WASI preview 1, `wasi_snapshot_preview1`)"
+            )
+        })?;
+        Ok(WagiExecutor {
+            component: spec.id.as_str().into(),
+            engine: module.engine().clone(),
+            pre,
+            grants: Arc::new(ComponentGrants::validate(spec, resources)?),
+            settings: settings.clone(),
+            timeout: spec.limits.timeout,
+        })
+    }
+}
+
+#[async_trait::async_trait]
+impl Executor for WagiExecutor {
+    async fn execute(
+        &self,
+        request: GuestRequest,
+        request_id: &Arc<str>,
+        hold: InstanceHold,
+    ) -> Outcome {
+        // One deadline for the whole request, reading a body without a length included.
+        let deadline = tokio::time::Instant::now() + self.timeout;
+        let (parts, body) = request.into_parts();
+        let route = parts
+            .extensions
+            .get::<CgiRoute>()
+            .cloned()
+            .unwrap_or_else(|| CgiRoute::whole_path(parts.uri.path()));
+        let declared = parts
+            .headers
+            .get(http::header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if percent_encoding::percent_decode_str(&route.raw_path_info).any(|b| b.is_ascii_control())
+        {
+            return Outcome::Response(error_response(
+                StatusCode::BAD_REQUEST,
+                request_id,
+                "the path holds an encoded control character",
+            ));
+        }
+        // CGI says how long the body is; without a length the body is read first (within
+        // the component's body limit and the request's deadline) to learn it. A body that
+        // fails while the program reads it stops the program.
+        let (body_failed, body_failure) = oneshot::channel();
+        let (stdin, length) = match declared {
+            Some(length) => (
+                AsyncStdinStream::new(stream_body(body, body_failed)),
+                length,
+            ),
+            None => match tokio::time::timeout_at(deadline, body.collect()).await {
+                Ok(Ok(collected)) => {
+                    let bytes = collected.to_bytes();
+                    let length = bytes.len() as u64;
+                    (AsyncStdinStream::new(std::io::Cursor::new(bytes)), length)
+                }
+                Ok(Err(_)) => return Outcome::Failed(None),
+                Err(_) => return Outcome::Failed(Some(GuestFailure::Deadline(self.timeout))),
+            },
+        };
+        let env = cgi_env::meta_variables(&parts, &route, length);
+        let args = cgi_env::argv(&self.settings.argv, parts.uri.path(), parts.uri.query());
+        // A duplex pipe, not a simplex one: its reader sees the end as soon as the writer
+        // is dropped (with the instance), without the writer having to shut it down.
+        let (mut stdout, stdout_writer) = tokio::io::duplex(PIPE_BYTES);
+        let state = self.grants.cgi_state(CgiRun {
+            request_id: request_id.clone(),
+            env,
+            args,
+            stdin,
+            stdout: AsyncStdoutStream::new(PIPE_BYTES, stdout_writer),
+        });
+        let (done, outcome) = oneshot::channel();
+        self.spawn_run(
+            state,
+            request_id.clone(),
+            hold,
+            deadline,
+            body_failure,
+            done,
+        );
+
+        let mut output = Vec::with_capacity(1024);
+        let mut scanned = 0;
+        let read_error = loop {
+            let found = find_head_end(&output, scanned);
+            scanned = output.len();
+            if let Some((head_end, body_start)) = found {
+                return match parse_head(&output[..head_end]) {
+                    Ok(head) => {
+                        let first = Bytes::copy_from_slice(&output[body_start..]);
+                        let body = GuardedBody::new(body_stream(first, stdout), outcome);
+                        let mut response = Response::new(body.boxed_unsync());
+                        *response.status_mut() = head.status;
+                        *response.headers_mut() = head.headers;
+                        Outcome::Response(response)
+                    }
+                    Err(problem) => self.not_cgi(request_id, &problem, &output),
+                };
+            }
+            if output.len() > MAX_HEAD_BYTES {
+                break format!("it wrote more than {MAX_HEAD_BYTES} bytes without ending its header block with a blank line");
+            }
+            let mut chunk = [0u8; 8192];
+            match stdout.read(&mut chunk).await {
+                Ok(0) => break "it ended without a blank line after its header block".to_string(),
+                Ok(n) => output.extend_from_slice(&chunk[..n]),
+                Err(e) => break format!("its output could not be read: {e}"),
+            }
+        };
+        drop(stdout);
+        match outcome.await {
+            // The program failed first: that is the story (already logged).
+            Ok(Err(failure)) => Outcome::Failed(Some(failure)),
+            _ => self.not_cgi(request_id, &read_error, &output),
+        }
+    }
+}
+
+impl WagiExecutor {
+    /// Runs the program in a fresh instance within the deadline; the outcome goes to `done`
+    /// once the instance (and so the program's stdout) is gone.
+    /// It is stopped early if the request body fails while the program reads it, or if
+    /// nobody waits for the outcome any more (the client went away).
+    fn spawn_run(
+        &self,
+        state: CgiState,
+        request_id: Arc<str>,
+        hold: InstanceHold,
+        deadline: tokio::time::Instant,
+        body_failure: oneshot::Receiver<()>,
+        mut done: oneshot::Sender<HandlerOutcome>,
+    ) {
+        let (engine, pre) = (self.engine.clone(), self.pre.clone());
+        let (component, entrypoint, timeout) = (
+            self.component.clone(),
+            self.settings.entrypoint.clone(),
+            self.timeout,
+        );
+        tokio::spawn(async move {
+            let mut store = Store::new(&engine, state);
+            store.limiter(|state| state.limits());
+            store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
+            store.epoch_deadline_callback(|store| {
+                Ok(if store.data().past_deadline() {
+                    UpdateDeadline::Interrupt
+                } else {
+                    UpdateDeadline::Yield(1)
+                })
+            });
+            store.data_mut().set_deadline(deadline.into_std());
+            store.set_epoch_deadline(1);
+            let run = async {
+                let instance = pre.instantiate_async(&mut store).await?;
+                let entry = instance.get_typed_func::<(), ()>(&mut store, &entrypoint)?;
+                entry.call_async(&mut store, ()).await
+            };
+            let body_failed = async {
+                // Only a sent signal counts; a dropped sender means the body ended well.
+                if body_failure.await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let outcome = tokio::select! {
+                ran = tokio::time::timeout_at(deadline, run) => match ran {
+                    Ok(Ok(())) => Ok(()),
+                    Ok(Err(e)) => match GuestFailure::from_error(e, timeout) {
+                        GuestFailure::Exit(0) => Ok(()),
+                        failure => Err(failure),
+                    },
+                    Err(_) => Err(GuestFailure::Deadline(timeout)),
+                },
+                () = body_failed => Err(GuestFailure::BodyFailed),
+                () = done.closed() => Err(GuestFailure::Abandoned),
+            };
+            if let Err(failure) = &outcome {
+                failure.log(&component, &request_id);
+            }
+            drop(store);
+            drop(hold);
+            let _ = done.send(outcome);
+        });
+    }
+
+    /// 500 for output that is not a CGI response, with one log line saying why and how the
+    /// output began.
+    fn not_cgi(&self, request_id: &str, problem: &str, output: &[u8]) -> Outcome {
+        tracing::error!(
+            component = %self.component, request_id = %request_id,
+            "the program's output is not a CGI response: {problem}; it began {}",
+            shown(output)
+        );
+        Outcome::Response(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            request_id,
+            "the program's output is not a CGI response (a header block, a blank line, the body)",
+        ))
+    }
+}
+
+impl CgiRoute {
+    /// A request with no route (sent by another component): the whole path is its path.
+    fn whole_path(path: &str) -> CgiRoute {
+        CgiRoute {
+            matched_route: "/...".into(),
+            script_name: String::new(),
+            raw_path_info: path.to_string(),
+            client: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+}
+
+/// The request body as the program's stdin, copied through a pipe as the program reads. If
+/// the body fails (too large, stalled), `failed` is told rather than the program seeing an
+/// ordinary end of its input.
+fn stream_body<B>(body: B, failed: oneshot::Sender<()>) -> impl AsyncRead + Send + Sync + 'static
+where
+    B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
+    B::Error: Send,
+{
+    let (reader, mut writer) = tokio::io::duplex(PIPE_BYTES);
+    tokio::spawn(async move {
+        let mut body = body;
+        while let Some(frame) = body.frame().await {
+            let Ok(frame) = frame else {
+                let _ = failed.send(());
+                // Held open until the program is stopped, so it never reads an early end.
+                std::future::pending::<()>().await;
+                return;
+            };
+            if let Ok(data) = frame.into_data() {
+                // The program stopped reading (it ended): nothing more to copy.
+                if writer.write_all(&data).await.is_err() {
+                    return;
+                }
+            }
+        }
+        let _ = writer.shutdown().await;
+    });
+    reader
+}
+
+/// The response body: what came after the header block, then the rest of stdout as the
+/// program writes it.
+fn body_stream(first: Bytes, stdout: tokio::io::DuplexStream) -> HyperOutgoingBody {
+    let rest = futures::stream::unfold(stdout, |mut stdout| async move {
+        let mut chunk = vec![0u8; CHUNK_BYTES];
+        match stdout.read(&mut chunk).await {
+            Ok(0) => None,
+            Ok(n) => {
+                chunk.truncate(n);
+                Some((Ok(Bytes::from(chunk)), stdout))
+            }
+            Err(e) => Some((Err(HttpError::InternalError(Some(e.to_string()))), stdout)),
+        }
+    });
+    let first = futures::stream::iter((!first.is_empty()).then_some(Ok(first)));
+    StreamBody::new(
+        first
+            .chain(rest)
+            .map(|chunk| chunk.map(http_body::Frame::data)),
+    )
+    .boxed_unsync()
+}
