@@ -18,7 +18,7 @@ pub use blocked_networks::BlockedNetwork;
 pub use client_tls::{ClientIdentity, ClientTls};
 pub use error::{Location, ManifestError};
 pub use file_grants::ProtectedPath;
-pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME};
+pub use formats::{load_app, MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME, WAGI_MANIFEST_FILE_NAME};
 pub use model::{
     App, BuildSpec, ComponentSpec, CopiedFile, Download, Executor, FileMount, HttpSettings, Limits,
     ManifestFormat, OutboundTemplate, Route, StaticResponse, Target, TriggerSpec, WagiSettings,

@@ -32,6 +32,8 @@ pub enum ManifestFormat {
     SpinV2,
     /// `spin_manifest_version = "1"` (or `spin_version = "1"`).
     SpinV1,
+    /// Wagi's `modules.toml`.
+    Wagi,
 }
 
 impl ManifestFormat {

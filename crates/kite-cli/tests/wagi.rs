@@ -380,3 +380,83 @@ fn programs_that_cannot_run_fail_the_start_saying_why() {
     let stderr = up_fails(&bad_setting, &[]);
     assert!(stderr.contains("unknown setting `arguments`"), "{stderr}");
 }
+
+/// Wagi's own manifest, `modules.toml`, served as it is.
+#[tokio::test]
+async fn a_wagi_modules_toml_is_served_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    std::fs::write(dir.path().join("data/note.txt"), "from a volume").unwrap();
+    std::fs::write(
+        dir.path().join("modules.toml"),
+        format!(
+            "default_host = \"localhost:3000\"\n\
+             [[module]]\nroute = \"/hello/...\"\nmodule = {:?}\n\
+             environment = {{ GREETING = \"hi\" }}\nvolumes = {{ \"/data\" = \"data\" }}\n\
+             argv = \"prog ${{ARGS}}\"\nhttp_max_concurrency = 4\n\
+             allowed_hosts = [\"https://example.com\"]\n\
+             [[module]]\nroute = \"/exact\"\nmodule = \"file://{}\"\n",
+            cgi(),
+            cgi()
+        ),
+    )
+    .unwrap();
+    let cache = dir.path().join(".cache");
+    let server = Server::start_at(dir.path(), &["--cache-dir", cache.to_str().unwrap()]);
+    let reply = server.get("/hello/x?a&b").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(var(&reply.body, "GREETING"), "hi");
+    assert_eq!(var(&reply.body, "ARGS"), "[\"prog\", \"a\", \"b\"]");
+    assert_eq!(var(&reply.body, "SCRIPT_NAME"), "/hello");
+    let reply = server.get("/hello/file").await;
+    assert!(reply.body.starts_with("from a volume"), "{}", reply.body);
+    let reply = server.get("/exact").await;
+    assert_eq!(var(&reply.body, "X_MATCHED_ROUTE"), "/exact");
+    assert_eq!(var(&reply.body, "PATH_INFO"), "");
+}
+
+#[test]
+fn modules_toml_errors_name_the_line_and_key() {
+    for (text, key, needle) in [
+        (
+            "[[module]]\nroute = \"/\"\nmodule = \"bindle:example.com/hello/1.0.0\"\n".to_string(),
+            "module[0].module",
+            "is a `bindle:` reference",
+        ),
+        (
+            "[[module]]\nroute = \"/\"\nmodule = \"oci:ghcr.io/x/hello:1\"\n".to_string(),
+            "module[0].module",
+            "is a `oci:` reference",
+        ),
+        (
+            format!("[[module]]\nroute = \"/\"\nmodule = {:?}\nroutes = 1\n", cgi()),
+            "module[0]",
+            "unknown field `routes`",
+        ),
+        (
+            format!(
+                "[[module]]\nroute = \"/a\"\nmodule = {:?}\n[[module]]\nroute = \"/a\"\nmodule = {:?}\n",
+                cgi(),
+                cgi()
+            ),
+            "module[1].route",
+            "",
+        ),
+        (
+            format!("[[module]]\nroute = \"/\"\nmodule = {:?}\nhttp_max_concurrency = 0\n", cgi()),
+            "module[0].http_max_concurrency",
+            "at least 1",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("modules.toml");
+        std::fs::write(&file, &text).unwrap();
+        let mut command = common::kite();
+        command
+            .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
+            .arg(&file);
+        let stderr = common::expect_failure(command);
+        assert!(stderr.contains(key), "{key} in {stderr}");
+        assert!(stderr.contains(needle), "{needle} in {stderr}");
+    }
+}

@@ -8,6 +8,7 @@ mod spin_common;
 mod spin_files;
 mod spin_v1;
 mod spin_v2;
+mod wagi;
 
 use crate::file_grants::default_protected;
 use crate::{App, Location, ManifestError};
@@ -16,16 +17,21 @@ use std::path::{Path, PathBuf};
 
 pub const MANIFEST_FILE_NAME: &str = "kite.toml";
 pub const SPIN_MANIFEST_FILE_NAME: &str = "spin.toml";
+pub const WAGI_MANIFEST_FILE_NAME: &str = "modules.toml";
 
 /// Loads the app at `path`: a manifest file, or a directory holding `kite.toml` (or, failing
-/// that, `spin.toml`).
+/// that, `spin.toml`, then Wagi's `modules.toml`).
 pub fn load_app(path: &Path) -> Result<App, ManifestError> {
     let manifest_path = if path.is_dir() {
-        [MANIFEST_FILE_NAME, SPIN_MANIFEST_FILE_NAME]
-            .iter()
-            .map(|name| path.join(name))
-            .find(|candidate| candidate.is_file())
-            .unwrap_or_else(|| path.join(MANIFEST_FILE_NAME))
+        [
+            MANIFEST_FILE_NAME,
+            SPIN_MANIFEST_FILE_NAME,
+            WAGI_MANIFEST_FILE_NAME,
+        ]
+        .iter()
+        .map(|name| path.join(name))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| path.join(MANIFEST_FILE_NAME))
     } else {
         path.to_path_buf()
     };
@@ -52,6 +58,7 @@ pub fn load_app(path: &Path) -> Result<App, ManifestError> {
         Format::Kite => kite::load(&source)?,
         Format::SpinV2 => spin_v2::load(&source)?,
         Format::SpinV1 => spin_v1::load(&source)?,
+        Format::Wagi => wagi::load(&source)?,
     };
     app.check_file_grants(&default_protected(&app))?;
     Ok(app)
@@ -61,9 +68,11 @@ enum Format {
     Kite,
     SpinV2,
     SpinV1,
+    Wagi,
 }
 
-/// Decides the format from the manifest's top-level version key.
+/// Decides the format from the manifest's top-level version key, or Wagi's `[[module]]`
+/// tables (modules.toml has no version).
 fn detect(source: &ManifestSource<'_>) -> Result<Format, ManifestError> {
     let table: toml::Table = toml::from_str(source.text).map_err(|e| {
         let location = e
@@ -90,10 +99,13 @@ fn detect(source: &ManifestSource<'_>) -> Result<Format, ManifestError> {
         }
         None => {}
     }
+    if table.contains_key("module") {
+        return Ok(Format::Wagi);
+    }
     Err(ManifestError::new(
         source.file,
         None,
         "",
-        "not a manifest Kite knows: a kite.toml starts with `manifest_version = 1`, a Spin app's spin.toml with `spin_manifest_version = 2` (or \"1\")",
+        "not a manifest Kite knows: a kite.toml starts with `manifest_version = 1`, a Spin app's spin.toml with `spin_manifest_version = 2` (or \"1\"), a Wagi modules.toml lists `[[module]]` tables",
     ))
 }
