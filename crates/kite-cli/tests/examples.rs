@@ -142,3 +142,76 @@ async fn spin_app_is_served_unchanged_from_its_spin_toml() {
     assert_eq!(server.get("/nowhere").await.status, 404);
     assert!(app.path().join(".spin/sqlite_key_value.db").is_file());
 }
+
+/// A copy of `examples/<name>`'s modules.toml in a fresh directory, with its module path
+/// replaced by `module`.
+fn wagi_app(name: &str, from: &str, module: &std::path::Path) -> tempfile::TempDir {
+    let dir = common::repo_root().join("examples").join(name);
+    let manifest = std::fs::read_to_string(dir.join("modules.toml"))
+        .unwrap()
+        .replace(from, &module.display().to_string());
+    let app = tempfile::tempdir().unwrap();
+    std::fs::write(app.path().join("modules.toml"), manifest).unwrap();
+    app
+}
+
+#[tokio::test]
+async fn wagi_rust_prints_its_cgi_environment() {
+    let dir = common::repo_root().join("examples/wagi-rust");
+    let built = common::build_wasm_for(&dir, "wasm32-wasip1");
+    let app = wagi_app(
+        "wagi-rust",
+        "target/wasm32-wasip1/release/wagi-rust.wasm",
+        &built.join("wagi-rust.wasm"),
+    );
+    let server = Server::start_at(app.path(), &["--no-cache"]);
+    let (status, page) = server.post("/env/a/b?x=1&y=2", "some body").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(page.contains("<h1>Hello from a CGI program</h1>"), "{page}");
+    assert!(
+        page.contains("POST /env (path info <code>/a/b</code>, query <code>x=1&amp;y=2</code>)"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<code>GREETING=hello from modules.toml</code>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<h2>Body (9 bytes)</h2><pre>some body</pre>"),
+        "{page}"
+    );
+}
+
+#[tokio::test]
+async fn wagi_c_is_plain_printf() {
+    let dir = common::repo_root().join("examples/wagi-c");
+    let out = tempfile::tempdir().unwrap();
+    let module = out.path().join("page.wasm");
+    let built = std::process::Command::new("clang")
+        .args(["--target=wasm32-wasi", "-O2", "-Wall", "-o"])
+        .arg(&module)
+        .arg(dir.join("page.c"))
+        .output()
+        .expect("running clang (install it with `apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32`)");
+    assert!(
+        built.status.success(),
+        "building page.c failed (`apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32`):\n{}",
+        String::from_utf8_lossy(&built.stderr)
+    );
+    let app = wagi_app("wagi-c", "page.wasm", &module);
+    let server = Server::start_at(app.path(), &["--no-cache"]);
+    let (status, page) = server.post("/some/path?x=1", "hello <b>").await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        page.contains("<h1>Hello from C</h1>\n<p>POST /some/path</p>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<li><code>QUERY_STRING=x=1</code></li>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<pre>hello &lt;b&gt;</pre><p>9 bytes</p>"),
+        "{page}"
+    );
+}
