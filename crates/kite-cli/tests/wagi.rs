@@ -460,3 +460,87 @@ fn modules_toml_errors_name_the_line_and_key() {
         assert!(stderr.contains(needle), "{needle} in {stderr}");
     }
 }
+
+/// A WAT module writing one fixed text to stdout from each exported function.
+fn module_printing(dir: &Path, outputs: &[(&str, &str)]) -> String {
+    let mut data = String::new();
+    let mut functions = String::new();
+    let mut offset = 1024;
+    for (name, text) in outputs {
+        let escaped = text.replace('\n', "\\0a");
+        data += &format!("(data (i32.const {offset}) \"{escaped}\")\n");
+        functions += &format!(
+            "(func (export \"{name}\") (call $out (i32.const {offset}) (i32.const {})))\n",
+            text.len()
+        );
+        offset += text.len() + 16;
+    }
+    write_wat(
+        dir,
+        "routes.wasm",
+        &format!(
+            r#"(module
+                 (import "wasi_snapshot_preview1" "fd_write" (func $write (param i32 i32 i32 i32) (result i32)))
+                 (memory (export "memory") 1)
+                 {data}
+                 (func $out (param $ptr i32) (param $len i32)
+                   (i32.store (i32.const 0) (local.get $ptr))
+                   (i32.store (i32.const 4) (local.get $len))
+                   (drop (call $write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8))))
+                 {functions})"#
+        ),
+    )
+}
+
+/// Wagi's `_routes`: a module lists sub-routes and the functions that serve them.
+#[tokio::test]
+async fn a_module_declares_its_sub_routes() {
+    let dir = tempfile::tempdir().unwrap();
+    let module = module_printing(
+        dir.path(),
+        &[
+            ("_routes", "/hello hello\n/bye/... bye\n/plain\n"),
+            ("hello", "Content-Type: text/plain\n\nfrom hello"),
+            ("bye", "Content-Type: text/plain\n\nfrom bye"),
+            ("_start", "Content-Type: text/plain\n\nfrom start"),
+        ],
+    );
+    std::fs::write(
+        dir.path().join("modules.toml"),
+        format!("[[module]]\nroute = \"/app/...\"\nmodule = {module:?}\n"),
+    )
+    .unwrap();
+    let cache = dir.path().join(".cache");
+    let server = Server::start_at(dir.path(), &["--cache-dir", cache.to_str().unwrap()]);
+    for (path, body) in [
+        ("/app/hello", "from hello"),
+        ("/app/bye/and/more", "from bye"),
+        ("/app/plain", "from start"),
+        ("/app/other", "from start"),
+    ] {
+        let reply = server.get(path).await;
+        assert_eq!((reply.status, reply.body.as_str()), (200, body), "{path}");
+    }
+    // A route that names a function the module lacks fails the start.
+    let bad = module_printing(
+        dir.path(),
+        &[
+            ("_routes", "/x missing\n"),
+            ("_start", "Content-Type: a\n\n"),
+        ],
+    );
+    std::fs::write(
+        dir.path().join("modules.toml"),
+        format!("[[module]]\nroute = \"/...\"\nmodule = {bad:?}\n"),
+    )
+    .unwrap();
+    let mut command = common::kite();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
+        .arg(dir.path());
+    let stderr = common::expect_failure(command);
+    assert!(
+        stderr.contains("its `_routes` names `missing` for /x"),
+        "{stderr}"
+    );
+}

@@ -8,7 +8,7 @@ use crate::request_tag::RequestTag;
 use crate::ComponentGrants;
 use std::sync::Arc;
 use std::time::Instant;
-use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi::cli::{StdinStream, StdoutStream};
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtxBuilder, WasiView};
 
@@ -24,8 +24,8 @@ pub struct CgiRun {
     /// CGI meta-variables; a granted variable of the same name is left out.
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
-    pub stdin: AsyncStdinStream,
-    pub stdout: AsyncStdoutStream,
+    pub stdin: Box<dyn StdinStream + Sync>,
+    pub stdout: Box<dyn StdoutStream + Sync>,
 }
 
 impl CgiState {

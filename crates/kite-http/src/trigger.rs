@@ -90,13 +90,19 @@ impl HttpTrigger {
             .map(|c| ComponentGate::concurrency_for(&c.limits))
             .collect();
         let mut gate_keys: Vec<(usize, Executor)> = Vec::new();
-        let mut gate_for = |index: usize, executor: &Executor| -> anyhow::Result<usize> {
+        // Returns the gate, and for a Wagi program asked for them, the sub-routes it
+        // declares (`_routes`).
+        let mut gate_for = |index: usize,
+                            executor: &Executor,
+                            want_routes: bool|
+         -> anyhow::Result<(usize, Vec<(String, String)>)> {
             if let Some(gate) = gate_keys
                 .iter()
                 .position(|(i, e)| *i == index && e == executor)
             {
-                return Ok(gate);
+                return Ok((gate, Vec::new()));
             }
+            let mut declared = Vec::new();
             let spec = &app.components[index];
             let (executor_box, from_cache, elapsed): (Box<dyn crate::executor::Executor>, _, _) =
                 match executor {
@@ -125,6 +131,9 @@ impl HttpTrigger {
                             resources,
                             settings,
                         )?;
+                        if want_routes {
+                            declared = executor.declared_routes()?;
+                        }
                         (Box::new(executor), loaded.from_cache, loaded.elapsed)
                     }
                 };
@@ -140,7 +149,7 @@ impl HttpTrigger {
                 from_cache,
                 elapsed,
             });
-            Ok(gates.len() - 1)
+            Ok((gates.len() - 1, declared))
         };
         let component_index = |id: &str| {
             app.components
@@ -151,12 +160,25 @@ impl HttpTrigger {
         let mut targets = Vec::new();
         let mut routes = Vec::new();
         let mut chain_gates = Vec::new();
+        let mut declared_routes = Vec::new();
         for trigger in &app.triggers {
+            let mut declared = Vec::new();
             let gate = match &trigger.target {
                 Target::Component(id) => {
-                    let gate = gate_for(component_index(id)?, &trigger.executor)?;
+                    let index = component_index(id)?;
+                    let want_routes = matches!(trigger.route, Route::Path(_));
+                    let (gate, routes) = gate_for(index, &trigger.executor, want_routes)?;
                     if !chain_gates.iter().any(|(known, _)| known == id) {
                         chain_gates.push((id.clone(), gate));
+                    }
+                    if let Executor::Wagi(settings) = &trigger.executor {
+                        for (path, entrypoint) in routes {
+                            let sub = Executor::Wagi(kite_app::WagiSettings {
+                                argv: settings.argv.clone(),
+                                entrypoint,
+                            });
+                            declared.push((path, gate_for(index, &sub, false)?.0));
+                        }
                     }
                     Some(gate)
                 }
@@ -165,6 +187,18 @@ impl HttpTrigger {
             let Route::Path(pattern) = &trigger.route else {
                 continue;
             };
+            // Sub-routes a Wagi program declared, below its route (added after every route
+            // the manifest writes, so those win a tie).
+            for (path, gate) in declared {
+                let text = format!("{}{path}", pattern.component_route().trim_end_matches('/'));
+                let sub = RoutePattern::parse(&text).map_err(|e| {
+                    anyhow::anyhow!(
+                        "route {text:?}, declared by the `_routes` of the program at {}: {e}",
+                        pattern.as_str()
+                    )
+                })?;
+                declared_routes.push((sub, gate));
+            }
             let target = match (&trigger.target, gate) {
                 (Target::Static(response), _) => RouteTarget::Static(StaticBody::new(response)?),
                 (Target::Component(_), Some(gate)) => RouteTarget::Component {
@@ -181,6 +215,14 @@ impl HttpTrigger {
             routes.push((pattern.clone(), targets.len()));
             targets.push((target, RouteHeaders::new(pattern)));
         }
+        for (sub, gate) in declared_routes {
+            let cgi = Some((sub.as_str().to_string(), sub.component_route().to_string()));
+            routes.push((sub.clone(), targets.len()));
+            targets.push((
+                RouteTarget::Component { gate, cgi },
+                RouteHeaders::new(&sub),
+            ));
+        }
         // A component no trigger targets is still compiled and checked (as a wasi:http
         // handler), so a mistake in it shows at start, not when a route is added.
         for index in 0..app.components.len() {
@@ -188,7 +230,7 @@ impl HttpTrigger {
                 .iter()
                 .any(|(id, _)| *id == app.components[index].id)
             {
-                gate_for(index, &Executor::WasiHttp)?;
+                gate_for(index, &Executor::WasiHttp, false)?;
             }
         }
         let trigger = Arc::new(HttpTrigger {

@@ -34,6 +34,9 @@ const PIPE_BYTES: usize = 64 * 1024;
 /// The most bytes of response body read at once.
 const CHUNK_BYTES: usize = 16 * 1024;
 
+/// The most bytes a module's `_routes` may print.
+const MAX_ROUTES_OUTPUT: usize = 64 * 1024;
+
 pub(crate) struct WagiExecutor {
     component: Arc<str>,
     engine: wasmtime::Engine,
@@ -157,8 +160,8 @@ impl Executor for WagiExecutor {
             request_id: request_id.clone(),
             env,
             args,
-            stdin,
-            stdout: AsyncStdoutStream::new(PIPE_BYTES, stdout_writer),
+            stdin: Box::new(stdin),
+            stdout: Box::new(AsyncStdoutStream::new(PIPE_BYTES, stdout_writer)),
         });
         let (done, outcome) = oneshot::channel();
         self.spawn_run(
@@ -208,6 +211,104 @@ impl Executor for WagiExecutor {
 }
 
 impl WagiExecutor {
+    /// The sub-routes the module declares by Wagi's `_routes` convention: if it exports
+    /// `_routes`, that is run once, now, with no request and under the component's limits,
+    /// and each line it prints, `path [entrypoint]`, is a route below the module's own
+    /// served by that exported function (this route's entrypoint if the line names none).
+    pub(crate) fn declared_routes(&self) -> anyhow::Result<Vec<(String, String)>> {
+        let declares = self
+            .pre
+            .module()
+            .get_export("_routes")
+            .is_some_and(|e| matches!(e, ExternType::Func(_)));
+        if !declares {
+            return Ok(Vec::new());
+        }
+        let output = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(MAX_ROUTES_OUTPUT);
+        let state = self.grants.cgi_state(CgiRun {
+            request_id: "-".into(),
+            env: Vec::new(),
+            args: Vec::new(),
+            stdin: Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream),
+            stdout: Box::new(output.clone()),
+        });
+        let (engine, pre, timeout) = (self.engine.clone(), self.pre.clone(), self.timeout);
+        // Run on a thread of its own with its own runtime: loading may happen inside or
+        // outside one.
+        let ran = std::thread::scope(|scope| {
+            scope
+                .spawn(move || -> anyhow::Result<()> {
+                    let runtime = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()?;
+                    runtime.block_on(async move {
+                        let mut store = Store::new(&engine, state);
+                        store.limiter(|state| state.limits());
+                        store.epoch_deadline_callback(|store| {
+                            Ok(if store.data().past_deadline() {
+                                UpdateDeadline::Interrupt
+                            } else {
+                                UpdateDeadline::Yield(1)
+                            })
+                        });
+                        store
+                            .data_mut()
+                            .set_deadline(std::time::Instant::now() + timeout);
+                        store.set_epoch_deadline(1);
+                        let run = async {
+                            let instance = pre.instantiate_async(&mut store).await?;
+                            let routes =
+                                instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
+                            routes.call_async(&mut store, ()).await
+                        };
+                        match tokio::time::timeout(timeout, run).await {
+                            Ok(Ok(())) => Ok(()),
+                            Ok(Err(e)) => match GuestFailure::from_error(e, timeout) {
+                                GuestFailure::Exit(0) => Ok(()),
+                                GuestFailure::Trap(e) => Err(anyhow::anyhow!("{e:#}")),
+                                GuestFailure::Exit(status) => {
+                                    Err(anyhow::anyhow!("it exited with status {status}"))
+                                }
+                                _ => Err(anyhow::anyhow!("it ran past its deadline")),
+                            },
+                            Err(_) => Err(anyhow::anyhow!("it ran past its deadline")),
+                        }
+                    })
+                })
+                .join()
+                .unwrap_or_else(|_| Err(anyhow::anyhow!("running it failed")))
+        });
+        ran.map_err(|e| {
+            anyhow::anyhow!(
+                "component `{}`: its `_routes` function (Wagi's way to declare sub-routes) failed: {e}",
+                self.component
+            )
+        })?;
+        let text = String::from_utf8_lossy(&output.contents()).into_owned();
+        let mut routes = Vec::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            let mut words = line.split_whitespace();
+            let path = words.next().unwrap_or_default();
+            let entrypoint = words.next().unwrap_or(&self.settings.entrypoint);
+            if !path.starts_with('/') || words.next().is_some() {
+                anyhow::bail!(
+                    "component `{}`: its `_routes` printed {}, not `/path [entrypoint]`",
+                    self.component,
+                    cgi_response::shown(line.as_bytes())
+                );
+            }
+            match self.pre.module().get_export(entrypoint) {
+                Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
+                _ => anyhow::bail!(
+                    "component `{}`: its `_routes` names `{entrypoint}` for {path}, which it does not export as a function without parameters and results",
+                    self.component
+                ),
+            }
+            routes.push((path.to_string(), entrypoint.to_string()));
+        }
+        Ok(routes)
+    }
+
     /// Runs the program in a fresh instance within the deadline; the outcome goes to `done`
     /// once the instance (and so the program's stdout) is gone.
     /// It is stopped early if the request body fails while the program reads it, or if
