@@ -357,7 +357,7 @@ fn programs_that_cannot_run_fail_the_start_saying_why() {
         (
             component.as_str(),
             "_start",
-            "is a component; a CGI program (Wagi) must be a WASI preview 1 core module",
+            "is not a command: a CGI program must export `wasi:cli/run`",
         ),
     ] {
         let app = TestApp::spin(&format!(
@@ -541,6 +541,51 @@ async fn a_module_declares_its_sub_routes() {
     let stderr = common::expect_failure(command);
     assert!(
         stderr.contains("its `_routes` names `missing` for /x"),
+        "{stderr}"
+    );
+}
+
+/// The same program built for `wasm32-wasip2` is a WASI 0.2 command component
+/// (`wasi:cli/run`): a CGI program too, with the same environment, streams and failures.
+#[tokio::test]
+async fn a_wasi_0_2_command_is_a_cgi_program_too() {
+    let app = TestApp::spin(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"wagi\"\n\
+         [[trigger.http]]\nroute = \"/cgi/...\"\ncomponent = \"cgi\"\nexecutor = {{ type = \"wagi\" }}\n\
+         [component.cgi]\nsource = {:?}\nenvironment = {{ GREETING = \"hej\" }}\n",
+        common::guest("cgi").display().to_string()
+    ));
+    let server = Server::start(&app);
+    let (status, text) = server.post("/cgi/some/path?x=1", "component body").await;
+    assert_eq!(status, 200, "{text}");
+    for (name, value) in [
+        ("PATH_INFO", "/some/path"),
+        ("SCRIPT_NAME", "/cgi"),
+        ("QUERY_STRING", "x=1"),
+        ("GREETING", "hej"),
+        ("ARGS", "[\"/cgi/some/path\", \"x=1\"]"),
+        ("BODY", "component body"),
+    ] {
+        assert_eq!(var(&text, name), value, "{name}");
+    }
+    assert_eq!(server.get("/cgi/status").await.status, 201);
+    assert_eq!(server.get("/cgi/big").await.body.len(), 8 << 20);
+    assert_eq!(server.get("/cgi/exit-early").await.status, 500);
+    server.wait_for_log("the program exited with status");
+    assert_eq!(server.get("/cgi/trap-early").await.status, 500);
+    let reply = server.get("/cgi/exit-late").await;
+    assert!(reply.body_failed, "{}", reply.body);
+    // A custom entrypoint means nothing to a component: refused at start.
+    let custom = TestApp::spin(&format!(
+        "spin_manifest_version = 2\n[application]\nname = \"wagi\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"cgi\"\n\
+         executor = {{ type = \"wagi\", entrypoint = \"other\" }}\n\
+         [component.cgi]\nsource = {:?}\n",
+        common::guest("cgi").display().to_string()
+    ));
+    let stderr = up_fails(&custom, &[]);
+    assert!(
+        stderr.contains("cannot choose another function"),
         "{stderr}"
     );
 }

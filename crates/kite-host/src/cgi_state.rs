@@ -72,6 +72,29 @@ pub fn add_cgi_to_linker(linker: &mut wasmtime::Linker<CgiState>) -> anyhow::Res
     Ok(())
 }
 
+/// Puts a run's environment, arguments, stdin and stdout in `wasi`: the `granted`
+/// variables, then the CGI ones, which win over a granted variable of the same name except
+/// for the `HTTP_*` ones a client's headers make.
+pub(crate) fn fill_cgi_context(
+    wasi: &mut WasiCtxBuilder,
+    granted: &[(String, String)],
+    run: CgiRun,
+) {
+    let from_client = |name: &str| name.starts_with("HTTP_");
+    let granted_names: Vec<&str> = granted.iter().map(|(n, _)| n.as_str()).collect();
+    let kept = granted
+        .iter()
+        .filter(|(name, _)| from_client(name) || !run.env.iter().any(|(cgi, _)| cgi == name));
+    let cgi = run
+        .env
+        .iter()
+        .filter(|(name, _)| !(from_client(name) && granted_names.contains(&name.as_str())));
+    for (name, value) in kept.chain(cgi) {
+        wasi.env(name, value);
+    }
+    wasi.args(&run.args).stdin(run.stdin).stdout(run.stdout);
+}
+
 impl ComponentGrants {
     /// A fresh state for one CGI run: the granted environment, the CGI variables (which
     /// win over a granted variable of the same name, except the `HTTP_*` ones a client's
@@ -79,26 +102,11 @@ impl ComponentGrants {
     /// streams. Open handles are capped as for any instance (`limits.host_memory`).
     pub fn cgi_state(&self, run: CgiRun) -> CgiState {
         let request = RequestTag::default();
-        request.set(run.request_id, 0);
+        request.set(run.request_id.clone(), 0);
         let (_, stderr) = GuestLog::pair(self.component.clone(), request, self.log_rate.clone());
         let mut wasi = WasiCtxBuilder::new();
-        let from_client = |name: &str| name.starts_with("HTTP_");
-        let granted_names: Vec<&str> = self.env.vars().iter().map(|(n, _)| n.as_str()).collect();
-        let granted =
-            self.env.vars().iter().filter(|(name, _)| {
-                from_client(name) || !run.env.iter().any(|(cgi, _)| cgi == name)
-            });
-        let cgi = run
-            .env
-            .iter()
-            .filter(|(name, _)| !(from_client(name) && granted_names.contains(&name.as_str())));
-        for (name, value) in granted.chain(cgi) {
-            wasi.env(name, value);
-        }
-        wasi.args(&run.args)
-            .stdin(run.stdin)
-            .stdout(run.stdout)
-            .stderr(stderr);
+        fill_cgi_context(&mut wasi, self.env.vars(), run);
+        wasi.stderr(stderr);
         let mut wasi = wasi.build_p1();
         let view = wasi.ctx();
         view.table.set_max_capacity(self.max_resources);

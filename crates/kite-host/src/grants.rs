@@ -121,6 +121,31 @@ impl ComponentGrants {
         wasi.stdout(stdout);
         wasi.stderr(stderr);
         self.env.prepare(&mut wasi);
+        self.state_from(wasi, request)
+    }
+
+    /// A fresh state for a WASI 0.2 command run as a CGI program (Wagi): as
+    /// [`Self::instance_state`], with `run`'s environment, arguments, stdin and stdout.
+    pub fn command_state(&self, run: crate::CgiRun) -> anyhow::Result<InstanceState> {
+        let request = RequestTag::default();
+        request.set(run.request_id.clone(), 0);
+        let mut wasi = WasiCtxBuilder::new();
+        self.tcp.prepare(&mut wasi, &self.component);
+        let (_, stderr) = GuestLog::pair(
+            self.component.clone(),
+            request.clone(),
+            self.log_rate.clone(),
+        );
+        crate::cgi_state::fill_cgi_context(&mut wasi, self.env.vars(), run);
+        wasi.stderr(stderr);
+        self.state_from(wasi, request)
+    }
+
+    fn state_from(
+        &self,
+        mut wasi: WasiCtxBuilder,
+        request: RequestTag,
+    ) -> anyhow::Result<InstanceState> {
         let mut wasi = wasi.build();
         self.files.prepare(&mut wasi);
         Ok(InstanceState {

@@ -14,7 +14,7 @@ use crate::wasi_http::WasiHttpExecutor;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use kite_app::{App, Executor, HttpSettings, Route, RoutePattern, Target};
-use kite_engine::KiteEngine;
+use kite_engine::{ComponentLoadError, KiteEngine};
 use kite_host::{AppResources, CgiState, InstanceState};
 use kite_host::{LocalHandler, LocalTarget};
 use std::net::SocketAddr;
@@ -120,22 +120,36 @@ impl HttpTrigger {
                         )?;
                         (Box::new(executor), loaded.from_cache, loaded.elapsed)
                     }
-                    Executor::Wagi(settings) => {
-                        let loaded = engine
-                            .load_module(&spec.source)
-                            .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-                        let executor = WagiExecutor::new(
-                            spec,
-                            &loaded.module,
-                            &cgi_linker,
-                            resources,
-                            settings,
-                        )?;
-                        if want_routes {
-                            declared = executor.declared_routes()?;
+                    Executor::Wagi(settings) => match engine.load_module(&spec.source) {
+                        Ok(loaded) => {
+                            let executor = WagiExecutor::new(
+                                spec,
+                                &loaded.module,
+                                &cgi_linker,
+                                resources,
+                                settings,
+                            )?;
+                            if want_routes {
+                                declared = executor.declared_routes()?;
+                            }
+                            (Box::new(executor), loaded.from_cache, loaded.elapsed)
                         }
-                        (Box::new(executor), loaded.from_cache, loaded.elapsed)
-                    }
+                        // A WASI 0.2 command component (`wasi:cli/run`) is a CGI program too.
+                        Err(ComponentLoadError::NotCoreModule(_)) => {
+                            let loaded = engine
+                                .load_component(&spec.source)
+                                .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+                            let executor = WagiExecutor::new_command(
+                                spec,
+                                &loaded.component,
+                                &linker,
+                                resources,
+                                settings,
+                            )?;
+                            (Box::new(executor), loaded.from_cache, loaded.elapsed)
+                        }
+                        Err(e) => anyhow::bail!("component `{}`: {e}", spec.id),
+                    },
                 };
             gates.push(ComponentGate::new(
                 &spec.id,

@@ -4,6 +4,7 @@
 
 mod cgi_env;
 mod cgi_response;
+mod program;
 
 pub(crate) use cgi_env::CgiRoute;
 
@@ -17,13 +18,15 @@ use futures::StreamExt;
 use http::{Response, StatusCode};
 use http_body_util::{BodyExt, StreamBody};
 use kite_app::{ComponentSpec, WagiSettings};
-use kite_host::{AppResources, CgiRun, CgiState, ComponentGrants};
+use kite_host::{AppResources, CgiRun, CgiState, ComponentGrants, InstanceState};
+use program::{Bounds, Program, RunState};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
-use wasmtime::{ExternType, InstancePre, Linker, Module, Store, UpdateDeadline};
+use wasmtime::{ExternType, Linker, Module, Store, UpdateDeadline};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
+use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::Error as HttpError;
 
@@ -40,13 +43,48 @@ const MAX_ROUTES_OUTPUT: usize = 64 * 1024;
 pub(crate) struct WagiExecutor {
     component: Arc<str>,
     engine: wasmtime::Engine,
-    pre: InstancePre<CgiState>,
+    program: Program,
     grants: Arc<ComponentGrants>,
     settings: WagiSettings,
     timeout: Duration,
 }
 
 impl WagiExecutor {
+    /// A WASI 0.2 command component (`wasi:cli/run`) as the CGI program. It is linked with
+    /// everything a component may import, and gets what its grants give.
+    pub(crate) fn new_command(
+        spec: &ComponentSpec,
+        component: &wasmtime::component::Component,
+        linker: &wasmtime::component::Linker<InstanceState>,
+        resources: &AppResources,
+        settings: &WagiSettings,
+    ) -> anyhow::Result<Self> {
+        let what = format!("component `{}` ({})", spec.id, spec.source.display());
+        if settings.entrypoint != WagiSettings::default().entrypoint {
+            anyhow::bail!(
+                "{what} is a component: it is run through `wasi:cli/run`, so the Wagi `entrypoint` ({:?}) cannot choose another function; remove it",
+                settings.entrypoint
+            );
+        }
+        let pre = linker
+            .instantiate_pre(component)
+            .map_err(|e| anyhow::anyhow!("{what} cannot be linked: {e:#}"))?;
+        let pre = CommandPre::new(pre).map_err(|e| {
+            anyhow::anyhow!(
+                "{what} is not a command: a CGI program must export `wasi:cli/run` (a `fn main` built for `wasm32-wasip2`) ({e:#})"
+            )
+        })?;
+        Ok(WagiExecutor {
+            component: spec.id.as_str().into(),
+            engine: component.engine().clone(),
+            program: Program::Command(pre),
+            grants: Arc::new(ComponentGrants::validate(spec, resources)?),
+            settings: settings.clone(),
+            timeout: spec.limits.timeout,
+        })
+    }
+
+    /// A WASI preview 1 core module as the CGI program.
     pub(crate) fn new(
         spec: &ComponentSpec,
         module: &Module,
@@ -95,7 +133,7 @@ impl WagiExecutor {
         Ok(WagiExecutor {
             component: spec.id.as_str().into(),
             engine: module.engine().clone(),
-            pre,
+            program: Program::Module(pre),
             grants: Arc::new(ComponentGrants::validate(spec, resources)?),
             settings: settings.clone(),
             timeout: spec.limits.timeout,
@@ -156,13 +194,23 @@ impl Executor for WagiExecutor {
         // A duplex pipe, not a simplex one: its reader sees the end as soon as the writer
         // is dropped (with the instance), without the writer having to shut it down.
         let (mut stdout, stdout_writer) = tokio::io::duplex(PIPE_BYTES);
-        let state = self.grants.cgi_state(CgiRun {
+        let run = CgiRun {
             request_id: request_id.clone(),
             env,
             args,
             stdin: Box::new(stdin),
             stdout: Box::new(AsyncStdoutStream::new(PIPE_BYTES, stdout_writer)),
-        });
+        };
+        let state = match &self.program {
+            Program::Module(_) => RunState::Module(self.grants.cgi_state(run)),
+            Program::Command(_) => match self.grants.command_state(run) {
+                Ok(state) => RunState::Command(state),
+                Err(e) => {
+                    tracing::error!(component = %self.component, request_id = %request_id, "preparing the instance failed: {e:#}");
+                    return Outcome::Failed(None);
+                }
+            },
+        };
         let (done, outcome) = oneshot::channel();
         self.spawn_run(
             state,
@@ -216,8 +264,10 @@ impl WagiExecutor {
     /// and each line it prints, `path [entrypoint]`, is a route below the module's own
     /// served by that exported function (this route's entrypoint if the line names none).
     pub(crate) fn declared_routes(&self) -> anyhow::Result<Vec<(String, String)>> {
-        let declares = self
-            .pre
+        let Program::Module(pre) = &self.program else {
+            return Ok(Vec::new());
+        };
+        let declares = pre
             .module()
             .get_export("_routes")
             .is_some_and(|e| matches!(e, ExternType::Func(_)));
@@ -232,7 +282,7 @@ impl WagiExecutor {
             stdin: Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream),
             stdout: Box::new(output.clone()),
         });
-        let (engine, pre, timeout) = (self.engine.clone(), self.pre.clone(), self.timeout);
+        let (engine, module_pre, timeout) = (self.engine.clone(), pre.clone(), self.timeout);
         // Run on a thread of its own with its own runtime: loading may happen inside or
         // outside one.
         let ran = std::thread::scope(|scope| {
@@ -256,7 +306,7 @@ impl WagiExecutor {
                             .set_deadline(std::time::Instant::now() + timeout);
                         store.set_epoch_deadline(1);
                         let run = async {
-                            let instance = pre.instantiate_async(&mut store).await?;
+                            let instance = module_pre.instantiate_async(&mut store).await?;
                             let routes =
                                 instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
                             routes.call_async(&mut store, ()).await
@@ -297,7 +347,7 @@ impl WagiExecutor {
                     cgi_response::shown(line.as_bytes())
                 );
             }
-            match self.pre.module().get_export(entrypoint) {
+            match pre.module().get_export(entrypoint) {
                 Some(ExternType::Func(ty)) if ty.params().len() == 0 && ty.results().len() == 0 => {}
                 _ => anyhow::bail!(
                     "component `{}`: its `_routes` names `{entrypoint}` for {path}, which it does not export as a function without parameters and results",
@@ -315,59 +365,30 @@ impl WagiExecutor {
     /// nobody waits for the outcome any more (the client went away).
     fn spawn_run(
         &self,
-        state: CgiState,
+        state: RunState,
         request_id: Arc<str>,
         hold: InstanceHold,
         deadline: tokio::time::Instant,
         body_failure: oneshot::Receiver<()>,
         mut done: oneshot::Sender<HandlerOutcome>,
     ) {
-        let (engine, pre) = (self.engine.clone(), self.pre.clone());
+        let (engine, program) = (self.engine.clone(), self.program.clone());
         let (component, entrypoint, timeout) = (
             self.component.clone(),
             self.settings.entrypoint.clone(),
             self.timeout,
         );
         tokio::spawn(async move {
-            let mut store = Store::new(&engine, state);
-            store.limiter(|state| state.limits());
-            store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
-            store.epoch_deadline_callback(|store| {
-                Ok(if store.data().past_deadline() {
-                    UpdateDeadline::Interrupt
-                } else {
-                    UpdateDeadline::Yield(1)
-                })
-            });
-            store.data_mut().set_deadline(deadline.into_std());
-            store.set_epoch_deadline(1);
-            let run = async {
-                let instance = pre.instantiate_async(&mut store).await?;
-                let entry = instance.get_typed_func::<(), ()>(&mut store, &entrypoint)?;
-                entry.call_async(&mut store, ()).await
+            let bounds = Bounds {
+                deadline,
+                timeout,
+                body_failure,
+                done: &mut done,
             };
-            let body_failed = async {
-                // Only a sent signal counts; a dropped sender means the body ended well.
-                if body_failure.await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
-            let outcome = tokio::select! {
-                ran = tokio::time::timeout_at(deadline, run) => match ran {
-                    Ok(Ok(())) => Ok(()),
-                    Ok(Err(e)) => match GuestFailure::from_error(e, timeout) {
-                        GuestFailure::Exit(0) => Ok(()),
-                        failure => Err(failure),
-                    },
-                    Err(_) => Err(GuestFailure::Deadline(timeout)),
-                },
-                () = body_failed => Err(GuestFailure::BodyFailed),
-                () = done.closed() => Err(GuestFailure::Abandoned),
-            };
+            let outcome = program.run(&engine, state, &entrypoint, bounds).await;
             if let Err(failure) = &outcome {
                 failure.log(&component, &request_id);
             }
-            drop(store);
             drop(hold);
             let _ = done.send(outcome);
         });
