@@ -589,3 +589,165 @@ async fn a_wasi_0_2_command_is_a_cgi_program_too() {
         "{stderr}"
     );
 }
+
+#[tokio::test]
+async fn parameter_routes_and_bodies_of_every_size() {
+    let app = TestApp::new(&format!(
+        "manifest_version = 1\n[app]\nname = \"wagi\"\n\
+         [[route]]\npath = \"/users/:id\"\ncomponent = \"cgi\"\n\
+         [component.cgi]\nsource = {:?}\nexecutor = {{ type = \"wagi\" }}\n",
+        cgi()
+    ));
+    let server = Server::start(&app);
+    let (status, text) = server.post("/users/42?full", "").await;
+    assert_eq!(status, 200, "{text}");
+    for (name, value) in [
+        ("X_MATCHED_ROUTE", "/users/:id"),
+        ("SCRIPT_NAME", "/users/:id"),
+        ("PATH_INFO", ""),
+        ("QUERY_STRING", "full"),
+        ("CONTENT_LENGTH", "0"),
+        ("BODY", ""),
+    ] {
+        assert_eq!(var(&text, name), value, "{name}");
+    }
+    let big = "z".repeat(1 << 20);
+    let (status, text) = server.post("/users/7", &big).await;
+    assert_eq!(status, 200);
+    assert_eq!(var(&text, "CONTENT_LENGTH"), "1048576");
+    assert_eq!(var(&text, "BODY").len(), 1 << 20);
+}
+
+/// 100 MiB of output streams through; the server holds a bounded part of it.
+#[tokio::test]
+async fn a_huge_answer_streams_in_bounded_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start(&spin_app(""));
+    // Warm up, then measure what the server holds while the answer streams.
+    assert_eq!(server.get("/cgi/status").await.status, 201);
+    let before = common::rss_bytes(server.pid());
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    stream
+        .write_all(b"GET /cgi/huge HTTP/1.1\r\nhost: localhost\r\nconnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let (mut total, mut peak) = (0usize, before);
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        if n == 0 {
+            break;
+        }
+        total += n;
+        if total % (8 << 20) < n {
+            peak = peak.max(common::rss_bytes(server.pid()));
+        }
+    }
+    assert!(total > 100 << 20, "{total} bytes");
+    let grown = peak.saturating_sub(before);
+    assert!(grown < 48 << 20, "the server grew by {grown} bytes");
+}
+
+#[tokio::test]
+async fn a_memory_bomb_is_stopped_at_the_limit_and_others_go_on() {
+    let app = TestApp::new(&format!(
+        "manifest_version = 1\n[app]\nname = \"wagi\"\n\
+         [[route]]\npath = \"/cgi/...\"\ncomponent = \"cgi\"\n\
+         [component.cgi]\nsource = {:?}\nexecutor = {{ type = \"wagi\" }}\n\
+         [component.cgi.limits]\nmemory = \"32MiB\"\n",
+        cgi()
+    ));
+    let server = Server::start(&app);
+    let reply = server.get("/cgi/bomb").await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    server.wait_for_log("the component trapped");
+    assert_eq!(server.get("/cgi/status").await.status, 201);
+}
+
+#[tokio::test]
+async fn files_are_read_only_and_wagi_volumes_writable() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("data")).unwrap();
+    let kite = format!(
+        "manifest_version = 1\n[app]\nname = \"wagi\"\n\
+         [[route]]\npath = \"/cgi/...\"\ncomponent = \"cgi\"\nexecutor = {{ type = \"wagi\" }}\n\
+         [component.cgi]\nsource = {:?}\nfiles = [{{ source = \"data\", destination = \"/data\" }}]\n",
+        cgi()
+    );
+    std::fs::write(dir.path().join("kite.toml"), kite).unwrap();
+    let cache = dir.path().join(".cache");
+    let server = Server::start_at(dir.path(), &["--cache-dir", cache.to_str().unwrap()]);
+    let reply = server.get("/cgi/write").await;
+    assert!(reply.body.starts_with("Err("), "{}", reply.body);
+    assert!(!dir.path().join("data/written.txt").exists());
+    drop(server);
+
+    std::fs::remove_file(dir.path().join("kite.toml")).unwrap();
+    std::fs::write(
+        dir.path().join("modules.toml"),
+        format!(
+            "[[module]]\nroute = \"/cgi/...\"\nmodule = {:?}\nvolumes = {{ \"/data\" = \"data\" }}\n",
+            cgi()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_at(dir.path(), &["--cache-dir", cache.to_str().unwrap()]);
+    let reply = server.get("/cgi/write").await;
+    assert_eq!(reply.body, "Ok(())");
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("data/written.txt")).unwrap(),
+        "written by cgi"
+    );
+}
+
+/// kite.toml, spin.toml and modules.toml serve one module the same way.
+#[tokio::test]
+async fn the_three_front_doors_serve_a_module_alike() {
+    let module = cgi();
+    let manifests = [
+        (
+            "kite.toml",
+            format!(
+                "manifest_version = 1\n[app]\nname = \"wagi\"\n\
+                 [[route]]\npath = \"/cgi/...\"\ncomponent = \"cgi\"\nexecutor = {{ type = \"wagi\" }}\n\
+                 [component.cgi]\nsource = {module:?}\n"
+            ),
+        ),
+        (
+            "spin.toml",
+            format!(
+                "spin_manifest_version = 2\n[application]\nname = \"wagi\"\n\
+                 [[trigger.http]]\nroute = \"/cgi/...\"\ncomponent = \"cgi\"\nexecutor = {{ type = \"wagi\" }}\n\
+                 [component.cgi]\nsource = {module:?}\n"
+            ),
+        ),
+        (
+            "modules.toml",
+            format!("[[module]]\nroute = \"/cgi/...\"\nmodule = {module:?}\n"),
+        ),
+    ];
+    let mut pages = Vec::new();
+    for (name, manifest) in manifests {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(name), manifest).unwrap();
+        let cache = dir.path().join(".cache");
+        let server = Server::start_at(dir.path(), &["--cache-dir", cache.to_str().unwrap()]);
+        let request = http::Request::post("/cgi/a/b?x=1")
+            .header("host", "example.com")
+            .body(Full::new(Bytes::from("same body")))
+            .unwrap();
+        let reply = send_request(server.addr, request).await;
+        assert_eq!(reply.status, 200, "{name}: {}", reply.body);
+        // The client's port differs from run to run.
+        let page: Vec<String> = reply
+            .body
+            .lines()
+            .filter(|line| !line.starts_with("X_CLIENT_ADDR="))
+            .map(str::to_string)
+            .collect();
+        pages.push((name, page));
+    }
+    for (name, page) in &pages[1..] {
+        assert_eq!(page, &pages[0].1, "{name} against {}", pages[0].0);
+    }
+}

@@ -39,6 +39,26 @@ fn main() {
                 out.write_all(&piece).unwrap();
             }
         }
+        "/huge" => {
+            // 100 MiB: far more than the host may hold for it.
+            print!("Content-Type: application/octet-stream\n\n");
+            let piece = vec![b'y'; 1 << 20];
+            for _ in 0..100 {
+                out.write_all(&piece).unwrap();
+            }
+        }
+        "/bomb" => {
+            // Grows until the memory limit stops it.
+            let mut hoard: Vec<Vec<u8>> = Vec::new();
+            loop {
+                hoard.push(vec![1u8; 1 << 20]);
+                std::hint::black_box(&hoard);
+            }
+        }
+        "/write" => {
+            let result = std::fs::write("/data/written.txt", "written by cgi");
+            print!("Content-Type: text/plain\n\n{result:?}");
+        }
         "/echo-later" => {
             // Answers first, then reads the body: the client sees the head before it sends.
             print!("Content-Type: text/plain\n\nready\n");
