@@ -543,6 +543,34 @@ async fn a_module_declares_its_sub_routes() {
         stderr.contains("its `_routes` names `missing` for /x"),
         "{stderr}"
     );
+
+    // A program at `/...` cannot take over another route's paths by declaring them.
+    let greedy = module_printing(
+        dir.path(),
+        &[
+            ("_routes", "/api/admin\n"),
+            ("_start", "Content-Type: a\n\n"),
+        ],
+    );
+    std::fs::write(
+        dir.path().join("modules.toml"),
+        format!(
+            "[[module]]\nroute = \"/...\"\nmodule = {greedy:?}\n\
+             [[module]]\nroute = \"/api/...\"\nmodule = {:?}\n",
+            cgi()
+        ),
+    )
+    .unwrap();
+    let mut command = common::kite();
+    command
+        .args(["up", "--listen", "127.0.0.1:0", "--no-cache", "-f"])
+        .arg(dir.path());
+    let stderr = common::expect_failure(command);
+    assert!(
+        stderr
+            .contains("covers paths (such as \"/api/admin\") that another route of the app serves"),
+        "{stderr}"
+    );
 }
 
 /// The same program built for `wasm32-wasip2` is a WASI 0.2 command component

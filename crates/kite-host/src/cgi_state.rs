@@ -21,6 +21,8 @@ pub struct CgiState {
 /// What one run is given besides the component's grants.
 pub struct CgiRun {
     pub request_id: Arc<str>,
+    /// In-process hops that brought the request (service chaining), counted on.
+    pub chain_depth: u32,
     /// CGI meta-variables; a granted variable of the same name is left out.
     pub env: Vec<(String, String)>,
     pub args: Vec<String>,
@@ -102,7 +104,7 @@ impl ComponentGrants {
     /// streams. Open handles are capped as for any instance (`limits.host_memory`).
     pub fn cgi_state(&self, run: CgiRun) -> CgiState {
         let request = RequestTag::default();
-        request.set(run.request_id.clone(), 0);
+        request.set(run.request_id.clone(), run.chain_depth);
         let (_, stderr) = GuestLog::pair(self.component.clone(), request, self.log_rate.clone());
         let mut wasi = WasiCtxBuilder::new();
         fill_cgi_context(&mut wasi, self.env.vars(), run);

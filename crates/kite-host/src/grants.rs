@@ -128,7 +128,7 @@ impl ComponentGrants {
     /// [`Self::instance_state`], with `run`'s environment, arguments, stdin and stdout.
     pub fn command_state(&self, run: crate::CgiRun) -> anyhow::Result<InstanceState> {
         let request = RequestTag::default();
-        request.set(run.request_id.clone(), 0);
+        request.set(run.request_id.clone(), run.chain_depth);
         let mut wasi = WasiCtxBuilder::new();
         self.tcp.prepare(&mut wasi, &self.component);
         let (_, stderr) = GuestLog::pair(

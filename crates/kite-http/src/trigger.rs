@@ -211,7 +211,9 @@ impl HttpTrigger {
                         pattern.as_str()
                     )
                 })?;
-                declared_routes.push((sub, gate));
+                // The declaring route's target is the next one pushed.
+                let owner = (targets.len(), pattern.as_str().to_string());
+                declared_routes.push((sub, gate, owner));
             }
             let target = match (&trigger.target, gate) {
                 (Target::Static(response), _) => RouteTarget::Static(StaticBody::new(response)?),
@@ -229,7 +231,17 @@ impl HttpTrigger {
             routes.push((pattern.clone(), targets.len()));
             targets.push((target, RouteHeaders::new(pattern)));
         }
-        for (sub, gate) in declared_routes {
+        // A declared route may only take paths its program's own route already had: it
+        // cannot take over another route's paths by being more specific.
+        let manifest_router = Router::new(routes.clone());
+        for (sub, gate, (owner, owner_route)) in declared_routes {
+            let sample = sample_path(&sub);
+            if manifest_router.route(&sample).map(|(index, _)| index) != Some(owner) {
+                anyhow::bail!(
+                    "route {:?}, declared by the `_routes` of the program at {owner_route:?}, covers paths (such as {sample:?}) that another route of the app serves",
+                    sub.as_str()
+                );
+            }
             let cgi = Some((sub.as_str().to_string(), sub.component_route().to_string()));
             routes.push((sub.clone(), targets.len()));
             targets.push((
@@ -403,6 +415,27 @@ impl HttpTrigger {
             request_id,
         });
         response
+    }
+}
+
+/// A path `pattern` matches: parameters as `x`, the wildcard tail left off.
+fn sample_path(pattern: &RoutePattern) -> String {
+    let path: String = pattern
+        .component_route()
+        .split('/')
+        .filter(|segment| !segment.is_empty())
+        .map(|segment| {
+            if segment.starts_with(':') {
+                "/x".to_string()
+            } else {
+                format!("/{segment}")
+            }
+        })
+        .collect();
+    if path.is_empty() {
+        "/".to_string()
+    } else {
+        path
     }
 }
 

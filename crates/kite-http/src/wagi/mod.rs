@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
-use wasmtime::{ExternType, Linker, Module, Store, UpdateDeadline};
+use wasmtime::{ExternType, Linker, Module, Store};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -37,8 +37,9 @@ const PIPE_BYTES: usize = 64 * 1024;
 /// The most bytes of response body read at once.
 const CHUNK_BYTES: usize = 16 * 1024;
 
-/// The most bytes a module's `_routes` may print.
+/// The most bytes a module's `_routes` may print, and the most routes it may declare.
 const MAX_ROUTES_OUTPUT: usize = 64 * 1024;
+const MAX_DECLARED_ROUTES: usize = 256;
 
 pub(crate) struct WagiExecutor {
     component: Arc<str>,
@@ -173,7 +174,7 @@ impl Executor for WagiExecutor {
         // CGI says how long the body is; without a length the body is read first (within
         // the component's body limit and the request's deadline) to learn it. A body that
         // fails while the program reads it stops the program.
-        let (body_failed, body_failure) = oneshot::channel();
+        let (body_failed, body_failure) = tokio::sync::mpsc::channel(1);
         let (stdin, length) = match declared {
             Some(length) => (
                 AsyncStdinStream::new(stream_body(body, body_failed)),
@@ -194,8 +195,13 @@ impl Executor for WagiExecutor {
         // A duplex pipe, not a simplex one: its reader sees the end as soon as the writer
         // is dropped (with the instance), without the writer having to shut it down.
         let (mut stdout, stdout_writer) = tokio::io::duplex(PIPE_BYTES);
+        let chain_depth = parts
+            .extensions
+            .get::<kite_host::ChainDepth>()
+            .map_or(0, |depth| depth.0);
         let run = CgiRun {
             request_id: request_id.clone(),
+            chain_depth,
             env,
             args,
             stdin: Box::new(stdin),
@@ -277,6 +283,7 @@ impl WagiExecutor {
         let output = wasmtime_wasi::p2::pipe::MemoryOutputPipe::new(MAX_ROUTES_OUTPUT);
         let state = self.grants.cgi_state(CgiRun {
             request_id: "-".into(),
+            chain_depth: 0,
             env: Vec::new(),
             args: Vec::new(),
             stdin: Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream),
@@ -294,17 +301,10 @@ impl WagiExecutor {
                     runtime.block_on(async move {
                         let mut store = Store::new(&engine, state);
                         store.limiter(|state| state.limits());
-                        store.epoch_deadline_callback(|store| {
-                            Ok(if store.data().past_deadline() {
-                                UpdateDeadline::Interrupt
-                            } else {
-                                UpdateDeadline::Yield(1)
-                            })
-                        });
+                        program::bound_store(&mut store, |state| state.past_deadline());
                         store
                             .data_mut()
                             .set_deadline(std::time::Instant::now() + timeout);
-                        store.set_epoch_deadline(1);
                         let run = async {
                             let instance = module_pre.instantiate_async(&mut store).await?;
                             let routes =
@@ -335,8 +335,24 @@ impl WagiExecutor {
             )
         })?;
         let text = String::from_utf8_lossy(&output.contents()).into_owned();
-        let mut routes = Vec::new();
+        let mut routes: Vec<(String, String)> = Vec::new();
         for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if routes.len() == MAX_DECLARED_ROUTES {
+                anyhow::bail!(
+                    "component `{}`: its `_routes` declares more than {MAX_DECLARED_ROUTES} routes",
+                    self.component
+                );
+            }
+            if !line
+                .bytes()
+                .all(|b| b.is_ascii_graphic() || b == b' ' || b == b'\t')
+            {
+                anyhow::bail!(
+                    "component `{}`: its `_routes` printed {}, which holds characters other than visible ASCII",
+                    self.component,
+                    cgi_response::shown(line.as_bytes())
+                );
+            }
             let mut words = line.split_whitespace();
             let path = words.next().unwrap_or_default();
             let entrypoint = words.next().unwrap_or(&self.settings.entrypoint);
@@ -354,7 +370,9 @@ impl WagiExecutor {
                     self.component
                 ),
             }
-            routes.push((path.to_string(), entrypoint.to_string()));
+            if !routes.iter().any(|(known, _)| known == path) {
+                routes.push((path.to_string(), entrypoint.to_string()));
+            }
         }
         Ok(routes)
     }
@@ -369,7 +387,7 @@ impl WagiExecutor {
         request_id: Arc<str>,
         hold: InstanceHold,
         deadline: tokio::time::Instant,
-        body_failure: oneshot::Receiver<()>,
+        body_failure: tokio::sync::mpsc::Receiver<()>,
         mut done: oneshot::Sender<HandlerOutcome>,
     ) {
         let (engine, program) = (self.engine.clone(), self.program.clone());
@@ -425,7 +443,10 @@ impl CgiRoute {
 /// The request body as the program's stdin, copied through a pipe as the program reads. If
 /// the body fails (too large, stalled), `failed` is told rather than the program seeing an
 /// ordinary end of its input.
-fn stream_body<B>(body: B, failed: oneshot::Sender<()>) -> impl AsyncRead + Send + Sync + 'static
+fn stream_body<B>(
+    body: B,
+    failed: tokio::sync::mpsc::Sender<()>,
+) -> impl AsyncRead + Send + Sync + 'static
 where
     B: http_body::Body<Data = Bytes> + Send + Unpin + 'static,
     B::Error: Send,
@@ -435,9 +456,10 @@ where
         let mut body = body;
         while let Some(frame) = body.frame().await {
             let Ok(frame) = frame else {
-                let _ = failed.send(());
-                // Held open until the program is stopped, so it never reads an early end.
-                std::future::pending::<()>().await;
+                let _ = failed.try_send(());
+                // The pipe is held open until the run is over (it drops the receiver), so
+                // the program never reads an early end.
+                failed.closed().await;
                 return;
             };
             if let Ok(data) = frame.into_data() {

@@ -6,7 +6,7 @@ use crate::failure::GuestFailure;
 use crate::wasi_http::HandlerOutcome;
 use kite_host::{CgiState, InstanceState};
 use std::time::Duration;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 use wasmtime::{InstancePre, Store, UpdateDeadline};
 use wasmtime_wasi::p2::bindings::CommandPre;
 
@@ -28,7 +28,8 @@ pub(crate) enum RunState {
 pub(crate) struct Bounds<'a> {
     pub deadline: tokio::time::Instant,
     pub timeout: Duration,
-    pub body_failure: oneshot::Receiver<()>,
+    /// Receives a message if the request body failed; closed when the body ended well.
+    pub body_failure: mpsc::Receiver<()>,
     pub done: &'a mut oneshot::Sender<HandlerOutcome>,
 }
 
@@ -77,7 +78,7 @@ impl Program {
 }
 
 /// Host-call byte budget and the epoch callback that stops guest code at the deadline.
-fn bound_store<T: 'static>(store: &mut Store<T>, past_deadline: fn(&T) -> bool) {
+pub(crate) fn bound_store<T: 'static>(store: &mut Store<T>, past_deadline: fn(&T) -> bool) {
     store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
     store.epoch_deadline_callback(move |store| {
         Ok(if past_deadline(store.data()) {
@@ -96,12 +97,12 @@ async fn supervise(
     let Bounds {
         deadline,
         timeout,
-        body_failure,
+        mut body_failure,
         done,
     } = bounds;
     let body_failed = async {
-        // Only a sent signal counts; a dropped sender means the body ended well.
-        if body_failure.await.is_err() {
+        // Only a sent message counts; a closed channel means the body ended well.
+        if body_failure.recv().await.is_none() {
             std::future::pending::<()>().await;
         }
     };
