@@ -118,6 +118,12 @@ async fn output_that_is_not_a_cgi_response_is_a_500_with_one_log_line() {
         assert!(reply.body.contains("not a CGI response"), "{}", reply.body);
         server.wait_for_log(problem);
     }
+    // A head longer than 64 KiB is answered at once, and the program (which would run on)
+    // is stopped, not waited for until its deadline (that would be a 504).
+    let reply = server.get("/cgi/endless-head").await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    server.wait_for_log("without ending its header block");
+    server.wait_for_log("the client went away; the program was stopped");
     // The first bytes are shown, escaped: no terminal escape reaches the log.
     let line = server.expect_log_line("the garbage output", |l| l.contains("this is not"));
     assert!(line.contains("\\u{1b}[31m"), "{line}");

@@ -229,7 +229,8 @@ impl Executor for WagiExecutor {
 
         let mut output = Vec::with_capacity(1024);
         let mut scanned = 0;
-        let read_error = loop {
+        // Why the output is not a CGI response, and whether the program has ended.
+        let (read_error, ended) = loop {
             let found = find_head_end(&output, scanned);
             scanned = output.len();
             if let Some((head_end, body_start)) = found {
@@ -246,16 +247,25 @@ impl Executor for WagiExecutor {
                 };
             }
             if output.len() > MAX_HEAD_BYTES {
-                break format!("it wrote more than {MAX_HEAD_BYTES} bytes without ending its header block with a blank line");
+                break (format!("it wrote more than {MAX_HEAD_BYTES} bytes without ending its header block with a blank line"), false);
             }
             let mut chunk = [0u8; 8192];
             match stdout.read(&mut chunk).await {
-                Ok(0) => break "it ended without a blank line after its header block".to_string(),
+                Ok(0) => {
+                    break (
+                        "it ended without a blank line after its header block".to_string(),
+                        true,
+                    )
+                }
                 Ok(n) => output.extend_from_slice(&chunk[..n]),
-                Err(e) => break format!("its output could not be read: {e}"),
+                Err(e) => break (format!("its output could not be read: {e}"), false),
             }
         };
         drop(stdout);
+        if !ended {
+            // Still running: answering drops `outcome`, which stops it.
+            return self.not_cgi(request_id, &read_error, &output);
+        }
         match outcome.await {
             // The program failed first: that is the story (already logged).
             Ok(Err(failure)) => Outcome::Failed(Some(failure)),

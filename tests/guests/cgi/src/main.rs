@@ -12,6 +12,14 @@ fn main() {
         "/no-type" => print!("X-A: 1\n\nbody"),
         "/garbage" => print!("this is not\x1b[31m a header block"),
         "/silent" => {}
+        "/endless-head" => {
+            // A head that never ends, then no end at all.
+            out.write_all(&[b'h'; 70 * 1024]).unwrap();
+            out.flush().unwrap();
+            loop {
+                std::hint::black_box(0);
+            }
+        }
         "/exit-early" => std::process::exit(3),
         "/trap-early" => std::process::abort(),
         "/exit-late" => {
