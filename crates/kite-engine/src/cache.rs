@@ -122,43 +122,11 @@ impl CompileCache {
             .join(format!("{hex}-{}{kind}.cwasm", self.engine_key))
     }
 
-    /// The cached compilation of the core module `wasm` (kept apart from the component
-    /// made of the same file), if there is a usable one.
-    pub(crate) fn get_module(&self, engine: &Engine, wasm: &[u8]) -> Option<wasmtime::Module> {
-        let path = self.entry_path(wasm, MODULE_KIND);
-        let entry = std::fs::read(&path).ok()?;
-        match verified_payload(&entry).and_then(|serialized| {
-            // SAFETY: as for components in `deserialize_verified`.
-            Ok(unsafe { wasmtime::Module::deserialize(engine, serialized) }?)
-        }) {
-            Ok(module) => Some(module),
-            Err(e) => {
-                tracing::warn!("discarding compile cache entry {}: {e:#}", path.display());
-                let _ = std::fs::remove_file(&path);
-                None
-            }
-        }
-    }
-
-    /// Stores a compiled core module; failures are logged, never fatal.
-    pub(crate) fn put_module(&self, module: &wasmtime::Module, wasm: &[u8]) {
-        let path = self.entry_path(wasm, MODULE_KIND);
-        let result = module.serialize().and_then(|serialized| {
-            let header = entry_header(&serialized);
-            Ok(write_atomically(&path, &[&header, &serialized])?)
-        });
-        if let Err(e) = result {
-            tracing::warn!(
-                "could not write compile cache entry {}: {e:#}",
-                path.display()
-            );
-        }
-    }
-
-    /// The cached compilation of `wasm`, if there is a usable one. An entry that fails its
-    /// integrity check or does not deserialize is removed.
-    pub(crate) fn get(&self, engine: &Engine, wasm: &[u8]) -> Option<Component> {
-        let path = self.entry_path(wasm, "");
+    /// The cached compilation of `wasm` (a component, or a core module kept apart from
+    /// the component made of the same file), if there is a usable one. An entry that fails
+    /// its integrity check or does not deserialize is removed.
+    pub(crate) fn get<T: Compiled>(&self, engine: &Engine, wasm: &[u8]) -> Option<T> {
+        let path = self.entry_path(wasm, T::KIND);
         let entry = match std::fs::read(&path) {
             Ok(entry) => entry,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -168,7 +136,7 @@ impl CompileCache {
             }
         };
         match deserialize_verified(engine, &entry) {
-            Ok(component) => Some(component),
+            Ok(compiled) => Some(compiled),
             Err(e) => {
                 tracing::warn!("discarding compile cache entry {}: {e:#}", path.display());
                 let _ = std::fs::remove_file(&path);
@@ -177,11 +145,11 @@ impl CompileCache {
         }
     }
 
-    /// Stores a compiled component. Failures are logged, never fatal: the cache is an
+    /// Stores a compilation. Failures are logged, never fatal: the cache is an
     /// optimisation.
-    pub(crate) fn put(&self, component: &Component, wasm: &[u8]) {
-        let path = self.entry_path(wasm, "");
-        let result = component.serialize().and_then(|serialized| {
+    pub(crate) fn put<T: Compiled>(&self, compiled: &T, wasm: &[u8]) {
+        let path = self.entry_path(wasm, T::KIND);
+        let result = compiled.serialize().and_then(|serialized| {
             let header = entry_header(&serialized);
             Ok(write_atomically(&path, &[&header, &serialized])?)
         });
@@ -194,8 +162,35 @@ impl CompileCache {
     }
 }
 
-/// What a core module's entry name carries after the engine key.
-const MODULE_KIND: &str = "-module";
+/// What the cache keeps: compiled components and compiled core modules.
+pub(crate) trait Compiled: Sized {
+    /// What the entry name carries after the engine key.
+    const KIND: &'static str;
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>>;
+    /// # Safety
+    /// `bytes` must be Wasmtime's own serialization (see `deserialize_verified`).
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self>;
+}
+
+impl Compiled for Component {
+    const KIND: &'static str = "";
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        Component::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        unsafe { Component::deserialize(engine, bytes) }
+    }
+}
+
+impl Compiled for wasmtime::Module {
+    const KIND: &'static str = "-module";
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        wasmtime::Module::serialize(self)
+    }
+    unsafe fn deserialize(engine: &Engine, bytes: &[u8]) -> wasmtime::Result<Self> {
+        unsafe { wasmtime::Module::deserialize(engine, bytes) }
+    }
+}
 
 fn engine_key(engine: &Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
@@ -263,14 +258,14 @@ fn verified_payload(entry: &[u8]) -> anyhow::Result<&[u8]> {
     Ok(serialized)
 }
 
-fn deserialize_verified(engine: &Engine, entry: &[u8]) -> anyhow::Result<Component> {
+fn deserialize_verified<T: Compiled>(engine: &Engine, entry: &[u8]) -> anyhow::Result<T> {
     let serialized = verified_payload(entry)?;
     // SAFETY: `deserialize` trusts its input to be Wasmtime's own output. `new` checked that
     // the directory belongs to the current user and nobody else can write to it, so the entry
     // was written by `put` (from `Component::serialize`) as this user or by root; the digest,
     // checked on these very bytes in memory, rules out truncation and corruption since. Wasmtime
     // itself rejects artifacts from another Wasmtime version or an incompatible configuration.
-    Ok(unsafe { Component::deserialize(engine, serialized) }?)
+    Ok(unsafe { T::deserialize(engine, serialized) }?)
 }
 
 /// Writes a new file (mode 0600) beside `path` and renames it over `path`, so readers see
@@ -358,7 +353,7 @@ mod tests {
         let cache = CompileCache::new(dir.join("cache"), &engine).unwrap();
         let wasm = wasm();
         cache.put(&Component::new(&engine, &wasm).unwrap(), &wasm);
-        let entry = cache.entry_path(&wasm, "");
+        let entry = cache.entry_path(&wasm, <Component as Compiled>::KIND);
         (engine, cache, wasm, entry)
     }
 
@@ -368,9 +363,9 @@ mod tests {
         let engine = engine();
         let cache = CompileCache::new(tmp.path().join("cache"), &engine).unwrap();
         let wasm = wasm();
-        assert!(cache.get(&engine, &wasm).is_none());
+        assert!(cache.get::<Component>(&engine, &wasm).is_none());
         cache.put(&Component::new(&engine, &wasm).unwrap(), &wasm);
-        assert!(cache.get(&engine, &wasm).is_some());
+        assert!(cache.get::<Component>(&engine, &wasm).is_some());
     }
 
     #[test]
@@ -395,7 +390,7 @@ mod tests {
         assert!(undetected.is_ok(), "Wasmtime alone would have loaded it");
         std::fs::write(&entry, &bytes).unwrap();
 
-        assert!(cache.get(&engine, &wasm).is_none());
+        assert!(cache.get::<Component>(&engine, &wasm).is_none());
         assert!(!entry.exists());
     }
 
@@ -406,7 +401,7 @@ mod tests {
         let serialized = Component::new(&engine, &wasm).unwrap().serialize().unwrap();
         std::fs::write(&entry, serialized).unwrap();
 
-        assert!(cache.get(&engine, &wasm).is_none());
+        assert!(cache.get::<Component>(&engine, &wasm).is_none());
         assert!(!entry.exists());
     }
 

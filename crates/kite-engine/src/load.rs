@@ -116,7 +116,7 @@ impl KiteEngine {
         }
         if let Some(module) = self
             .cache()
-            .and_then(|c| c.get_module(self.engine(), &wasm))
+            .and_then(|c| c.get::<wasmtime::Module>(self.engine(), &wasm))
         {
             return Ok(LoadedModule {
                 module,
@@ -127,7 +127,7 @@ impl KiteEngine {
         let module = wasmtime::Module::new(self.engine(), &wasm)
             .map_err(|e| ComponentLoadError::InvalidModule(path.into(), format!("{e:#}")))?;
         if let Some(cache) = self.cache() {
-            cache.put_module(&module, &wasm);
+            cache.put(&module, &wasm);
         }
         Ok(LoadedModule {
             module,
