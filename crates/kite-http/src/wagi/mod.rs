@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
-use wasmtime::{ExternType, Linker, Module, Store};
+use wasmtime::{ExternType, Linker, Module};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -299,44 +299,38 @@ impl WagiExecutor {
             stdin: Box::new(wasmtime_wasi::p2::pipe::ClosedInputStream),
             stdout: Box::new(output.clone()),
         });
-        let (engine, module_pre, timeout) = (self.engine.clone(), pre.clone(), self.timeout);
+        let (engine, program, timeout) = (self.engine.clone(), self.program.clone(), self.timeout);
         // Run on a thread of its own with its own runtime: loading may happen inside or
-        // outside one.
+        // outside one. The same run as a request's, with no body and nobody to go away.
         let ran = std::thread::scope(|scope| {
             scope
-                .spawn(move || -> anyhow::Result<()> {
+                .spawn(move || -> anyhow::Result<HandlerOutcome> {
                     let runtime = tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()?;
-                    runtime.block_on(async move {
-                        let mut store = Store::new(&engine, state);
-                        store.limiter(|state| state.limits());
-                        program::bound_store(&mut store, |state| state.past_deadline());
-                        store
-                            .data_mut()
-                            .set_deadline(std::time::Instant::now() + timeout);
-                        let run = async {
-                            let instance = module_pre.instantiate_async(&mut store).await?;
-                            let routes =
-                                instance.get_typed_func::<(), ()>(&mut store, "_routes")?;
-                            routes.call_async(&mut store, ()).await
+                    Ok(runtime.block_on(async move {
+                        let (_no_body_failure, body_failure) = tokio::sync::mpsc::channel(1);
+                        let (mut done, _waiting) = oneshot::channel();
+                        let bounds = Bounds {
+                            deadline: tokio::time::Instant::now() + timeout,
+                            timeout,
+                            body_failure,
+                            done: &mut done,
                         };
-                        match tokio::time::timeout(timeout, run).await {
-                            Ok(Ok(())) => Ok(()),
-                            Ok(Err(e)) => match GuestFailure::from_error(e, timeout) {
-                                GuestFailure::Exit(0) => Ok(()),
-                                GuestFailure::Trap(e) => Err(anyhow::anyhow!("{e:#}")),
-                                GuestFailure::Exit(status) => {
-                                    Err(anyhow::anyhow!("it exited with status {status}"))
-                                }
-                                _ => Err(anyhow::anyhow!("it ran past its deadline")),
-                            },
-                            Err(_) => Err(anyhow::anyhow!("it ran past its deadline")),
-                        }
-                    })
+                        program
+                            .run(&engine, RunState::Module(state), "_routes", bounds)
+                            .await
+                    }))
                 })
                 .join()
                 .unwrap_or_else(|_| Err(anyhow::anyhow!("running it failed")))
+        });
+        let ran = ran.and_then(|outcome| {
+            outcome.map_err(|failure| match failure {
+                GuestFailure::Trap(e) => anyhow::anyhow!("{e:#}"),
+                GuestFailure::Exit(status) => anyhow::anyhow!("it exited with status {status}"),
+                _ => anyhow::anyhow!("it ran past its deadline"),
+            })
         });
         ran.map_err(|e| {
             anyhow::anyhow!(

@@ -78,7 +78,7 @@ impl Program {
 }
 
 /// Host-call byte budget and the epoch callback that stops guest code at the deadline.
-pub(crate) fn bound_store<T: 'static>(store: &mut Store<T>, past_deadline: fn(&T) -> bool) {
+fn bound_store<T: 'static>(store: &mut Store<T>, past_deadline: fn(&T) -> bool) {
     store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
     store.epoch_deadline_callback(move |store| {
         Ok(if past_deadline(store.data()) {
