@@ -45,8 +45,9 @@ enum RouteTarget {
     Component {
         /// Index into `gates`.
         gate: usize,
-        /// For a CGI program: the route as written and its script name.
-        cgi: Option<(String, String)>,
+        /// For a CGI program: the route as written and its script name (shared, so a
+        /// request only counts references).
+        cgi: Option<(Arc<str>, Arc<str>)>,
     },
     Static(StaticBody),
 }
@@ -221,8 +222,8 @@ impl HttpTrigger {
                     gate,
                     cgi: matches!(trigger.executor, Executor::Wagi(_)).then(|| {
                         (
-                            pattern.as_str().to_string(),
-                            pattern.component_route().to_string(),
+                            Arc::from(pattern.as_str()),
+                            Arc::from(pattern.component_route()),
                         )
                     }),
                 },
@@ -242,7 +243,7 @@ impl HttpTrigger {
                     sub.as_str()
                 );
             }
-            let cgi = Some((sub.as_str().to_string(), sub.component_route().to_string()));
+            let cgi = Some((Arc::from(sub.as_str()), Arc::from(sub.component_route())));
             routes.push((sub.clone(), targets.len()));
             targets.push((
                 RouteTarget::Component { gate, cgi },

@@ -4,14 +4,15 @@
 use http::header::{CONTENT_TYPE, HOST};
 use http::request::Parts;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The route a request matched, as the trigger saw it (a request extension).
 #[derive(Clone, Debug)]
 pub(crate) struct CgiRoute {
     /// The route as written, e.g. `/cgi/...`.
-    pub matched_route: String,
+    pub matched_route: Arc<str>,
     /// The route without its wildcard, e.g. `/cgi`: the script's name.
-    pub script_name: String,
+    pub script_name: Arc<str>,
     /// The part of the path the wildcard covered, as sent (percent-encoded).
     pub raw_path_info: String,
     pub client: SocketAddr,
@@ -64,7 +65,7 @@ pub(crate) fn meta_variables(
         ("REMOTE_HOST", client_ip),
         ("REMOTE_USER", String::new()),
         ("REQUEST_METHOD", parts.method.to_string()),
-        ("SCRIPT_NAME", route.script_name.clone()),
+        ("SCRIPT_NAME", route.script_name.to_string()),
         ("SERVER_NAME", server_name.clone()),
         ("SERVER_PORT", server_port.clone()),
         ("SERVER_PROTOCOL", format!("{:?}", parts.version)),
@@ -76,11 +77,11 @@ pub(crate) fn meta_variables(
                 if host.is_empty() { "localhost" } else { &host }
             ),
         ),
-        ("X_MATCHED_ROUTE", route.matched_route.clone()),
+        ("X_MATCHED_ROUTE", route.matched_route.to_string()),
         ("X_RAW_PATH_INFO", route.raw_path_info.clone()),
         ("X_BASE_PATH", "/".to_string()),
-        ("X_RAW_COMPONENT_ROUTE", route.matched_route.clone()),
-        ("X_COMPONENT_ROUTE", route.script_name.clone()),
+        ("X_RAW_COMPONENT_ROUTE", route.matched_route.to_string()),
+        ("X_COMPONENT_ROUTE", route.script_name.to_string()),
         ("X_CLIENT_ADDR", route.client.to_string()),
     ]
     .into_iter()

@@ -437,7 +437,7 @@ impl CgiRoute {
     fn whole_path(path: &str) -> CgiRoute {
         CgiRoute {
             matched_route: "/...".into(),
-            script_name: String::new(),
+            script_name: "".into(),
             raw_path_info: path.to_string(),
             client: std::net::SocketAddr::from(([0, 0, 0, 0], 0)),
         }
