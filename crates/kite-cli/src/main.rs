@@ -1,5 +1,6 @@
 //! The `kite` command: `up` serves an app, `build` runs its components' build commands,
-//! `new` scaffolds an app from a template. Errors print one paragraph and exit non-zero.
+//! `new` scaffolds an app from a template; `serve` hosts many apps, which `deploy`, `apps`
+//! and `login` manage. Errors print one paragraph and exit non-zero.
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,6 +25,10 @@ enum Command {
     Up(Box<commands::up::UpArgs>),
     Build(commands::build::BuildArgs),
     New(commands::new::NewArgs),
+    Serve(Box<commands::serve::ServeArgs>),
+    Deploy(commands::deploy::DeployArgs),
+    Apps(commands::apps::AppsArgs),
+    Login(commands::login::LoginArgs),
 }
 
 fn main() -> ExitCode {
@@ -33,6 +38,10 @@ fn main() -> ExitCode {
         Command::Up(args) => commands::up::run(*args),
         Command::Build(args) => commands::build::run(args),
         Command::New(args) => commands::new::run(args),
+        Command::Serve(args) => commands::serve::run(*args),
+        Command::Deploy(args) => commands::deploy::run(args),
+        Command::Apps(args) => commands::apps::run(args),
+        Command::Login(args) => commands::login::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

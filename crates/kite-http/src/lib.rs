@@ -21,5 +21,6 @@ mod write_timeout;
 
 pub use access_log::use_ansi_colours;
 pub use instances::{FreshInstance, InstanceFactory};
-pub use server::{serve, ServeOptions};
+pub use server::{serve, RequestHandler, ServeOptions};
+pub use trigger::RequestBody;
 pub use trigger::{ComponentLoaded, HttpTrigger};

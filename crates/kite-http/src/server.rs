@@ -2,18 +2,58 @@
 //! the same listener; on shutdown, stop accepting and let in-flight requests finish (bounded).
 
 use crate::access_log;
+use crate::trigger::RequestBody;
 use crate::trigger::DEFAULT_BODY_IDLE_TIMEOUT;
 use crate::write_timeout::WriteTimeout;
 use crate::HttpTrigger;
+use http::{Request, Response};
 use http_body_util::BodyExt;
 use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
-use std::net::TcpListener;
+use std::future::Future;
+use std::net::{SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{watch, Semaphore};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// What answers the requests a server accepts: one app's trigger (`kite up`), or a host of
+/// many apps that picks one per request (`kite serve`).
+pub trait RequestHandler: Send + Sync + 'static {
+    /// Answers one client request.
+    fn handle(
+        &self,
+        req: Request<RequestBody>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<HyperOutgoingBody>> + Send;
+
+    /// Told once, before the first request, how the server runs.
+    fn serving(&self, options: &ServeOptions);
+
+    /// Called about once a second on each worker thread.
+    fn on_idle_tick(&self);
+}
+
+impl RequestHandler for HttpTrigger {
+    fn handle(
+        &self,
+        req: Request<RequestBody>,
+        client: SocketAddr,
+    ) -> impl Future<Output = Response<HyperOutgoingBody>> + Send {
+        HttpTrigger::handle(self, req, client)
+    }
+
+    fn serving(&self, options: &ServeOptions) {
+        self.set_workers(options.workers);
+        self.set_body_idle_timeout(options.body_idle_timeout);
+    }
+
+    fn on_idle_tick(&self) {
+        HttpTrigger::on_idle_tick(self)
+    }
+}
 
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
@@ -44,15 +84,14 @@ impl Default for ServeOptions {
 }
 
 /// Serves until `shutdown` turns true, then drains and returns.
-pub fn serve(
-    trigger: Arc<HttpTrigger>,
+pub fn serve<H: RequestHandler>(
+    trigger: Arc<H>,
     listener: TcpListener,
     options: &ServeOptions,
     shutdown: watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
-    trigger.set_workers(options.workers);
-    trigger.set_body_idle_timeout(options.body_idle_timeout);
+    trigger.serving(options);
     let connections = Arc::new(Semaphore::new(options.max_connections.max(1)));
     let mut workers = Vec::with_capacity(options.workers);
     for index in 0..options.workers.max(1) {
@@ -85,7 +124,7 @@ pub fn serve(
 /// How often a worker checks whether it went idle with work left to tidy.
 const IDLE_TICK: Duration = Duration::from_secs(1);
 
-async fn idle_ticks(trigger: Arc<HttpTrigger>) {
+async fn idle_ticks<H: RequestHandler>(trigger: Arc<H>) {
     let mut ticks = tokio::time::interval(IDLE_TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -104,9 +143,9 @@ struct WorkerSettings {
     connections: Arc<Semaphore>,
 }
 
-fn worker(
+fn worker<H: RequestHandler>(
     listener: TcpListener,
-    trigger: Arc<HttpTrigger>,
+    trigger: Arc<H>,
     mut shutdown: watch::Receiver<bool>,
     settings: WorkerSettings,
 ) -> anyhow::Result<()> {

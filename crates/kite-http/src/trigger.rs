@@ -54,7 +54,7 @@ enum RouteTarget {
 
 /// A request's body as the trigger takes it: from a client connection, or from a component
 /// of the app (service chaining).
-pub(crate) type RequestBody = WasiBody;
+pub type RequestBody = WasiBody;
 
 /// A request body's idle timeout unless serving sets one.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
@@ -280,18 +280,24 @@ impl HttpTrigger {
     }
 
     /// Serving on `workers` threads: keep one instance of each component ahead per thread.
-    pub(crate) fn set_workers(&self, workers: usize) {
+    pub fn set_workers(&self, workers: usize) {
         self.ready.keep_per_component(workers.max(1));
     }
 
     /// How long a request body may stall; the first call wins.
-    pub(crate) fn set_body_idle_timeout(&self, timeout: Duration) {
+    pub fn set_body_idle_timeout(&self, timeout: Duration) {
         let _ = self.body_idle_timeout.set(timeout);
     }
 
     /// Called about once a second on each worker thread.
-    pub(crate) fn on_idle_tick(&self) {
+    pub fn on_idle_tick(&self) {
         self.ready.flush_decommits_if_idle();
+    }
+
+    /// Drops the instances built ahead for this app, giving their slots back (a host of
+    /// many apps calls this for apps gone idle).
+    pub fn release_instances_ahead(&self) {
+        self.ready.release_all();
     }
 
     /// `(route, target)` pairs, most specific first, in the order they are matched; the
@@ -313,7 +319,7 @@ impl HttpTrigger {
 
     /// Serves a client's request (or one a component sent to the app itself) through the
     /// app's public routes.
-    pub(crate) async fn handle(
+    pub async fn handle(
         &self,
         mut req: Request<RequestBody>,
         client: SocketAddr,

@@ -1,7 +1,12 @@
 //! One module per `kite` subcommand.
 
+pub mod apps;
 pub mod build;
+pub mod client;
+pub mod deploy;
+pub mod login;
 pub mod new;
+pub mod serve;
 pub mod up;
 
 use std::path::PathBuf;

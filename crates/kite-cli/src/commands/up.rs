@@ -235,7 +235,7 @@ fn protected_paths(
 
 /// Points every component with a `{ url, digest }` source at its file in `downloads`,
 /// downloading (and checking) the ones not there yet.
-fn fetch_downloads(
+pub(crate) fn fetch_downloads(
     app: &mut kite_app::App,
     downloads: &Path,
     runtime_config: &RuntimeConfig,
@@ -288,7 +288,7 @@ fn parse_duration(text: &str) -> Result<Duration, String> {
 /// Raises the soft limit on open files to the hard one: every client connection, outbound
 /// connection, granted file a guest opens and SQLite file takes a descriptor, and the usual
 /// soft limit (1024) is below what the default caps allow together.
-fn raise_open_file_limit() {
+pub(crate) fn raise_open_file_limit() {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,
@@ -482,7 +482,9 @@ fn print_banner(app: &kite_app::App, trigger: &HttpTrigger, address: SocketAddr)
 }
 
 /// Ctrl-C or SIGTERM starts a graceful shutdown; a second Ctrl-C exits at once (status 130).
-fn watch_for_shutdown_signals(stop: tokio::sync::watch::Sender<bool>) -> anyhow::Result<()> {
+pub(crate) fn watch_for_shutdown_signals(
+    stop: tokio::sync::watch::Sender<bool>,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

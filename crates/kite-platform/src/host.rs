@@ -1,0 +1,330 @@
+//! The running apps of a host and the request path into them: the Host header picks the
+//! app, its quotas admit the request, and its current version's trigger serves it.
+
+use crate::quotas::{QuotaGate, Refusal};
+use crate::runtime::AppRuntime;
+use crate::stats::AppStats;
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http::{HeaderValue, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use kite_engine::DecommitFlusher;
+use kite_http::{RequestBody, RequestHandler, ServeOptions};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+
+/// One deployed app while the host runs.
+pub struct LiveApp {
+    pub name: Arc<str>,
+    runtime: ArcSwap<AppRuntime>,
+    quota: ArcSwap<QuotaGate>,
+    pub stats: AppStats,
+    /// Seconds since the host started, at this app's last request.
+    last_request: AtomicU64,
+}
+
+impl LiveApp {
+    pub fn new(name: &str, runtime: AppRuntime, quota: QuotaGate) -> Self {
+        LiveApp {
+            name: name.into(),
+            runtime: ArcSwap::from_pointee(runtime),
+            quota: ArcSwap::from_pointee(quota),
+            stats: AppStats::default(),
+            last_request: AtomicU64::new(0),
+        }
+    }
+
+    /// The version serving new requests.
+    pub fn runtime(&self) -> Arc<AppRuntime> {
+        self.runtime.load_full()
+    }
+
+    /// Makes `runtime` serve every request that starts from now on; requests already
+    /// running finish on the version they started on.
+    pub fn activate(&self, runtime: AppRuntime) {
+        self.runtime.store(Arc::new(runtime));
+    }
+
+    pub fn set_quota(&self, quota: QuotaGate) {
+        self.quota.store(Arc::new(quota));
+    }
+
+    pub fn quota(&self) -> Arc<QuotaGate> {
+        self.quota.load_full()
+    }
+
+    async fn serve(
+        &self,
+        req: Request<RequestBody>,
+        client: SocketAddr,
+        now: u64,
+    ) -> Response<HyperOutgoingBody> {
+        self.last_request.store(now, Ordering::Relaxed);
+        let quota = self.quota.load();
+        let admission = match quota.admit() {
+            Ok(admission) => admission,
+            Err(refusal) => {
+                self.stats.count_refusal(refusal);
+                return self.refused(refusal, &quota);
+            }
+        };
+        let runtime = self.runtime.load_full();
+        let started = Instant::now();
+        let response = runtime.trigger.handle(req, client).await;
+        self.stats
+            .count_response(response.status(), started.elapsed());
+        if admission.holds_place() {
+            // The place is the app's until the response body has been sent.
+            response.map(|body| {
+                Held {
+                    body,
+                    _held: (admission, runtime),
+                }
+                .boxed_unsync()
+            })
+        } else {
+            response
+        }
+    }
+
+    fn refused(&self, refusal: Refusal, quota: &QuotaGate) -> Response<HyperOutgoingBody> {
+        let (status, why) = match refusal {
+            Refusal::Rate => (
+                StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "app `{}` is over its quota of {} requests per second",
+                    self.name,
+                    quota.quotas.requests_per_second.unwrap_or(0)
+                ),
+            ),
+            Refusal::Concurrency => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "app `{}` is at its quota of {} concurrent requests",
+                    self.name,
+                    quota.quotas.max_concurrency.unwrap_or(0)
+                ),
+            ),
+        };
+        tracing::warn!(app = %self.name, "{why}; answered {}", status.as_u16());
+        let mut response = text_response(status, &why);
+        response
+            .headers_mut()
+            .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
+        response
+    }
+}
+
+/// A plain-text response of one line.
+pub fn text_response(status: StatusCode, message: &str) -> Response<HyperOutgoingBody> {
+    let body = Full::new(Bytes::from(format!("{message}\n")))
+        .map_err(|never| match never {})
+        .boxed_unsync();
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    response
+}
+
+/// A response body that keeps something alive until it is finished or dropped.
+struct Held<T> {
+    body: HyperOutgoingBody,
+    _held: T,
+}
+
+impl<T: Unpin> http_body::Body for Held<T> {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// Which app each host name and app name means; replaced whole on every change.
+#[derive(Default, Clone)]
+struct Directory {
+    by_host: HashMap<Box<str>, Arc<LiveApp>>,
+    by_name: HashMap<Box<str>, (Arc<LiveApp>, Vec<String>)>,
+}
+
+/// Drop an app's instances built ahead after this long without a request: idle apps hold
+/// no instance slots.
+const IDLE_RELEASE: Duration = Duration::from_secs(10);
+
+/// Every running app, routed by Host header.
+pub struct Host {
+    directory: ArcSwap<Directory>,
+    serve: OnceLock<ServeOptions>,
+    started: Instant,
+    decommits: Option<Arc<DecommitFlusher>>,
+    /// Seconds since start at the last sweep for idle apps (one worker sweeps per second).
+    last_sweep: AtomicU64,
+}
+
+impl Host {
+    pub fn new(decommits: Option<Arc<DecommitFlusher>>) -> Self {
+        Host {
+            directory: ArcSwap::default(),
+            serve: OnceLock::new(),
+            started: Instant::now(),
+            decommits,
+            last_sweep: AtomicU64::new(0),
+        }
+    }
+
+    /// How apps' triggers are told to run (the server's options, once serving).
+    pub fn serve_options(&self) -> ServeOptions {
+        self.serve.get().cloned().unwrap_or_default()
+    }
+
+    pub fn app(&self, name: &str) -> Option<Arc<LiveApp>> {
+        self.directory
+            .load()
+            .by_name
+            .get(name)
+            .map(|(app, _)| app.clone())
+    }
+
+    /// Every live app with its host names, in name order.
+    pub fn apps(&self) -> Vec<(Arc<LiveApp>, Vec<String>)> {
+        let mut apps: Vec<_> = self.directory.load().by_name.values().cloned().collect();
+        apps.sort_by(|a, b| a.0.name.cmp(&b.0.name));
+        apps
+    }
+
+    /// The app (other than `name`) that answers on `host`, if any.
+    pub fn host_owner(&self, host: &str, name: &str) -> Option<Arc<str>> {
+        self.directory
+            .load()
+            .by_host
+            .get(host)
+            .filter(|app| &*app.name != name)
+            .map(|app| app.name.clone())
+    }
+
+    /// Routes `hosts` to `app` (replacing what its name had before). The caller has checked
+    /// that no other app has these hosts.
+    pub fn insert(&self, app: Arc<LiveApp>, hosts: Vec<String>) {
+        let mut directory = Directory::clone(&self.directory.load());
+        remove_from(&mut directory, &app.name);
+        for host in &hosts {
+            directory.by_host.insert(host.as_str().into(), app.clone());
+        }
+        directory
+            .by_name
+            .insert(app.name.as_ref().into(), (app, hosts));
+        self.directory.store(Arc::new(directory));
+    }
+
+    pub fn remove(&self, name: &str) -> Option<Arc<LiveApp>> {
+        let mut directory = Directory::clone(&self.directory.load());
+        let removed = remove_from(&mut directory, name);
+        self.directory.store(Arc::new(directory));
+        removed
+    }
+
+    fn seconds(&self) -> u64 {
+        self.started.elapsed().as_secs()
+    }
+
+    /// Frees the instance slots of apps that have had no request for a while.
+    fn release_idle_apps(&self) {
+        let now = self.seconds();
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        if now == last
+            || self
+                .last_sweep
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        for (app, _) in self.directory.load().by_name.values() {
+            let idle_since = app.last_request.load(Ordering::Relaxed);
+            if now.saturating_sub(idle_since) >= IDLE_RELEASE.as_secs() {
+                app.runtime.load().trigger.release_instances_ahead();
+            }
+        }
+    }
+}
+
+fn remove_from(directory: &mut Directory, name: &str) -> Option<Arc<LiveApp>> {
+    let (app, hosts) = directory.by_name.remove(name)?;
+    for host in hosts {
+        directory.by_host.remove(host.as_str());
+    }
+    Some(app)
+}
+
+/// The host a request is for: its `Host` header (or absolute URI), lowercase, without port
+/// or trailing dot.
+fn request_host<B>(req: &Request<B>) -> Option<String> {
+    let raw = match req.uri().authority() {
+        Some(authority) => authority.host().to_string(),
+        None => {
+            let header = req.headers().get(http::header::HOST)?.to_str().ok()?;
+            let authority: http::uri::Authority = header.parse().ok()?;
+            authority.host().to_string()
+        }
+    };
+    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+}
+
+impl RequestHandler for Host {
+    async fn handle(
+        &self,
+        req: Request<RequestBody>,
+        client: SocketAddr,
+    ) -> Response<HyperOutgoingBody> {
+        let app = request_host(&req).and_then(|host| {
+            let directory = self.directory.load();
+            directory.by_host.get(host.as_str()).cloned()
+        });
+        match app {
+            Some(app) => app.serve(req, client, self.seconds()).await,
+            None => text_response(
+                StatusCode::NOT_FOUND,
+                "no app is deployed at this host name",
+            ),
+        }
+    }
+
+    fn serving(&self, options: &ServeOptions) {
+        let _ = self.serve.set(options.clone());
+        for (app, _) in self.directory.load().by_name.values() {
+            let runtime = app.runtime();
+            runtime.trigger.set_workers(options.workers);
+            runtime
+                .trigger
+                .set_body_idle_timeout(options.body_idle_timeout);
+        }
+    }
+
+    fn on_idle_tick(&self) {
+        if let Some(decommits) = &self.decommits {
+            decommits.flush_if_idle();
+        }
+        self.release_idle_apps();
+    }
+}

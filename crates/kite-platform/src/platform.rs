@@ -1,0 +1,522 @@
+//! The control plane of `kite serve`: deploy, roll back, remove and configure apps, one
+//! change at a time, each checked completely before it touches the registry or traffic.
+
+use crate::bundle::{read_index, unpack, BlobStore, BundleLimits};
+use crate::host::{Host, LiveApp};
+use crate::quotas::{QuotaGate, Quotas};
+use crate::registry::{is_valid_app_name, AppRecord, Registry, VersionRecord};
+use crate::runtime::{load_version, AppRuntime, LoadContext};
+use kite_engine::KiteEngine;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+/// How the operator set the host up.
+#[derive(Debug, Clone)]
+pub struct PlatformSettings {
+    pub state_dir: PathBuf,
+    /// Apps answer on `<name>.<domain>`.
+    pub domain: String,
+    /// The apps' listener's port, for the URLs shown to users (`None`: port 80).
+    pub public_port: Option<u16>,
+    /// Quotas for apps that set none.
+    pub default_quotas: Quotas,
+    /// The host's limit on an instance's linear memory.
+    pub max_memory: u64,
+    /// Files one bundle may hold.
+    pub max_bundle_files: usize,
+}
+
+/// Why a change was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum PlatformError {
+    #[error("{0}")]
+    NotFound(String),
+    /// The request or the bundle is wrong; nothing changed.
+    #[error("{0}")]
+    Invalid(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("{0}")]
+    TooLarge(String),
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+type Result<T> = std::result::Result<T, PlatformError>;
+
+/// What the API shows of an app.
+#[derive(Debug, Clone, Serialize)]
+pub struct AppView {
+    pub name: String,
+    pub url: String,
+    pub hosts: Vec<String>,
+    /// `serving`, `not deployed`, or `failed: <why>`.
+    pub status: String,
+    pub current_version: Option<u32>,
+    pub versions: Vec<VersionView>,
+    pub routes: Vec<RouteView>,
+    /// As set, and as in effect with the host's defaults.
+    pub quotas: Quotas,
+    pub effective_quotas: Quotas,
+    /// Names only: values are never shown.
+    pub variables: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct VersionView {
+    pub version: u32,
+    pub bundle_sha256: String,
+    pub deployed_at: String,
+    pub size: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteView {
+    pub route: String,
+    pub component: String,
+}
+
+pub struct Platform {
+    registry: Registry,
+    blobs: BlobStore,
+    engine: KiteEngine,
+    pub host: Arc<Host>,
+    settings: PlatformSettings,
+    /// Held by every change: one at a time.
+    changes: Mutex<()>,
+    /// Apps whose current version could not be loaded at start, with why.
+    failed: Mutex<BTreeMap<String, String>>,
+}
+
+impl Platform {
+    pub fn open(settings: PlatformSettings, engine: KiteEngine) -> anyhow::Result<Self> {
+        let registry = Registry::open(&settings.state_dir)?;
+        let blobs = BlobStore::open(&settings.state_dir.join("blobs"))?;
+        let host = Arc::new(Host::new(engine.decommits().cloned()));
+        Ok(Platform {
+            registry,
+            blobs,
+            engine,
+            host,
+            settings,
+            changes: Mutex::new(()),
+            failed: Mutex::default(),
+        })
+    }
+
+    pub fn settings(&self) -> &PlatformSettings {
+        &self.settings
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
+        self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Starts serving every app deployed before; returns how many serve. An app that no
+    /// longer loads is reported and left out.
+    pub fn restore(&self) -> anyhow::Result<usize> {
+        let _change = self.lock();
+        let mut serving = 0;
+        for record in self.registry.list()? {
+            let Some(current) = record.current else {
+                continue;
+            };
+            match self.load(&record, current, None) {
+                Ok(runtime) => {
+                    self.go_live(&record, runtime);
+                    serving += 1;
+                }
+                Err(e) => {
+                    tracing::error!(app = %record.name, "version {current} does not load: {e}");
+                    self.failed_apps()
+                        .insert(record.name.clone(), e.to_string());
+                }
+            }
+        }
+        Ok(serving)
+    }
+
+    fn failed_apps(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.failed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The most bytes of bundle `name` may upload.
+    pub fn bundle_limit(&self, name: &str) -> u64 {
+        let quotas = self
+            .registry
+            .get(name)
+            .ok()
+            .flatten()
+            .map(|r| r.quotas)
+            .unwrap_or_default();
+        self.effective(&quotas).bundle_size.unwrap_or(u64::MAX)
+    }
+
+    fn effective(&self, quotas: &Quotas) -> Quotas {
+        quotas.effective(&self.settings.default_quotas, self.settings.max_memory)
+    }
+
+    /// Deploys the bundle in `upload` as `name`'s next version and makes it current.
+    /// `hosts`, when given, replaces the host names the app answers on besides its own.
+    pub fn deploy(
+        &self,
+        name: &str,
+        upload: &Path,
+        bundle_sha256: &str,
+        hosts: Option<Vec<String>>,
+    ) -> Result<AppView> {
+        check_name(name)?;
+        let _change = self.lock();
+        let mut record = self
+            .registry
+            .get(name)?
+            .unwrap_or_else(|| AppRecord::new(name));
+        if let Some(hosts) = hosts {
+            record.hosts = check_hosts(hosts)?;
+        }
+        self.check_hosts_free(&record)?;
+        let number = record.next_version();
+        let dir = self.registry.version_dir(name, number);
+        let result = self.unpack_and_load(&record, number, &dir, upload);
+        let (runtime, unpacked) = match result {
+            Ok(loaded) => loaded,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
+        record.versions.push(VersionRecord {
+            number,
+            bundle_sha256: bundle_sha256.to_string(),
+            deployed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+                .to_string(),
+            size: unpacked.size,
+            blobs: unpacked.blobs,
+        });
+        record.current = Some(number);
+        let before = record.versions.len();
+        self.registry.prune_versions(&mut record)?;
+        if let Err(e) = self.registry.save(&record) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(e.into());
+        }
+        if record.versions.len() < before {
+            self.collect_blobs();
+        }
+        self.go_live(&record, runtime);
+        tracing::info!(app = %name, "version {number} deployed");
+        self.view(name)
+    }
+
+    fn unpack_and_load(
+        &self,
+        record: &AppRecord,
+        number: u32,
+        dir: &Path,
+        upload: &Path,
+    ) -> Result<(AppRuntime, crate::bundle::Unpacked)> {
+        if dir.exists() {
+            std::fs::remove_dir_all(dir).map_err(anyhow::Error::from)?;
+        }
+        std::fs::create_dir_all(dir).map_err(anyhow::Error::from)?;
+        let limits = BundleLimits {
+            max_unpacked: self
+                .effective(&record.quotas)
+                .bundle_size
+                .unwrap_or(u64::MAX),
+            max_files: self.settings.max_bundle_files,
+        };
+        let file = std::fs::File::open(upload).map_err(anyhow::Error::from)?;
+        let unpacked = unpack(std::io::BufReader::new(file), limits, &self.blobs, dir)
+            .map_err(|e| PlatformError::Invalid(format!("{e:#}")))?;
+        let runtime = self.load(record, number, Some(&unpacked.index))?;
+        Ok((runtime, unpacked))
+    }
+
+    /// Loads version `number` of `record`'s app with its current variables and quotas.
+    fn load(
+        &self,
+        record: &AppRecord,
+        number: u32,
+        index: Option<&crate::bundle::BundleIndex>,
+    ) -> Result<AppRuntime> {
+        let dir = self.registry.version_dir(&record.name, number);
+        let index = match index {
+            Some(index) => index.clone(),
+            None => read_index(&dir)?,
+        };
+        let variables = self.registry.variables(&record.name)?;
+        let quotas = self.effective(&record.quotas);
+        let serve = self.host.serve_options();
+        let data_dir = self.registry.data_dir(&record.name);
+        let context = LoadContext {
+            engine: &self.engine,
+            quotas: &quotas,
+            variables: &variables,
+            data_dir: &data_dir,
+            serve: &serve,
+        };
+        load_version(&record.name, number, &dir, &index, &context)
+            .map_err(|e| PlatformError::Invalid(format!("{e:#}")))
+    }
+
+    /// Routes the app's hosts to `runtime`, replacing any version serving before.
+    fn go_live(&self, record: &AppRecord, runtime: AppRuntime) {
+        let quota = QuotaGate::new(self.effective(&record.quotas));
+        let hosts = self.hosts_of(record);
+        match self.host.app(&record.name) {
+            Some(app) => {
+                app.activate(runtime);
+                app.set_quota(quota);
+                self.host.insert(app, hosts);
+            }
+            None => {
+                let app = Arc::new(LiveApp::new(&record.name, runtime, quota));
+                self.host.insert(app, hosts);
+            }
+        }
+        self.failed_apps().remove(&record.name);
+    }
+
+    fn hosts_of(&self, record: &AppRecord) -> Vec<String> {
+        let mut hosts = vec![format!("{}.{}", record.name, self.settings.domain)];
+        hosts.extend(record.hosts.iter().cloned());
+        hosts.dedup();
+        hosts
+    }
+
+    fn check_hosts_free(&self, record: &AppRecord) -> Result<()> {
+        for host in self.hosts_of(record) {
+            if let Some(owner) = self.host.host_owner(&host, &record.name) {
+                return Err(PlatformError::Conflict(format!(
+                    "host {host:?} already belongs to app `{owner}`"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the version before the current one current again.
+    pub fn rollback(&self, name: &str) -> Result<AppView> {
+        let _change = self.lock();
+        let mut record = self.record(name)?;
+        let previous = record.previous_version().ok_or_else(|| {
+            PlatformError::Invalid(format!(
+                "app `{name}` has no earlier version to roll back to"
+            ))
+        })?;
+        let runtime = self.load(&record, previous, None)?;
+        record.current = Some(previous);
+        self.registry.save(&record)?;
+        self.go_live(&record, runtime);
+        tracing::info!(app = %name, "rolled back to version {previous}");
+        self.view(name)
+    }
+
+    /// Loads the current version again (with the variables and quotas set now).
+    pub fn redeploy(&self, name: &str) -> Result<AppView> {
+        let _change = self.lock();
+        self.reload(name)?;
+        self.view(name)
+    }
+
+    fn reload(&self, name: &str) -> Result<()> {
+        let record = self.record(name)?;
+        if let Some(current) = record.current {
+            let runtime = self.load(&record, current, None)?;
+            self.go_live(&record, runtime);
+        }
+        Ok(())
+    }
+
+    /// Removes the app, its versions and its data.
+    pub fn remove(&self, name: &str) -> Result<()> {
+        let _change = self.lock();
+        self.record(name)?;
+        self.host.remove(name);
+        self.registry.remove(name)?;
+        self.failed_apps().remove(name);
+        self.collect_blobs();
+        tracing::info!(app = %name, "removed");
+        Ok(())
+    }
+
+    /// Sets (a value) or unsets (`None`) variables. A deployed app must still load with
+    /// them, or nothing changes.
+    pub fn set_variables(
+        &self,
+        name: &str,
+        changes: BTreeMap<String, Option<String>>,
+    ) -> Result<AppView> {
+        check_name(name)?;
+        for variable in changes.keys() {
+            if !kite_app::is_valid_variable_name(variable) {
+                return Err(PlatformError::Invalid(format!(
+                    "invalid variable name {variable:?}: lowercase letters, digits and `_`, starting with a letter"
+                )));
+            }
+        }
+        let _change = self.lock();
+        let record = match self.registry.get(name)? {
+            Some(record) => record,
+            None => {
+                let record = AppRecord::new(name);
+                self.registry.save(&record)?;
+                record
+            }
+        };
+        let before = self.registry.variables(name)?;
+        let mut after = before.clone();
+        for (variable, value) in changes {
+            match value {
+                Some(value) => after.insert(variable, value),
+                None => after.remove(&variable),
+            };
+        }
+        self.registry.set_variables(name, &after)?;
+        if record.current.is_some() {
+            if let Err(e) = self.reload(name) {
+                self.registry.set_variables(name, &before)?;
+                return Err(e);
+            }
+        }
+        self.view(name)
+    }
+
+    /// Changes the app's quotas (fields given replace those set); a deployed app takes them
+    /// at once.
+    pub fn set_quotas(&self, name: &str, changes: &Quotas) -> Result<AppView> {
+        check_name(name)?;
+        let _change = self.lock();
+        let mut record = self
+            .registry
+            .get(name)?
+            .unwrap_or_else(|| AppRecord::new(name));
+        let memory_before = self.effective(&record.quotas).memory;
+        record.quotas.merge(changes);
+        self.registry.save(&record)?;
+        if let Some(app) = self.host.app(name) {
+            if self.effective(&record.quotas).memory != memory_before {
+                // Memory limits are fixed when a version is loaded.
+                self.reload(name)?;
+            } else {
+                app.set_quota(QuotaGate::new(self.effective(&record.quotas)));
+            }
+        }
+        self.view(name)
+    }
+
+    fn record(&self, name: &str) -> Result<AppRecord> {
+        self.registry
+            .get(name)?
+            .ok_or_else(|| PlatformError::NotFound(format!("no app named `{name}`")))
+    }
+
+    /// Deletes blobs no kept version links.
+    fn collect_blobs(&self) {
+        let result = self
+            .registry
+            .blobs_in_use()
+            .and_then(|keep| Ok(self.blobs.retain(&keep)?));
+        if let Err(e) = result {
+            tracing::warn!("cleaning unused bundle files: {e:#}");
+        }
+    }
+
+    pub fn list(&self) -> Result<Vec<AppView>> {
+        let names: Vec<String> = self.registry.list()?.into_iter().map(|r| r.name).collect();
+        names.iter().map(|name| self.view(name)).collect()
+    }
+
+    pub fn view(&self, name: &str) -> Result<AppView> {
+        let record = self.record(name)?;
+        let live = self.host.app(name);
+        let status = match (&live, record.current) {
+            (Some(_), _) => "serving".to_string(),
+            (None, None) => "not deployed".to_string(),
+            (None, Some(_)) => match self.failed_apps().get(name) {
+                Some(why) => format!("failed: {why}"),
+                None => "stopped".to_string(),
+            },
+        };
+        let routes = live
+            .map(|app| {
+                app.runtime()
+                    .routes
+                    .iter()
+                    .map(|(route, component)| RouteView {
+                        route: route.clone(),
+                        component: component.clone(),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let hosts = self.hosts_of(&record);
+        Ok(AppView {
+            url: self.url(&hosts[0]),
+            name: record.name.clone(),
+            hosts,
+            status,
+            current_version: record.current,
+            versions: record
+                .versions
+                .iter()
+                .map(|v| VersionView {
+                    version: v.number,
+                    bundle_sha256: v.bundle_sha256.clone(),
+                    deployed_at: v.deployed_at.clone(),
+                    size: v.size,
+                })
+                .collect(),
+            routes,
+            effective_quotas: self.effective(&record.quotas),
+            quotas: record.quotas,
+            variables: self.registry.variables(name)?.into_keys().collect(),
+        })
+    }
+
+    fn url(&self, host: &str) -> String {
+        match self.settings.public_port {
+            None | Some(80) => format!("http://{host}/"),
+            Some(port) => format!("http://{host}:{port}/"),
+        }
+    }
+}
+
+fn check_name(name: &str) -> Result<()> {
+    if is_valid_app_name(name) {
+        Ok(())
+    } else {
+        Err(PlatformError::Invalid(format!(
+            "invalid app name {name:?}: up to 63 lowercase letters, digits and `-`, not starting or ending with `-`"
+        )))
+    }
+}
+
+/// Host names as given, lowercased and checked.
+fn check_hosts(hosts: Vec<String>) -> Result<Vec<String>> {
+    hosts
+        .into_iter()
+        .map(|host| {
+            let host = host.trim_end_matches('.').to_ascii_lowercase();
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|label| {
+                    !label.is_empty()
+                        && label.len() <= 63
+                        && label
+                            .bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                });
+            if valid {
+                Ok(host)
+            } else {
+                Err(PlatformError::Invalid(format!(
+                    "invalid host name {host:?}"
+                )))
+            }
+        })
+        .collect()
+}
