@@ -25,6 +25,8 @@ pub fn pack(app: &App) -> anyhow::Result<PackedBundle> {
         .with_context(|| format!("reading {}", app.dir.display()))?;
     // Bundle path → host file, sorted, so the bundle's bytes depend only on the contents.
     let mut files: BTreeMap<String, PathBuf> = BTreeMap::new();
+    // Granted directories, so that empty ones exist on the server too.
+    let mut directories = std::collections::BTreeSet::new();
     let manifest = relative(&app_dir, &app.manifest_path)?;
     files.insert(format!("{APP_DIR}/{manifest}"), app.manifest_path.clone());
     let mut components = BTreeMap::new();
@@ -44,6 +46,7 @@ pub fn pack(app: &App) -> anyhow::Result<PackedBundle> {
             files.insert(format!("{APP_DIR}/{path}"), copied.source.clone());
         }
         for mount in &component.files {
+            directories.insert(format!("{APP_DIR}/{}", relative(&app_dir, &mount.source)?));
             add_directory(&app_dir, &mount.source, &mut files)?;
         }
     }
@@ -57,6 +60,15 @@ pub fn pack(app: &App) -> anyhow::Result<PackedBundle> {
     let index_json = serde_json::to_vec_pretty(&index)?;
     append(&mut tar, INDEX_PATH, &index_json)?;
     let mut unpacked_size = index_json.len() as u64;
+    for directory in &directories {
+        let mut header = tar::Header::new_gnu();
+        header.set_entry_type(tar::EntryType::Directory);
+        header.set_size(0);
+        header.set_mode(0o755);
+        header.set_mtime(0);
+        tar.append_data(&mut header, directory, std::io::empty())
+            .with_context(|| format!("packing {directory}"))?;
+    }
     for (path, source) in &files {
         let bytes =
             std::fs::read(source).with_context(|| format!("reading {}", source.display()))?;

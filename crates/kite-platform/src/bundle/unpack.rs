@@ -45,14 +45,21 @@ pub fn unpack(
         .entries()
         .map_err(|e| anyhow::anyhow!("not a gzip'd tar: {e}"))?
     {
-        let mut entry = entry.map_err(|e| anyhow::anyhow!("the bundle is damaged: {e}"))?;
+        let mut entry = entry
+            .map_err(|e| anyhow::anyhow!("the bundle is not a gzip'd tar, or is damaged: {e}"))?;
         let path = entry
             .path()
             .map_err(|e| anyhow::anyhow!("a bundle entry has an unreadable path: {e}"))?
             .into_owned();
         let shown = path.display().to_string();
         check_path(&path).map_err(|why| anyhow::anyhow!("bundle entry {shown:?}: {why}"))?;
+        let top = path.components().next();
+        let below_app = matches!(top, Some(Component::Normal(name)) if name == APP_DIR);
         match entry.header().entry_type() {
+            tar::EntryType::Directory if below_app => {
+                std::fs::create_dir_all(dest.join(&path))?;
+                continue;
+            }
             tar::EntryType::Directory => continue,
             tar::EntryType::Regular | tar::EntryType::Continuous => {}
             other => anyhow::bail!(
@@ -82,7 +89,6 @@ pub fn unpack(
             index = Some(parsed);
             continue;
         }
-        let top = path.components().next();
         let allowed = matches!(top, Some(Component::Normal(name)) if name == APP_DIR || name == COMPONENTS_DIR);
         if !allowed || path.components().count() < 2 {
             anyhow::bail!(

@@ -1,0 +1,740 @@
+//! `kite serve`: a real host on loopback driven through its admin API and the CLI: deploy,
+//! list, show, redeploy, roll back and remove; bundles the loader or the unpacker refuses;
+//! tokens; Host routing; data isolation; variables; quotas; restarts; zero-downtime deploys.
+
+mod common;
+use bytes::Bytes;
+use common::{guest, kite, send_request, Reply, Server};
+use http_body_util::Full;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+/// A running `kite serve` with its own state directory.
+struct Host {
+    server: Server,
+    admin: SocketAddr,
+    token: String,
+    state: PathBuf,
+    _dirs: Option<tempfile::TempDir>,
+}
+
+impl Host {
+    fn start(extra: &[&str]) -> Host {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let mut host = Self::start_in(&state, extra);
+        host._dirs = Some(dir);
+        host
+    }
+
+    /// Starts a host on `state` (which may already hold apps).
+    fn start_in(state: &Path, extra: &[&str]) -> Host {
+        let cache = state.parent().unwrap().join("cache");
+        let mut command = kite();
+        command
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--admin-listen",
+                "127.0.0.1:0",
+            ])
+            .arg("--state-dir")
+            .arg(state)
+            .arg("--cache-dir")
+            .arg(&cache)
+            .args(extra);
+        let server = Server::spawn(command);
+        let stdout = server.stdout();
+        let admin = stdout
+            .lines()
+            .find_map(|l| l.strip_prefix("admin API on http://"))
+            .expect("the admin address")
+            .parse()
+            .unwrap();
+        let token = std::fs::read_to_string(state.join("admin-token")).unwrap();
+        Host {
+            server,
+            admin,
+            token,
+            state: state.to_path_buf(),
+            _dirs: None,
+        }
+    }
+
+    /// A `kite` command talking to this host.
+    fn cli(&self) -> Command {
+        let mut command = kite();
+        command
+            .env("KITE_SERVER", format!("http://{}", self.admin))
+            .env("KITE_TOKEN", &self.token)
+            .env(
+                "KITE_CONFIG_DIR",
+                self.state.parent().unwrap().join("config"),
+            );
+        command
+    }
+
+    /// Runs `kite args...` against this host; returns (success, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (bool, String, String) {
+        let output = self.cli().args(args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+        assert!(!stderr.contains("panicked"), "{stderr}");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr,
+        )
+    }
+
+    /// `kite deploy -f dir args...`, expected to succeed; returns its output.
+    fn deploy(&self, dir: &Path, args: &[&str]) -> String {
+        let (ok, out, err) = self.run(&[&["deploy", "-f", dir.to_str().unwrap()], args].concat());
+        assert!(
+            ok,
+            "deploy failed: {out}\n{err}\nserver log:\n{}",
+            self.server.log()
+        );
+        out
+    }
+
+    /// A request to the admin API with `token` (`None`: no Authorization header).
+    async fn admin_call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Bytes,
+        token: Option<&str>,
+    ) -> Reply {
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", self.admin.to_string());
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        send_request(self.admin, request.body(Full::new(body)).unwrap()).await
+    }
+
+    async fn admin(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
+        let reply = self
+            .admin_call(
+                method,
+                path,
+                Bytes::from(body.to_string()),
+                Some(&self.token),
+            )
+            .await;
+        let value = serde_json::from_str(&reply.body)
+            .unwrap_or_else(|_| panic!("not JSON: {}", reply.body));
+        (reply.status, value)
+    }
+
+    /// GET `path` on the apps' listener with `Host: host`.
+    async fn get(&self, host: &str, path: &str) -> Reply {
+        let request = http::Request::get(path)
+            .header("host", host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        send_request(self.server.addr, request).await
+    }
+}
+
+/// An app directory: a kite.toml serving the probe guest at `/...` (copied into the
+/// directory, as a user's built component would be), with `extra` manifest text.
+fn probe_app(name: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(guest("probe"), dir.path().join("probe.wasm")).unwrap();
+    std::fs::write(
+        dir.path().join("kite.toml"),
+        format!(
+            "manifest_version = 1\n[app]\nname = \"{name}\"\n\
+             [[route]]\npath = \"/...\"\ncomponent = \"probe\"\n\
+             [component.probe]\nsource = \"probe.wasm\"\n{extra}"
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+/// The same app, saying which version it is in its environment.
+fn versioned_app(name: &str, version: u32) -> tempfile::TempDir {
+    probe_app(
+        name,
+        &format!("environment = {{ VERSION = \"{version}\" }}\n"),
+    )
+}
+
+fn set_version(dir: &Path, version: u32) {
+    let manifest = dir.join("kite.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let start = text.find("VERSION = \"").unwrap() + "VERSION = \"".len();
+    let end = start + text[start..].find('"').unwrap();
+    std::fs::write(
+        &manifest,
+        format!("{}{version}{}", &text[..start], &text[end..]),
+    )
+    .unwrap();
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The `VERSION=` lines of a probe's `/env` answer.
+fn versions_in(body: &str) -> Vec<&str> {
+    body.lines()
+        .filter_map(|l| l.strip_prefix("VERSION="))
+        .collect()
+}
+
+#[tokio::test]
+async fn apps_are_deployed_listed_shown_redeployed_rolled_back_and_removed() {
+    let host = Host::start(&[]);
+    let app = versioned_app("shop", 1);
+    let out = host.deploy(app.path(), &[]);
+    assert!(out.contains("Deployed `shop` version 1"), "{out}");
+    assert!(out.contains("http://shop.kite.localhost:"), "{out}");
+    let reply = host.get("shop.kite.localhost", "/env").await;
+    assert_eq!((reply.status, versions_in(&reply.body)), (200, vec!["1"]));
+
+    set_version(app.path(), 2);
+    let out = host.deploy(app.path(), &[]);
+    assert!(out.contains("version 2"), "{out}");
+    let reply = host.get("shop.kite.localhost:8080", "/env").await;
+    assert_eq!(versions_in(&reply.body), vec!["2"]);
+
+    let (ok, out, _) = host.run(&["apps", "list"]);
+    assert!(ok && out.contains("shop  version 2  serving"), "{out}");
+    let (status, shown) = host.admin("GET", "/v1/apps/shop", "").await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["current_version"], 2);
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+    assert_eq!(shown["routes"][0]["route"], "/...");
+    assert_eq!(shown["hosts"][0], "shop.kite.localhost");
+    assert_eq!(shown["status"], "serving");
+
+    let (ok, out, err) = host.run(&["apps", "rollback", "shop"]);
+    assert!(ok && out.contains("version 1"), "{out}{err}");
+    let reply = host.get("shop.kite.localhost", "/env").await;
+    assert_eq!(versions_in(&reply.body), vec!["1"]);
+
+    // Redeploying loads the current version again, with the same answer.
+    let (status, shown) = host.admin("POST", "/v1/apps/shop/redeploy", "").await;
+    assert_eq!((status, shown["current_version"].as_u64()), (200, Some(1)));
+    assert_eq!(
+        versions_in(&host.get("shop.kite.localhost", "/env").await.body),
+        vec!["1"]
+    );
+
+    let (ok, _, err) = host.run(&["apps", "rm", "shop"]);
+    assert!(ok, "{err}");
+    let reply = host.get("shop.kite.localhost", "/env").await;
+    assert_eq!(reply.status, 404);
+    assert_eq!(reply.body, "no app is deployed at this host name\n");
+    let (_, list) = host.admin("GET", "/v1/apps", "").await;
+    assert_eq!(list, serde_json::json!([]));
+    assert!(!host.state.join("apps/shop").exists());
+    // No bundle file is kept for an app that is gone.
+    let blobs: Vec<_> = std::fs::read_dir(host.state.join("blobs"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name() != "tmp")
+        .collect();
+    assert!(blobs.is_empty(), "{blobs:?}");
+}
+
+#[tokio::test]
+async fn a_bundle_the_loader_refuses_gets_its_error_and_changes_nothing() {
+    let host = Host::start(&[]);
+    let app = versioned_app("shop", 1);
+    host.deploy(app.path(), &[]);
+    // A mistake in the manifest: the loader's file:line:key error reaches the client.
+    let manifest = app.path().join("kite.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[component.probe]",
+            "[component.probe]\nlimits = { memory = \"lots\" }",
+        ),
+    )
+    .unwrap();
+    // `kite deploy` runs the same loader before uploading.
+    let (ok, _, err) = host.run(&["deploy", "-f", app.path().to_str().unwrap()]);
+    assert!(!ok);
+    assert!(err.contains("kite.toml:8:"), "{err}");
+    assert!(err.contains("component.probe.limits.memory"), "{err}");
+    // Uploaded anyway, the server's loader refuses it with the same error.
+    let bad = std::fs::read_to_string(&manifest).unwrap();
+    let wasm = std::fs::read(app.path().join("probe.wasm")).unwrap();
+    let digest = sha256_hex(&wasm);
+    let index = format!(
+        r#"{{"bundle_format":1,"manifest":"kite.toml","components":{{"probe":"{digest}"}}}}"#
+    );
+    let regular = tar::EntryType::Regular;
+    let component = format!("components/{digest}.wasm");
+    let bundle = raw_bundle(&[
+        ("kite-bundle.json", regular, index.as_bytes()),
+        ("app/kite.toml", regular, bad.as_bytes()),
+        (&component, regular, &wasm),
+    ]);
+    let reply = host
+        .admin_call(
+            "POST",
+            "/v1/apps/shop/versions",
+            Bytes::from(bundle),
+            Some(&host.token),
+        )
+        .await;
+    assert_eq!(reply.status, 400, "{}", reply.body);
+    assert!(reply.body.contains("kite.toml:8:"), "{}", reply.body);
+    assert!(
+        reply.body.contains("component.probe.limits.memory"),
+        "{}",
+        reply.body
+    );
+    assert!(
+        !reply.body.contains(host.state.to_str().unwrap()),
+        "server paths leak: {}",
+        reply.body
+    );
+    // The first version still serves, and no version was added.
+    let reply = host.get("shop.kite.localhost", "/env").await;
+    assert_eq!(versions_in(&reply.body), vec!["1"]);
+    let (_, shown) = host.admin("GET", "/v1/apps/shop", "").await;
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 1);
+    assert!(!host.state.join("apps/shop/versions/2").exists());
+
+    // A component that is not valid Wasm.
+    let broken = probe_app("broken", "");
+    std::fs::write(broken.path().join("probe.wasm"), b"not wasm at all").unwrap();
+    let (ok, _, err) = host.run(&["deploy", "-f", broken.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("component `probe`"), "{err}");
+    assert_eq!(host.get("broken.kite.localhost", "/").await.status, 404);
+    // A writable directory cannot be granted on a shared host.
+    let writes = probe_app(
+        "writes",
+        "files = [{ source = \"data\", destination = \"/data\", writable = true }]\n",
+    );
+    std::fs::create_dir(writes.path().join("data")).unwrap();
+    let (ok, _, err) = host.run(&["deploy", "-f", writes.path().to_str().unwrap()]);
+    assert!(!ok && err.contains("granted writable"), "{err}");
+}
+
+/// A gzip'd tar with entries written as given: raw names (even ones tar writers refuse),
+/// and the entry type.
+fn raw_bundle(entries: &[(&str, tar::EntryType, &[u8])]) -> Vec<u8> {
+    let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+        Vec::new(),
+        flate2::Compression::fast(),
+    ));
+    for (name, kind, data) in entries {
+        let mut header = tar::Header::new_old();
+        let field = &mut header.as_old_mut().name;
+        field[..name.len()].copy_from_slice(name.as_bytes());
+        header.set_entry_type(*kind);
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        if *kind == tar::EntryType::Symlink {
+            header.set_link_name("/etc").unwrap();
+        }
+        header.set_cksum();
+        tar.append(&header, *data).unwrap();
+    }
+    tar.into_inner().unwrap().finish().unwrap()
+}
+
+#[tokio::test]
+async fn bundles_that_reach_outside_their_directory_or_are_too_large_are_refused() {
+    let host = Host::start(&["--app-bundle-size", "1MiB"]);
+    let index = br#"{"bundle_format":1,"manifest":"kite.toml","components":{}}"#;
+    let manifest = b"manifest_version = 1\n[app]\nname = \"x\"\n";
+    let regular = tar::EntryType::Regular;
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "a path with ..",
+            raw_bundle(&[
+                ("kite-bundle.json", regular, index),
+                ("app/../../../escaped", regular, b"x"),
+            ]),
+            "may not contain `..`",
+        ),
+        (
+            "an absolute path",
+            raw_bundle(&[
+                ("kite-bundle.json", regular, index),
+                ("/tmp/escaped", regular, b"x"),
+            ]),
+            "must be relative",
+        ),
+        (
+            "a symbolic link",
+            raw_bundle(&[
+                ("kite-bundle.json", regular, index),
+                ("app/etc", tar::EntryType::Symlink, b""),
+            ]),
+            "only files and directories",
+        ),
+        (
+            "a file outside app/ and components/",
+            raw_bundle(&[
+                ("kite-bundle.json", regular, index),
+                ("elsewhere", regular, b"x"),
+            ]),
+            "belong below",
+        ),
+        (
+            "no index",
+            raw_bundle(&[("app/kite.toml", regular, manifest)]),
+            "has no kite-bundle.json",
+        ),
+        ("not a tar at all", b"hello".to_vec(), "gzip"),
+        (
+            "more files than the quota allows, once unpacked",
+            raw_bundle(&[
+                ("kite-bundle.json", regular, index),
+                ("app/big", regular, &vec![0u8; 2 << 20]),
+            ]),
+            "bundle quota",
+        ),
+    ];
+    for (what, bundle, expected) in cases {
+        let reply = host
+            .admin_call(
+                "POST",
+                "/v1/apps/evil/versions",
+                Bytes::from(bundle),
+                Some(&host.token),
+            )
+            .await;
+        assert_eq!(reply.status, 400, "{what}: {}", reply.body);
+        assert!(reply.body.contains(expected), "{what}: {}", reply.body);
+    }
+    assert!(!host.state.parent().unwrap().join("escaped").exists());
+    assert!(!Path::new("/tmp/escaped").exists());
+    let (_, list) = host.admin("GET", "/v1/apps", "").await;
+    assert_eq!(list, serde_json::json!([]));
+
+    // An upload declaring more bytes than the quota is refused before it is read.
+    let stream = tokio::net::TcpStream::connect(host.admin).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    let (_tx, body) = futures::channel::mpsc::channel::<
+        Result<hyper::body::Frame<Bytes>, std::convert::Infallible>,
+    >(1);
+    let request = http::Request::post("/v1/apps/evil/versions")
+        .header("host", host.admin.to_string())
+        .header("authorization", format!("Bearer {}", host.token))
+        .header("content-length", (100u64 << 30).to_string())
+        .body(http_body_util::StreamBody::new(body))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(60), sender.send_request(request))
+        .await
+        .expect("answered without reading the body")
+        .unwrap();
+    assert_eq!(response.status(), 413);
+}
+
+#[tokio::test]
+async fn every_admin_request_needs_the_token() {
+    let host = Host::start(&[]);
+    let bundle_dir = versioned_app("shop", 1);
+    let calls = [
+        ("GET", "/v1/apps"),
+        ("GET", "/v1/apps/shop"),
+        ("POST", "/v1/apps/shop/versions"),
+        ("POST", "/v1/apps/shop/rollback"),
+        ("DELETE", "/v1/apps/shop"),
+        ("PATCH", "/v1/apps/shop/variables"),
+        ("PATCH", "/v1/apps/shop/quotas"),
+        ("GET", "/v1/apps/shop/stats"),
+        ("GET", "/no/such/api"),
+    ];
+    let wrong = format!("{}x", host.token);
+    for (method, path) in calls {
+        for token in [None, Some(wrong.as_str()), Some("")] {
+            let reply = host
+                .admin_call(method, path, Bytes::from_static(b"{}"), token)
+                .await;
+            assert_eq!(reply.status, 401, "{method} {path} with {token:?}");
+            assert_eq!(reply.header("www-authenticate"), Some("Bearer"));
+        }
+    }
+    // The CLI with a wrong token says so, and deploys nothing.
+    let output = host
+        .cli()
+        .env("KITE_TOKEN", &wrong)
+        .args(["deploy", "-f", bundle_dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("401"));
+    assert_eq!(host.get("shop.kite.localhost", "/").await.status, 404);
+    // The token is kept owner-only.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(host.state.join("admin-token"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o077, 0);
+    // `kite login` saves the address and token; later commands need no flags.
+    let config = host.state.parent().unwrap().join("config");
+    let output = kite()
+        .env("KITE_CONFIG_DIR", &config)
+        .args([
+            "login",
+            "--server",
+            &format!("http://{}", host.admin),
+            "--token",
+            &host.token,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let output = kite()
+        .env("KITE_CONFIG_DIR", &config)
+        .args(["deploy", "-f", bundle_dir.path().to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert_eq!(host.get("shop.kite.localhost", "/").await.status, 200);
+}
+
+#[tokio::test]
+async fn requests_are_routed_by_host_and_a_host_belongs_to_one_app() {
+    let host = Host::start(&["--domain", "apps.test"]);
+    let one = versioned_app("one", 1);
+    let two = versioned_app("two", 2);
+    host.deploy(one.path(), &["--host", "www.example.com"]);
+    host.deploy(two.path(), &[]);
+    for (host_header, expected) in [
+        ("one.apps.test", "1"),
+        ("ONE.apps.test.", "1"),
+        ("www.example.com:443", "1"),
+        ("two.apps.test", "2"),
+    ] {
+        let reply = host.get(host_header, "/env").await;
+        assert_eq!(versions_in(&reply.body), vec![expected], "{host_header}");
+    }
+    for unknown in ["three.apps.test", "apps.test", "example.com", "127.0.0.1"] {
+        let reply = host.get(unknown, "/").await;
+        assert_eq!(reply.status, 404, "{unknown}");
+        assert_eq!(reply.body, "no app is deployed at this host name\n");
+    }
+    // Another app cannot take a host that is taken.
+    let (ok, _, err) = host.run(&[
+        "deploy",
+        "-f",
+        two.path().to_str().unwrap(),
+        "--host",
+        "www.example.com",
+    ]);
+    assert!(
+        !ok && err.contains("409") && err.contains("belongs to app `one`"),
+        "{err}"
+    );
+    assert_eq!(
+        versions_in(&host.get("www.example.com", "/env").await.body),
+        vec!["1"]
+    );
+    // Names that cannot be host labels are refused.
+    let (ok, _, err) = host.run(&[
+        "deploy",
+        "-f",
+        two.path().to_str().unwrap(),
+        "--name",
+        "Bad_Name",
+    ]);
+    assert!(!ok && err.contains("invalid app name"), "{err}");
+}
+
+#[tokio::test]
+async fn apps_with_the_same_store_labels_never_share_data() {
+    let host = Host::start(&[]);
+    let grants = "key_value_stores = [\"default\", \"cache\"]\nsqlite_databases = [\"default\"]\n";
+    let one = probe_app("one", grants);
+    let two = probe_app("two", grants);
+    host.deploy(one.path(), &[]);
+    host.deploy(two.path(), &[]);
+    for label in ["default", "cache"] {
+        let set = host
+            .get(
+                "one.kite.localhost",
+                &format!("/kv?label={label}&op=set&key=k&value=from-one"),
+            )
+            .await;
+        assert_eq!(set.status, 200, "{}", set.body);
+        let mine = host
+            .get(
+                "one.kite.localhost",
+                &format!("/kv?label={label}&op=get&key=k"),
+            )
+            .await;
+        assert!(mine.body.contains("from-one"), "{}", mine.body);
+        let theirs = host
+            .get(
+                "two.kite.localhost",
+                &format!("/kv?label={label}&op=get&key=k"),
+            )
+            .await;
+        assert!(
+            !theirs.body.contains("from-one"),
+            "{label}: {}",
+            theirs.body
+        );
+    }
+    let create = http::Request::post("/sql-steps?db=default")
+        .header("host", "one.kite.localhost")
+        .body(Full::new(Bytes::from(
+            "CREATE TABLE secrets(x)\nINSERT INTO secrets VALUES ('one')",
+        )))
+        .unwrap();
+    let reply = send_request(host.server.addr, create).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let read = http::Request::post("/sql?db=default")
+        .header("host", "two.kite.localhost")
+        .body(Full::new(Bytes::from("SELECT * FROM secrets")))
+        .unwrap();
+    let reply = send_request(host.server.addr, read).await;
+    assert!(reply.body.contains("no such table"), "{}", reply.body);
+    // Data outlives a redeploy of the same app.
+    host.deploy(one.path(), &[]);
+    let mine = host
+        .get("one.kite.localhost", "/kv?label=default&op=get&key=k")
+        .await;
+    assert!(mine.body.contains("from-one"), "{}", mine.body);
+}
+
+#[tokio::test]
+async fn variables_and_secrets_are_set_through_the_api_and_never_shown() {
+    let host = Host::start(&[]);
+    let app = probe_app(
+        "shop",
+        "variables = { greeting = \"{{ greeting }}\", api_key = \"{{ api_key }}\" }\n",
+    );
+    let manifest = app.path().join("kite.toml");
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    std::fs::write(
+        &manifest,
+        text.replace(
+            "[[route]]",
+            "[variables]\ngreeting = { default = \"hello\" }\napi_key = { required = true, secret = true }\n[[route]]",
+        ),
+    )
+    .unwrap();
+    let (ok, _, err) = host.run(&["deploy", "-f", app.path().to_str().unwrap()]);
+    assert!(
+        !ok && err.contains("variable `api_key` is required"),
+        "{err}"
+    );
+    assert!(
+        err.contains("kite apps vars set shop api_key=VALUE"),
+        "{err}"
+    );
+
+    let (ok, out, err) = host.run(&["apps", "vars", "shop", "api_key=sk-12345"]);
+    assert!(ok, "{err}");
+    assert!(!out.contains("sk-12345"), "{out}");
+    host.deploy(app.path(), &[]);
+    let reply = host
+        .get("shop.kite.localhost", "/spin-variable?name=api_key")
+        .await;
+    assert_eq!(reply.body, "sk-12345");
+    let reply = host
+        .get("shop.kite.localhost", "/spin-variable?name=greeting")
+        .await;
+    assert_eq!(reply.body, "hello");
+    // Changing a value takes effect at once, without a new version.
+    let (status, shown) = host
+        .admin("PATCH", "/v1/apps/shop/variables", r#"{"greeting": "hej"}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["current_version"], 1);
+    assert_eq!(
+        host.get("shop.kite.localhost", "/spin-variable?name=greeting")
+            .await
+            .body,
+        "hej"
+    );
+    // Values never come back from the API, nor sit in a file others can read.
+    for path in ["/v1/apps/shop", "/v1/apps"] {
+        let (_, shown) = host.admin("GET", path, "").await;
+        let text = shown.to_string();
+        assert!(
+            !text.contains("sk-12345") && !text.contains("hej"),
+            "{text}"
+        );
+        assert!(text.contains("api_key"), "{text}");
+    }
+    use std::os::unix::fs::PermissionsExt;
+    let file = host.state.join("apps/shop/variables.json");
+    assert_eq!(
+        std::fs::metadata(file).unwrap().permissions().mode() & 0o077,
+        0
+    );
+    // Unsetting a required value would break the app: refused, and the app keeps serving.
+    let (status, body) = host
+        .admin("PATCH", "/v1/apps/shop/variables", r#"{"api_key": null}"#)
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        host.get("shop.kite.localhost", "/spin-variable?name=api_key")
+            .await
+            .body,
+        "sk-12345"
+    );
+}
+
+#[tokio::test]
+async fn a_restarted_host_serves_every_app_deployed_before() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut host = Host::start_in(&state, &[]);
+    let token = host.token.clone();
+    let one = versioned_app("one", 1);
+    let two = versioned_app("two", 2);
+    host.deploy(one.path(), &[]);
+    host.deploy(two.path(), &["--host", "two.example"]);
+    set_version(one.path(), 3);
+    host.deploy(one.path(), &[]);
+    host.run(&["apps", "rollback", "one"]);
+    host.server.signal("TERM");
+    assert_eq!(host.server.wait_exit(Duration::from_secs(60)), Some(0));
+
+    let host = Host::start_in(&state, &[]);
+    assert_eq!(host.token, token);
+    assert!(
+        !host.server.stdout().contains("admin token"),
+        "printed once only"
+    );
+    assert!(host.server.log().contains("2 app(s) restored"));
+    assert_eq!(
+        versions_in(&host.get("one.kite.localhost", "/env").await.body),
+        vec!["1"]
+    );
+    assert_eq!(
+        versions_in(&host.get("two.example", "/env").await.body),
+        vec!["2"]
+    );
+    let (_, shown) = host.admin("GET", "/v1/apps/one", "").await;
+    assert_eq!(shown["current_version"], 1);
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
+}
