@@ -738,3 +738,214 @@ async fn a_restarted_host_serves_every_app_deployed_before() {
     assert_eq!(shown["current_version"], 1);
     assert_eq!(shown["versions"].as_array().unwrap().len(), 2);
 }
+
+/// GET `path` with `Host: host` on a fresh connection: the status and body, or why the
+/// request failed.
+async fn try_get(addr: SocketAddr, host: &str, path: &str) -> Result<(u16, String), String> {
+    use http_body_util::BodyExt;
+    let stream = tokio::net::TcpStream::connect(addr)
+        .await
+        .map_err(|e| e.to_string())?;
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .map_err(|e| e.to_string())?;
+    tokio::spawn(connection);
+    let request = http::Request::get(path)
+        .header("host", host)
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = sender
+        .send_request(request)
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = response.status().as_u16();
+    let body = response
+        .into_body()
+        .collect()
+        .await
+        .map_err(|e| e.to_string())?;
+    Ok((
+        status,
+        String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+    ))
+}
+
+#[tokio::test]
+async fn quotas_refuse_requests_over_an_apps_rate_and_concurrency_and_cap_its_memory() {
+    let host = Host::start(&[]);
+    let limited = probe_app("limited", "");
+    let other = probe_app("other", "");
+    host.deploy(limited.path(), &[]);
+    host.deploy(other.path(), &[]);
+    let (ok, out, err) = host.run(&[
+        "apps",
+        "quotas",
+        "limited",
+        "--requests-per-second",
+        "1",
+        "--burst",
+        "3",
+    ]);
+    assert!(
+        ok && out.contains("\"requests_per_second\":1"),
+        "{out}{err}"
+    );
+    // The burst passes, then the rate refuses: at most 3 requests plus one a second.
+    let started = Instant::now();
+    let mut statuses = Vec::new();
+    for _ in 0..20 {
+        statuses.push(host.get("limited.kite.localhost", "/").await.status);
+    }
+    let seconds = started.elapsed().as_secs();
+    let served = statuses.iter().filter(|s| **s == 200).count() as u64;
+    assert!(
+        served >= 3 && served <= 4 + seconds,
+        "{statuses:?} in {seconds}s"
+    );
+    assert!(
+        statuses.iter().all(|s| *s == 200 || *s == 429),
+        "{statuses:?}"
+    );
+    let refused = loop {
+        let reply = host.get("limited.kite.localhost", "/").await;
+        if reply.status == 429 {
+            break reply;
+        }
+    };
+    assert_eq!(refused.header("retry-after"), Some("1"));
+    assert!(
+        refused
+            .body
+            .contains("app `limited` is over its quota of 1 requests per second"),
+        "{}",
+        refused.body
+    );
+    host.server.expect_log_line("for the refusal", |l| {
+        l.contains("over its quota") && l.contains("app=limited")
+    });
+    // Other apps are untouched.
+    for _ in 0..10 {
+        assert_eq!(host.get("other.kite.localhost", "/").await.status, 200);
+    }
+    let (_, stats) = host.admin("GET", "/v1/apps/limited/stats", "").await;
+    assert!(stats["refused_over_rate"].as_u64().unwrap() >= 2, "{stats}");
+
+    // One request at a time: while one sleeps, the next is refused with 503.
+    let (status, _) = host
+        .admin(
+            "PATCH",
+            "/v1/apps/limited/quotas",
+            r#"{"requests_per_second": 100000, "max_concurrency": 1}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let addr = host.server.addr;
+    let sleep = move || {
+        tokio::spawn(
+            async move { try_get(addr, "limited.kite.localhost", "/sleep?ms=20000").await },
+        )
+    };
+    let mut sleeper = sleep();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let refused = loop {
+        let reply = host.get("limited.kite.localhost", "/").await;
+        // The sleeper may itself have found the place taken by a request of this loop.
+        if sleeper.is_finished() {
+            sleeper = sleep();
+        } else if reply.status == 503 || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(refused.status, 503, "{}", refused.body);
+    assert!(
+        refused
+            .body
+            .contains("at its quota of 1 concurrent requests"),
+        "{}",
+        refused.body
+    );
+    assert_eq!(host.get("other.kite.localhost", "/").await.status, 200);
+    sleeper.abort();
+
+    // Memory: a component's limit is lowered to the app's quota.
+    let (status, _) = host
+        .admin("PATCH", "/v1/apps/other/quotas", r#"{"memory": 8388608}"#)
+        .await;
+    assert_eq!(status, 200);
+    let reply = host.get("other.kite.localhost", "/alloc?mb=32").await;
+    assert_eq!(reply.status, 500, "{}", reply.body);
+    let (_, shown) = host.admin("GET", "/v1/apps/other", "").await;
+    assert_eq!(shown["effective_quotas"]["memory"], 8388608);
+    // A quota above the host's limit is capped at it.
+    host.admin(
+        "PATCH",
+        "/v1/apps/other/quotas",
+        r#"{"memory": 1099511627776}"#,
+    )
+    .await;
+    let (_, shown) = host.admin("GET", "/v1/apps/other", "").await;
+    assert_eq!(shown["effective_quotas"]["memory"], 128u64 << 20);
+    assert_eq!(
+        host.get("other.kite.localhost", "/alloc?mb=32")
+            .await
+            .status,
+        200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_redeployed_twenty_times_under_load_fails_no_request() {
+    let host = Host::start(&[]);
+    let app = versioned_app("live", 1);
+    host.deploy(app.path(), &[]);
+    let addr = host.server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut clients = Vec::new();
+    for _ in 0..4 {
+        let stop = stop.clone();
+        clients.push(tokio::spawn(async move {
+            let mut seen: Vec<u32> = Vec::new();
+            let mut failures: Vec<String> = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                match try_get(addr, "live.kite.localhost", "/env").await {
+                    Ok((200, body)) => match versions_in(&body).as_slice() {
+                        [one] => seen.push(one.parse().unwrap()),
+                        other => failures.push(format!("versions {other:?} in one response")),
+                    },
+                    Ok((status, body)) => failures.push(format!("{status}: {body}")),
+                    Err(e) => failures.push(e),
+                }
+            }
+            (seen, failures)
+        }));
+    }
+    for version in 2..=21 {
+        set_version(app.path(), version);
+        let dir = app.path().to_path_buf();
+        let out = tokio::task::block_in_place(|| host.deploy(&dir, &[]));
+        assert!(out.contains(&format!("version {version} ")), "{out}");
+        // From now on every request gets the new version.
+        let (status, body) = try_get(addr, "live.kite.localhost", "/env").await.unwrap();
+        assert_eq!(
+            (status, versions_in(&body)),
+            (200, vec![version.to_string().as_str()])
+        );
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let mut total = 0;
+    for client in clients {
+        let (seen, failures) = client.await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+        // Each client sees versions in deploy order, never an older one after a newer one.
+        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
+        total += seen.len();
+    }
+    assert!(total > 20, "the load ran: {total} requests");
+    // Only the newest versions are kept on disk.
+    let (_, shown) = host.admin("GET", "/v1/apps/live", "").await;
+    assert_eq!(shown["versions"].as_array().unwrap().len(), 10);
+    assert_eq!(shown["current_version"], 21);
+    assert!(!host.state.join("apps/live/versions/1").exists());
+}
