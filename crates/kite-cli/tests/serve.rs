@@ -949,3 +949,117 @@ async fn an_app_redeployed_twenty_times_under_load_fails_no_request() {
     assert_eq!(shown["current_version"], 21);
     assert!(!host.state.join("apps/live/versions/1").exists());
 }
+
+/// A keep-alive connection to the apps' listener for one host name.
+struct Connection {
+    sender: hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    host: String,
+}
+
+impl Connection {
+    async fn open(addr: SocketAddr, host: &str) -> Connection {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        let (sender, connection) =
+            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+                .await
+                .unwrap();
+        tokio::spawn(connection);
+        Connection {
+            sender,
+            host: host.to_string(),
+        }
+    }
+
+    async fn get(&mut self, path: &str) -> u16 {
+        use http_body_util::BodyExt;
+        let request = http::Request::get(path)
+            .header("host", &self.host)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        self.sender.ready().await.unwrap();
+        let response = self.sender.send_request(request).await.unwrap();
+        let status = response.status().as_u16();
+        response.into_body().collect().await.unwrap();
+        status
+    }
+}
+
+/// The 99th percentile of `samples` requests' latencies, one after another.
+async fn p99(connection: &mut Connection, samples: usize) -> Duration {
+    let mut latencies = Vec::with_capacity(samples);
+    for _ in 0..samples {
+        let started = Instant::now();
+        assert_eq!(connection.get("/").await, 200);
+        latencies.push(started.elapsed());
+    }
+    latencies.sort();
+    latencies[samples * 99 / 100]
+}
+
+/// Fairness: flooding one app far beyond its quota (with requests that each cost real
+/// work) leaves another app's p99 latency within 2x of what it is without the flood.
+/// Without the quota the flood's work takes both cores and the other app's p99 grows
+/// many times over. Measured in rounds (unloaded, then loaded); one round within 2x passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_app_flooded_beyond_its_quota_leaves_another_apps_p99_within_twice_unloaded() {
+    let host = Host::start(&[]);
+    let flooded = probe_app("flooded", "");
+    let quiet = probe_app("quiet", "");
+    host.deploy(flooded.path(), &[]);
+    host.deploy(quiet.path(), &[]);
+    let (status, _) = host
+        .admin(
+            "PATCH",
+            "/v1/apps/flooded/quotas",
+            r#"{"requests_per_second": 2, "burst": 2}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    let addr = host.server.addr;
+    let mut quiet = Connection::open(addr, "quiet.kite.localhost").await;
+    p99(&mut quiet, 200).await;
+    let mut rounds = Vec::new();
+    for _ in 0..3 {
+        let unloaded = p99(&mut quiet, 500).await;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let mut flood = Vec::new();
+        for _ in 0..2 {
+            let stop = stop.clone();
+            flood.push(tokio::spawn(async move {
+                let mut connection = Connection::open(addr, "flooded.kite.localhost").await;
+                let mut pace = tokio::time::interval(Duration::from_millis(10));
+                let (mut served, mut refused) = (0u64, 0u64);
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    pace.tick().await;
+                    match connection.get("/alloc?mb=8").await {
+                        200 => served += 1,
+                        429 => refused += 1,
+                        other => panic!("flood got {other}"),
+                    }
+                }
+                (served, refused)
+            }));
+        }
+        // The flood is under way before measuring.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let loaded = p99(&mut quiet, 500).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (mut served, mut refused) = (0, 0);
+        for task in flood {
+            let (s, r) = task.await.unwrap();
+            served += s;
+            refused += r;
+        }
+        assert!(
+            refused > 10 * served.max(1),
+            "a flood far beyond the quota: {served} served, {refused} refused"
+        );
+        rounds.push((unloaded, loaded));
+        if loaded <= unloaded * 2 {
+            eprintln!("p99 unloaded {unloaded:?}, flooded {loaded:?}; flood {served} served, {refused} refused");
+            return;
+        }
+    }
+    panic!("the quiet app's p99 (unloaded, flooded) in each round: {rounds:?}");
+}

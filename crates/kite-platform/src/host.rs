@@ -27,6 +27,12 @@ pub struct LiveApp {
     pub stats: AppStats,
     /// Seconds since the host started, at this app's last request.
     last_request: AtomicU64,
+    /// Second (since the host started, plus one) of the last refusal logged: refusals are
+    /// logged at most once a second per app, with how many there were, so a flood cannot
+    /// turn into a flood of log lines.
+    refusal_logged: AtomicU64,
+    /// Refusals counted when the last one was logged.
+    refusals_at_log: AtomicU64,
 }
 
 impl LiveApp {
@@ -37,6 +43,8 @@ impl LiveApp {
             quota: ArcSwap::from_pointee(quota),
             stats: AppStats::default(),
             last_request: AtomicU64::new(0),
+            refusal_logged: AtomicU64::new(0),
+            refusals_at_log: AtomicU64::new(0),
         }
     }
 
@@ -71,7 +79,7 @@ impl LiveApp {
             Ok(admission) => admission,
             Err(refusal) => {
                 self.stats.count_refusal(refusal);
-                return self.refused(refusal, &quota);
+                return self.refused(refusal, &quota, now);
             }
         };
         let runtime = self.runtime.load_full();
@@ -93,7 +101,12 @@ impl LiveApp {
         }
     }
 
-    fn refused(&self, refusal: Refusal, quota: &QuotaGate) -> Response<HyperOutgoingBody> {
+    fn refused(
+        &self,
+        refusal: Refusal,
+        quota: &QuotaGate,
+        now: u64,
+    ) -> Response<HyperOutgoingBody> {
         let (status, why) = match refusal {
             Refusal::Rate => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -112,12 +125,36 @@ impl LiveApp {
                 ),
             ),
         };
-        tracing::warn!(app = %self.name, "{why}; answered {}", status.as_u16());
+        self.log_refusal(&why, status, now);
         let mut response = text_response(status, &why);
         response
             .headers_mut()
             .insert(http::header::RETRY_AFTER, HeaderValue::from_static("1"));
         response
+    }
+}
+
+impl LiveApp {
+    /// Logs a refusal, unless one was logged this second already: then the next line, in
+    /// a later second, says how many went unlogged.
+    fn log_refusal(&self, why: &str, status: StatusCode, now: u64) {
+        let last = self.refusal_logged.load(Ordering::Relaxed);
+        if last == now + 1
+            || self
+                .refusal_logged
+                .compare_exchange(last, now + 1, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            return;
+        }
+        let total = self.stats.refusals();
+        let before = self.refusals_at_log.swap(total, Ordering::Relaxed);
+        let unlogged = total.saturating_sub(before).saturating_sub(1);
+        if unlogged > 0 {
+            tracing::warn!(app = %self.name, "{why}; answered {} (and {unlogged} more refusals since the last line)", status.as_u16());
+        } else {
+            tracing::warn!(app = %self.name, "{why}; answered {}", status.as_u16());
+        }
     }
 }
 

@@ -48,6 +48,11 @@ impl AppStats {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests refused by a quota so far.
+    pub fn refusals(&self) -> u64 {
+        self.refused_rate.load(Ordering::Relaxed) + self.refused_concurrency.load(Ordering::Relaxed)
+    }
+
     pub fn snapshot(&self) -> StatsSnapshot {
         let class = |i: usize| self.by_class[i].load(Ordering::Relaxed);
         let served: u64 = (0..5).map(class).sum();
