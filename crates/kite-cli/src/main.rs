@@ -33,7 +33,7 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    logging::init();
+    logging::init(matches!(cli.command, Command::Serve(_)));
     let result = match cli.command {
         Command::Up(args) => commands::up::run(*args),
         Command::Build(args) => commands::build::run(args),

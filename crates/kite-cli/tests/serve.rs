@@ -1063,3 +1063,199 @@ async fn an_app_flooded_beyond_its_quota_leaves_another_apps_p99_within_twice_un
     }
     panic!("the quiet app's p99 (unloaded, flooded) in each round: {rounds:?}");
 }
+
+/// The value of the series `name` (with its labels, as Prometheus prints them).
+fn metric(text: &str, series: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn metrics_count_an_apps_known_traffic_and_the_hosts_state() {
+    let host = Host::start(&["--idle-after", "1s"]);
+    let app = probe_app("shop", "limits = { timeout = \"1s\" }\n");
+    host.deploy(app.path(), &[]);
+    host.deploy(app.path(), &[]);
+    for _ in 0..3 {
+        assert_eq!(host.get("shop.kite.localhost", "/").await.status, 200);
+    }
+    assert_eq!(
+        host.get("shop.kite.localhost", "/read?path=/nope")
+            .await
+            .status,
+        404
+    );
+    assert_eq!(host.get("shop.kite.localhost", "/trap").await.status, 500);
+    assert_eq!(host.get("shop.kite.localhost", "/loop").await.status, 504);
+    // A concurrency quota of 0 suspends the app: every request is refused.
+    host.admin("PATCH", "/v1/apps/shop/quotas", r#"{"max_concurrency": 0}"#)
+        .await;
+    for _ in 0..2 {
+        assert_eq!(host.get("shop.kite.localhost", "/").await.status, 503);
+    }
+    let scrape = || async {
+        let reply = host
+            .admin_call("GET", "/metrics", Bytes::new(), Some(&host.token))
+            .await;
+        assert_eq!(reply.status, 200);
+        reply.body
+    };
+    let text = scrape().await;
+    let app_series = |name: &str, extra: &str| format!("{name}{{app=\"shop\"{extra}}}");
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_responses_total", ",class=\"2xx\"")
+        ),
+        3.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_responses_total", ",class=\"4xx\"")
+        ),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_responses_total", ",class=\"5xx\"")
+        ),
+        2.0
+    );
+    assert_eq!(metric(&text, &app_series("kite_app_traps_total", "")), 1.0);
+    assert_eq!(
+        metric(&text, &app_series("kite_app_timeouts_total", "")),
+        1.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_quota_refusals_total", ",quota=\"concurrency\"")
+        ),
+        2.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_quota_refusals_total", ",quota=\"rate\"")
+        ),
+        0.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            &app_series("kite_app_response_head_seconds_count", "")
+        ),
+        6.0
+    );
+    assert_eq!(
+        metric(
+            &text,
+            "kite_app_response_head_seconds_bucket{le=\"+Inf\",app=\"shop\"}"
+        ),
+        6.0
+    );
+    // The timed-out request alone took a second or more.
+    assert!(metric(&text, &app_series("kite_app_response_head_seconds_sum", "")) >= 1.0);
+    assert_eq!(metric(&text, "kite_apps_deployed"), 1.0);
+    // The first deploy compiled the component; the second found it in the cache.
+    assert_eq!(metric(&text, "kite_compile_cache_misses_total"), 1.0);
+    assert!(metric(&text, "kite_compile_cache_hits_total") >= 1.0);
+    // Once every response is sent nothing is in flight, and an idle app gives back the
+    // slots of the instances built ahead for it.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let text = scrape().await;
+        let in_flight = metric(&text, &app_series("kite_app_in_flight", ""));
+        let slots = metric(&text, "kite_instance_slots_in_use");
+        if in_flight == 0.0 && slots == 0.0 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "in flight {in_flight}, slots {slots}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn log_lines_name_their_app_and_a_tail_streams_one_apps_lines_only() {
+    let host = Host::start(&[]);
+    host.deploy(probe_app("shop", "").path(), &[]);
+    host.deploy(probe_app("other", "").path(), &[]);
+    // `kite apps logs` follows the app's log; its lines are collected as they come.
+    let mut tail = host
+        .cli()
+        .args(["apps", "logs", "shop"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let sink = lines.clone();
+    let stdout = tail.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let mut lines = sink.lock().unwrap();
+            lines.push_str(&line);
+            lines.push('\n');
+        }
+    });
+    let seen = |needle: &str| lines.lock().unwrap().contains(needle);
+    // Requests until the tail is attached and reports one.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen("GET /attached") {
+        assert!(Instant::now() < deadline, "the tail never showed a request");
+        host.get("shop.kite.localhost", "/attached").await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    host.get("other.kite.localhost", "/print").await;
+    host.get("other.kite.localhost", "/other-path").await;
+    host.get("shop.kite.localhost", "/print").await;
+    host.get("shop.kite.localhost", "/trap").await;
+    host.get("shop.kite.localhost", "/last").await;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !seen("GET /last") {
+        assert!(
+            Instant::now() < deadline,
+            "no line for /last:\n{}",
+            lines.lock().unwrap()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let _ = tail.kill();
+    let _ = tail.wait();
+    let text = lines.lock().unwrap().clone();
+    assert!(
+        text.contains("GET /print 200") && text.contains("app=shop"),
+        "{text}"
+    );
+    assert!(text.contains("probe says hello on stdout"), "{text}");
+    assert!(text.contains("the component trapped"), "{text}");
+    assert!(
+        !text.contains("other"),
+        "another app's lines leaked into the tail:\n{text}"
+    );
+    // On stderr, access lines and the guest's own lines name the app.
+    let access = host.server.expect_log_line("for shop's /print", |l| {
+        l.contains("GET /print 200") && l.contains("app=shop")
+    });
+    assert!(access.contains("component=probe"), "{access}");
+    host.server.expect_log_line("for other's /print", |l| {
+        l.contains("GET /print 200") && l.contains("app=other")
+    });
+    host.server.expect_log_line("with the guest's output", |l| {
+        l.contains("probe says hello on stderr") && l.contains("app=shop")
+    });
+    // A tail of an app that does not exist is refused.
+    let (ok, _, err) = host.run(&["apps", "logs", "nope"]);
+    assert!(!ok && err.contains("404"), "{err}");
+}

@@ -105,7 +105,7 @@ impl ComponentGrants {
     pub fn cgi_state(&self, run: CgiRun) -> CgiState {
         let request = RequestTag::default();
         request.set(run.request_id.clone(), run.chain_depth);
-        let (_, stderr) = GuestLog::pair(self.component.clone(), request, self.log_rate.clone());
+        let (_, stderr) = GuestLog::pair(self.log_source(), request, self.log_rate.clone());
         let mut wasi = WasiCtxBuilder::new();
         fill_cgi_context(&mut wasi, self.env.vars(), run);
         wasi.stderr(stderr);

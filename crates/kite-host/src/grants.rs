@@ -27,6 +27,8 @@ use wasmtime_wasi::WasiCtxBuilder;
 
 pub struct ComponentGrants {
     pub(crate) component: Arc<str>,
+    /// The app's name in log lines, on a host of many apps.
+    app_label: Option<Arc<str>>,
     pub(crate) env: EnvGrant,
     pub(crate) files: FilesGrant,
     outbound: Arc<OutboundPolicy>,
@@ -54,6 +56,8 @@ pub struct AppResources {
     pub client_tls: Vec<ClientTls>,
     /// The app's trigger, for requests that stay in the app (service chaining).
     pub local: Arc<LocalDispatch>,
+    /// The app's name in log lines, on a host of many apps.
+    pub app_label: Option<Arc<str>>,
 }
 
 impl AppResources {
@@ -80,6 +84,7 @@ impl AppResources {
             blocked_networks,
             client_tls,
             local: Arc::default(),
+            app_label: None,
         })
     }
 }
@@ -94,6 +99,7 @@ impl ComponentGrants {
         );
         Ok(ComponentGrants {
             component: spec.id.as_str().into(),
+            app_label: resources.app_label.clone(),
             env: EnvGrant::validate(spec)?,
             files: FilesGrant::validate(spec)?,
             outbound: outbound.clone(),
@@ -108,16 +114,18 @@ impl ComponentGrants {
         })
     }
 
+    /// Who a guest's log lines are from: the component, and the app on a host of many.
+    pub(crate) fn log_source(&self) -> (Arc<str>, Option<Arc<str>>) {
+        (self.component.clone(), self.app_label.clone())
+    }
+
     /// A fresh instance state, for exactly one request (see [`InstanceState::begin_request`]).
     pub fn instance_state(&self) -> anyhow::Result<InstanceState> {
         let request = RequestTag::default();
         let mut wasi = WasiCtxBuilder::new();
         self.tcp.prepare(&mut wasi, &self.component);
-        let (stdout, stderr) = GuestLog::pair(
-            self.component.clone(),
-            request.clone(),
-            self.log_rate.clone(),
-        );
+        let (stdout, stderr) =
+            GuestLog::pair(self.log_source(), request.clone(), self.log_rate.clone());
         wasi.stdout(stdout);
         wasi.stderr(stderr);
         self.env.prepare(&mut wasi);
@@ -131,11 +139,7 @@ impl ComponentGrants {
         request.set(run.request_id.clone(), run.chain_depth);
         let mut wasi = WasiCtxBuilder::new();
         self.tcp.prepare(&mut wasi, &self.component);
-        let (_, stderr) = GuestLog::pair(
-            self.component.clone(),
-            request.clone(),
-            self.log_rate.clone(),
-        );
+        let (_, stderr) = GuestLog::pair(self.log_source(), request.clone(), self.log_rate.clone());
         crate::cgi_state::fill_cgi_context(&mut wasi, self.env.vars(), run);
         wasi.stderr(stderr);
         self.state_from(wasi, request)

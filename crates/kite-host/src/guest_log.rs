@@ -61,6 +61,8 @@ struct RequestBudget {
 #[derive(Clone)]
 pub(crate) struct GuestLog {
     component: Arc<str>,
+    /// The app, on a host of many apps.
+    app: Option<Arc<str>>,
     request: RequestTag,
     stream: &'static str,
     budget: Arc<RequestBudget>,
@@ -70,7 +72,7 @@ pub(crate) struct GuestLog {
 impl GuestLog {
     /// The instance's stdout and stderr, sharing one per-request budget.
     pub(crate) fn pair(
-        component: Arc<str>,
+        (component, app): (Arc<str>, Option<Arc<str>>),
         request: RequestTag,
         rate: Arc<LogRate>,
     ) -> (GuestLog, GuestLog) {
@@ -80,6 +82,7 @@ impl GuestLog {
         });
         let stdout = GuestLog {
             component,
+            app,
             request,
             stream: "stdout",
             budget,
@@ -105,6 +108,7 @@ impl GuestLog {
         if !self.budget.warned.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 target: "kite::guest",
+                app = self.app.as_deref().map(tracing::field::display),
                 component = %self.component,
                 request_id = %self.request,
                 "the rest of this request's output is dropped: {reason}"
@@ -159,6 +163,7 @@ impl LineWriter {
         }
         tracing::info!(
             target: "kite::guest",
+            app = self.log.app.as_deref().map(tracing::field::display),
             component = %self.log.component,
             request_id = %self.log.request,
             stream = self.log.stream,
@@ -229,14 +234,16 @@ mod tests {
     #[test]
     fn a_request_logs_at_most_its_budget_and_the_component_its_rate() {
         let rate = LogRate::new();
-        let (stdout, stderr) = GuestLog::pair("c".into(), RequestTag::default(), rate.clone());
+        let (stdout, stderr) =
+            GuestLog::pair(("c".into(), None), RequestTag::default(), rate.clone());
         assert!(stdout.admit(MAX_LOG_BYTES_PER_REQUEST / 2));
         assert!(stderr.admit(MAX_LOG_BYTES_PER_REQUEST / 2));
         assert!(!stdout.admit(1), "past the per-request budget");
         // Other requests draw on the component's bucket until it is empty.
         let mut admitted = 0usize;
         for _ in 0..64 {
-            let (stdout, _) = GuestLog::pair("c".into(), RequestTag::default(), rate.clone());
+            let (stdout, _) =
+                GuestLog::pair(("c".into(), None), RequestTag::default(), rate.clone());
             if stdout.admit(60 * 1024) {
                 admitted += 60 * 1024;
             }

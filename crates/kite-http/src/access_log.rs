@@ -18,6 +18,8 @@ pub(crate) struct AccessRecord {
     pub(crate) uri: Uri,
     pub(crate) status: StatusCode,
     pub(crate) elapsed: Duration,
+    /// The app, on a host of many apps.
+    pub(crate) app: Option<Arc<str>>,
     /// `None` when no route matched.
     pub(crate) component: Option<Arc<str>>,
     pub(crate) request_id: Arc<str>,
@@ -42,13 +44,20 @@ impl AccessRecord {
             ("", "", "", "")
         };
         let path = self.uri.path_and_query().map_or("/", |p| p.as_str());
-        let _ = writeln!(
+        let _ = write!(
             line,
-            "{dim}{time}{reset} {green} INFO{reset} {dim}kite::request{reset}{dim}:{reset} {method} {path} {status} {ms:.2}ms {italic}component{reset}{dim}={reset}{component} {italic}request_id{reset}{dim}={reset}{id}",
+            "{dim}{time}{reset} {green} INFO{reset} {dim}kite::request{reset}{dim}:{reset} {method} {path} {status} {ms:.2}ms ",
             time = humantime::format_rfc3339_micros(at),
             method = self.method,
             status = self.status.as_u16(),
             ms = self.elapsed.as_secs_f64() * 1000.0,
+        );
+        if let Some(app) = &self.app {
+            let _ = write!(line, "{italic}app{reset}{dim}={reset}{app} ");
+        }
+        let _ = writeln!(
+            line,
+            "{italic}component{reset}{dim}={reset}{component} {italic}request_id{reset}{dim}={reset}{id}",
             component = self.component.as_deref().unwrap_or("-"),
             id = self.request_id,
         );
@@ -80,11 +89,32 @@ thread_local! {
     static QUEUE: RefCell<Queue> = RefCell::default();
 }
 
+/// Where a host of many apps sends the access lines of the apps someone is watching.
+pub trait AccessTap: Send + Sync {
+    /// Whether lines of `app` are wanted now (cheap; asked for every request).
+    fn wants(&self, app: &str) -> bool;
+    fn line(&self, app: &str, line: String);
+}
+
+static TAP: std::sync::OnceLock<Box<dyn AccessTap>> = std::sync::OnceLock::new();
+
+/// Installs the tap; the first call wins.
+pub fn set_access_tap(tap: Box<dyn AccessTap>) {
+    let _ = TAP.set(tap);
+}
+
 /// Logs `record` once the current task yields (on a worker thread), or now (elsewhere, or
 /// when the access log is filtered out).
 pub(crate) fn log(record: AccessRecord) {
     if !tracing::enabled!(target: "kite::request", tracing::Level::INFO) {
         return;
+    }
+    if let (Some(tap), Some(app)) = (TAP.get(), &record.app) {
+        if tap.wants(app) {
+            let mut line = String::new();
+            record.format_into(&mut line, SystemTime::now(), false);
+            tap.line(app, line.trim_end().to_string());
+        }
     }
     let record = QUEUE.with_borrow_mut(|queue| {
         if !queue.has_writer {
@@ -144,6 +174,7 @@ mod tests {
             uri: "http://localhost/todos?done=1".parse().unwrap(),
             status: StatusCode::CREATED,
             elapsed: Duration::from_micros(1234),
+            app: None,
             component: component.map(Arc::from),
             request_id: Arc::from("1fbe112f-0"),
         }

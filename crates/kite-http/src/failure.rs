@@ -4,6 +4,7 @@
 use bytes::Bytes;
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use wasmtime::{PoolConcurrencyLimitError, Trap};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
@@ -24,7 +25,30 @@ pub(crate) enum GuestFailure {
     Abandoned,
 }
 
+/// How often a trigger's guests failed, by kind (for metrics).
+#[derive(Debug, Default)]
+pub struct FailureCounts {
+    pub traps: AtomicU64,
+    pub timeouts: AtomicU64,
+    /// Requests refused because every instance slot was in use.
+    pub overloaded: AtomicU64,
+}
+
 impl GuestFailure {
+    /// Logs the failure and counts it in `counts`.
+    pub(crate) fn report(&self, component: &str, request_id: &str, counts: &FailureCounts) {
+        let counter = match self {
+            GuestFailure::Deadline(_) => Some(&counts.timeouts),
+            GuestFailure::Overloaded => Some(&counts.overloaded),
+            GuestFailure::Trap(_) | GuestFailure::Exit(_) => Some(&counts.traps),
+            GuestFailure::BodyFailed | GuestFailure::Abandoned => None,
+        };
+        if let Some(counter) = counter {
+            counter.fetch_add(1, Ordering::Relaxed);
+        }
+        self.log(component, request_id);
+    }
+
     /// Classifies an error from instantiating or running the guest.
     pub(crate) fn from_error(error: wasmtime::Error, timeout: Duration) -> Self {
         if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
@@ -38,7 +62,7 @@ impl GuestFailure {
         }
     }
 
-    pub(crate) fn log(&self, component: &str, request_id: &str) {
+    fn log(&self, component: &str, request_id: &str) {
         match self {
             GuestFailure::Deadline(timeout) => tracing::error!(
                 component = %component, request_id = %request_id,

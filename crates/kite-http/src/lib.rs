@@ -19,7 +19,8 @@ mod wagi;
 mod wasi_http;
 mod write_timeout;
 
-pub use access_log::use_ansi_colours;
+pub use access_log::{set_access_tap, use_ansi_colours, AccessTap};
+pub use failure::FailureCounts;
 pub use instances::{FreshInstance, InstanceFactory};
 pub use server::{serve, RequestHandler, ServeOptions};
 pub use trigger::RequestBody;

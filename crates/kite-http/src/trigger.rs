@@ -2,7 +2,7 @@
 //! executor at load, a router over the app's routes, and the per-request dispatch.
 
 use crate::access_log::{self, AccessRecord};
-use crate::failure::{error_response, set_request_id};
+use crate::failure::{error_response, set_request_id, FailureCounts};
 use crate::gate::ComponentGate;
 use crate::instances::ReadyInstances;
 use crate::request_id::next_request_id;
@@ -39,6 +39,8 @@ pub struct HttpTrigger {
     ready: Arc<ReadyInstances>,
     /// How long a request body may stall while the guest waits for it (set when serving).
     body_idle_timeout: OnceLock<Duration>,
+    /// The app's name in access lines, on a host of many apps.
+    app_label: Option<Arc<str>>,
 }
 
 enum RouteTarget {
@@ -73,6 +75,18 @@ impl HttpTrigger {
         app: &App,
         engine: &KiteEngine,
         resources: &AppResources,
+        on_loaded: impl FnMut(ComponentLoaded<'_>),
+    ) -> anyhow::Result<Arc<Self>> {
+        Self::prepare_counting(app, engine, resources, Arc::default(), on_loaded)
+    }
+
+    /// As [`Self::prepare`], counting guests' failures in `failures` (which may outlive
+    /// the trigger, e.g. across an app's versions).
+    pub fn prepare_counting(
+        app: &App,
+        engine: &KiteEngine,
+        resources: &AppResources,
+        failures: Arc<FailureCounts>,
         mut on_loaded: impl FnMut(ComponentLoaded<'_>),
     ) -> anyhow::Result<Arc<Self>> {
         let mut linker = Linker::<InstanceState>::new(engine.engine());
@@ -118,6 +132,7 @@ impl HttpTrigger {
                             &linker,
                             resources,
                             ready.clone(),
+                            failures.clone(),
                         )?;
                         (Box::new(executor), loaded.from_cache, loaded.elapsed)
                     }
@@ -129,6 +144,7 @@ impl HttpTrigger {
                                 &cgi_linker,
                                 resources,
                                 settings,
+                                failures.clone(),
                             )?;
                             if want_routes {
                                 declared = executor.declared_routes()?;
@@ -146,6 +162,7 @@ impl HttpTrigger {
                                 &linker,
                                 resources,
                                 settings,
+                                failures.clone(),
                             )?;
                             (Box::new(executor), loaded.from_cache, loaded.elapsed)
                         }
@@ -273,6 +290,7 @@ impl HttpTrigger {
             },
             ready,
             body_idle_timeout: OnceLock::new(),
+            app_label: resources.app_label.clone(),
         });
         let handler: Arc<dyn LocalHandler> = trigger.clone();
         resources.local.connect(Arc::downgrade(&handler));
@@ -418,6 +436,7 @@ impl HttpTrigger {
             uri,
             status: response.status(),
             elapsed: started.elapsed(),
+            app: self.app_label.clone(),
             component,
             request_id,
         });

@@ -2,7 +2,7 @@
 //! grants, with its memory limit and deadline, running `wasi:http/incoming-handler`.
 
 use crate::executor::{Executor, GuestRequest, InstanceHold, Outcome};
-use crate::failure::{error_response, GuestFailure};
+use crate::failure::{error_response, FailureCounts, GuestFailure};
 use crate::instances::{instantiate_for_request, FreshInstance, InstanceFactory, ReadyInstances};
 use crate::response_body::GuardedBody;
 use http::{Response, StatusCode};
@@ -11,6 +11,7 @@ use kite_app::ComponentSpec;
 use kite_host::{AppResources, ComponentGrants, InstanceState};
 use std::sync::Arc;
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::Store;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
@@ -30,6 +31,7 @@ pub(crate) struct WasiHttpExecutor {
     index: usize,
     factory: Arc<InstanceFactory>,
     ready: Arc<ReadyInstances>,
+    failures: Arc<FailureCounts>,
 }
 
 /// One request's instance, ready to run; `proxy` is `None` when it still has to be
@@ -49,6 +51,7 @@ impl WasiHttpExecutor {
         linker: &Linker<InstanceState>,
         resources: &AppResources,
         ready: Arc<ReadyInstances>,
+        failures: Arc<FailureCounts>,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
             let hint = release_candidate_import(component, linker.engine())
@@ -75,6 +78,7 @@ impl WasiHttpExecutor {
             index,
             factory: Arc::new(InstanceFactory::new(pre, grants, spec.limits.timeout)),
             ready,
+            failures,
         })
     }
 }
@@ -95,11 +99,17 @@ impl Executor for WasiHttpExecutor {
         let (handler_done, handler_outcome) = oneshot::channel();
         let (factory, ready, index) = (self.factory.clone(), self.ready.clone(), self.index);
         let (component, id) = (self.component.clone(), request_id.clone());
-        tokio::spawn(async move {
-            let used = run_guest(&factory, &ready, &component, call, &id, handler_done).await;
-            drop(hold);
-            ready.after_request(index, &factory, used).await;
-        });
+        let failures = self.failures.clone();
+        // The task logs within the request's span (a host of many apps names the app in it).
+        tokio::spawn(
+            async move {
+                let guest = (component.as_ref(), id.as_ref(), failures.as_ref());
+                let used = run_guest(&factory, &ready, guest, call, handler_done).await;
+                drop(hold);
+                ready.after_request(index, &factory, used).await;
+            }
+            .in_current_span(),
+        );
         match response_receiver.await {
             Ok(Ok(response)) => Outcome::Response(
                 response.map(|body| GuardedBody::new(body, handler_outcome).boxed_unsync()),
@@ -184,9 +194,8 @@ impl WasiHttpExecutor {
 async fn run_guest(
     factory: &InstanceFactory,
     ready: &ReadyInstances,
-    component: &str,
+    (component, request_id, failures): (&str, &str, &FailureCounts),
     call: PreparedCall,
-    request_id: &str,
     handler_done: oneshot::Sender<HandlerOutcome>,
 ) -> Store<InstanceState> {
     let PreparedCall {
@@ -212,7 +221,7 @@ async fn run_guest(
         Err(_) => Err(GuestFailure::Deadline(timeout)),
     };
     if let Err(failure) = &outcome {
-        failure.log(component, request_id);
+        failure.report(component, request_id, failures);
     }
     let _ = handler_done.send(outcome);
     store

@@ -6,7 +6,8 @@ use crate::quotas::Quotas;
 use crate::token::AdminToken;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full, Limited, StreamBody};
 use hyper::body::Incoming;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -15,7 +16,7 @@ use std::io::Write;
 use std::net::TcpListener;
 use std::sync::Arc;
 
-type AdminResponse = Response<Full<Bytes>>;
+type AdminResponse = Response<UnsyncBoxBody<Bytes, std::convert::Infallible>>;
 
 /// The largest JSON request body accepted.
 const MAX_JSON_BYTES: usize = 1 << 20;
@@ -96,6 +97,16 @@ async fn handle(
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
     let method = req.method().clone();
     let result = match (&method, segments.as_slice()) {
+        (&Method::GET, ["metrics"]) => {
+            let mut response = Response::new(
+                Full::new(Bytes::from(crate::metrics::render(platform))).boxed_unsync(),
+            );
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            );
+            Ok(response)
+        }
         (&Method::GET, ["v1", "apps"]) => blocking(platform, |p| p.list()).await.map(json),
         (&Method::GET, ["v1", "apps", name]) => {
             let name = name.to_string();
@@ -138,6 +149,10 @@ async fn handle(
                 Err(e) => Err(e),
             }
         }
+        (&Method::GET, ["v1", "apps", name, "logs"]) => match platform.view(name) {
+            Ok(_) => Ok(log_stream(name)),
+            Err(e) => Err(e),
+        },
         (&Method::GET, ["v1", "apps", name, "stats"]) => match platform.host.app(name) {
             Some(app) => Ok(json(app.stats.snapshot())),
             None => Err(PlatformError::NotFound(format!(
@@ -249,10 +264,48 @@ async fn read_json<T: serde::de::DeserializeOwned>(
 
 fn json(value: impl Serialize) -> AdminResponse {
     let body = serde_json::to_vec_pretty(&value).unwrap_or_else(|_| b"{}".to_vec());
-    let mut response = Response::new(Full::new(Bytes::from(body)));
+    let mut response = Response::new(Full::new(Bytes::from(body)).boxed_unsync());
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static("application/json"),
+    );
+    response
+}
+
+/// How often an idle log stream sends a comment, so that proxies keep it open.
+const KEEP_ALIVE: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// `app`'s log lines from now on, as server-sent events: one event per line.
+fn log_stream(app: &str) -> AdminResponse {
+    use tokio::sync::broadcast::error::RecvError;
+    let receiver = crate::logs::hub().subscribe(app);
+    let events = futures::stream::unfold(receiver, |mut receiver| async move {
+        let text = tokio::select! {
+            received = receiver.recv() => match received {
+                Ok(line) => line
+                    .lines()
+                    .map(|l| format!("data: {l}\n"))
+                    .chain(std::iter::once("\n".to_string()))
+                    .collect(),
+                Err(RecvError::Lagged(missed)) => {
+                    format!(": {missed} lines skipped: this watcher fell behind\n\n")
+                }
+                Err(RecvError::Closed) => return None,
+            },
+            _ = tokio::time::sleep(KEEP_ALIVE) => ": keep-alive\n\n".to_string(),
+        };
+        let frame = hyper::body::Frame::data(Bytes::from(text));
+        Some((Ok::<_, std::convert::Infallible>(frame), receiver))
+    });
+    let mut response = Response::new(StreamBody::new(events).boxed_unsync());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache"),
     );
     response
 }

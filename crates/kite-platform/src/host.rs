@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::{HeaderValue, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use kite_engine::DecommitFlusher;
-use kite_http::{RequestBody, RequestHandler, ServeOptions};
+use kite_http::{FailureCounts, RequestBody, RequestHandler, ServeOptions};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 /// One deployed app while the host runs.
@@ -25,6 +26,8 @@ pub struct LiveApp {
     runtime: ArcSwap<AppRuntime>,
     quota: ArcSwap<QuotaGate>,
     pub stats: AppStats,
+    /// Guests' traps and timeouts, across versions.
+    pub failures: Arc<FailureCounts>,
     /// Seconds since the host started, at this app's last request.
     last_request: AtomicU64,
     /// Second (since the host started, plus one) of the last refusal logged: refusals are
@@ -39,6 +42,7 @@ impl LiveApp {
     pub fn new(name: &str, runtime: AppRuntime, quota: QuotaGate) -> Self {
         LiveApp {
             name: name.into(),
+            failures: runtime.failures.clone(),
             runtime: ArcSwap::from_pointee(runtime),
             quota: ArcSwap::from_pointee(quota),
             stats: AppStats::default(),
@@ -68,7 +72,7 @@ impl LiveApp {
     }
 
     async fn serve(
-        &self,
+        self: &Arc<Self>,
         req: Request<RequestBody>,
         client: SocketAddr,
         now: u64,
@@ -82,23 +86,20 @@ impl LiveApp {
                 return self.refused(refusal, &quota, now);
             }
         };
+        let in_flight = InFlight::enter(self);
         let runtime = self.runtime.load_full();
         let started = Instant::now();
         let response = runtime.trigger.handle(req, client).await;
         self.stats
             .count_response(response.status(), started.elapsed());
-        if admission.holds_place() {
-            // The place is the app's until the response body has been sent.
-            response.map(|body| {
-                Held {
-                    body,
-                    _held: (admission, runtime),
-                }
-                .boxed_unsync()
-            })
-        } else {
-            response
-        }
+        // The request is in flight, and holds its place, until its body has been sent.
+        response.map(|body| {
+            Held {
+                body,
+                _held: (admission, runtime, in_flight),
+            }
+            .boxed_unsync()
+        })
     }
 
     fn refused(
@@ -151,10 +152,29 @@ impl LiveApp {
         let before = self.refusals_at_log.swap(total, Ordering::Relaxed);
         let unlogged = total.saturating_sub(before).saturating_sub(1);
         if unlogged > 0 {
-            tracing::warn!(app = %self.name, "{why}; answered {} (and {unlogged} more refusals since the last line)", status.as_u16());
+            tracing::warn!(
+                "{why}; answered {} (and {unlogged} more refusals since the last line)",
+                status.as_u16()
+            );
         } else {
-            tracing::warn!(app = %self.name, "{why}; answered {}", status.as_u16());
+            tracing::warn!("{why}; answered {}", status.as_u16());
         }
+    }
+}
+
+/// Counts a request in its app's `in_flight` until dropped.
+struct InFlight(Arc<LiveApp>);
+
+impl InFlight {
+    fn enter(app: &Arc<LiveApp>) -> Self {
+        app.stats.enter();
+        InFlight(app.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.stats.leave();
     }
 }
 
@@ -205,10 +225,6 @@ struct Directory {
     by_name: HashMap<Box<str>, (Arc<LiveApp>, Vec<String>)>,
 }
 
-/// Drop an app's instances built ahead after this long without a request: idle apps hold
-/// no instance slots.
-const IDLE_RELEASE: Duration = Duration::from_secs(10);
-
 /// Every running app, routed by Host header.
 pub struct Host {
     directory: ArcSwap<Directory>,
@@ -217,11 +233,15 @@ pub struct Host {
     decommits: Option<Arc<DecommitFlusher>>,
     /// Seconds since start at the last sweep for idle apps (one worker sweeps per second).
     last_sweep: AtomicU64,
+    /// An app's instances built ahead are dropped after this long without a request: idle
+    /// apps hold no instance slots.
+    idle_after: Duration,
 }
 
 impl Host {
-    pub fn new(decommits: Option<Arc<DecommitFlusher>>) -> Self {
+    pub fn new(decommits: Option<Arc<DecommitFlusher>>, idle_after: Duration) -> Self {
         Host {
+            idle_after,
             directory: ArcSwap::default(),
             serve: OnceLock::new(),
             started: Instant::now(),
@@ -299,7 +319,7 @@ impl Host {
         }
         for (app, _) in self.directory.load().by_name.values() {
             let idle_since = app.last_request.load(Ordering::Relaxed);
-            if now.saturating_sub(idle_since) >= IDLE_RELEASE.as_secs() {
+            if now.saturating_sub(idle_since) >= self.idle_after.as_secs().max(1) {
                 app.runtime.load().trigger.release_instances_ahead();
             }
         }
@@ -339,7 +359,12 @@ impl RequestHandler for Host {
             directory.by_host.get(host.as_str()).cloned()
         });
         match app {
-            Some(app) => app.serve(req, client, self.seconds()).await,
+            Some(app) => {
+                let span = tracing::info_span!(crate::logs::APP_SPAN, app = %app.name);
+                app.serve(req, client, self.seconds())
+                    .instrument(span)
+                    .await
+            }
             None => text_response(
                 StatusCode::NOT_FOUND,
                 "no app is deployed at this host name",

@@ -4,6 +4,8 @@
 pub mod admin;
 pub mod bundle;
 mod host;
+pub mod logs;
+mod metrics;
 mod platform;
 mod quotas;
 mod registry;

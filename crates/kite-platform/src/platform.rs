@@ -26,6 +26,9 @@ pub struct PlatformSettings {
     pub max_memory: u64,
     /// Files one bundle may hold.
     pub max_bundle_files: usize,
+    /// How long an app may go without requests before its instances built ahead are
+    /// dropped (whole seconds, at least one).
+    pub idle_after: std::time::Duration,
 }
 
 /// Why a change was refused.
@@ -94,7 +97,7 @@ impl Platform {
     pub fn open(settings: PlatformSettings, engine: KiteEngine) -> anyhow::Result<Self> {
         let registry = Registry::open(&settings.state_dir)?;
         let blobs = BlobStore::open(&settings.state_dir.join("blobs"))?;
-        let host = Arc::new(Host::new(engine.decommits().cloned()));
+        let host = Arc::new(Host::new(engine.decommits().cloned(), settings.idle_after));
         Ok(Platform {
             registry,
             blobs,
@@ -104,6 +107,10 @@ impl Platform {
             changes: Mutex::new(()),
             failed: Mutex::default(),
         })
+    }
+
+    pub fn engine(&self) -> &KiteEngine {
+        &self.engine
     }
 
     pub fn settings(&self) -> &PlatformSettings {
@@ -251,12 +258,18 @@ impl Platform {
         let quotas = self.effective(&record.quotas);
         let serve = self.host.serve_options();
         let data_dir = self.registry.data_dir(&record.name);
+        let failures = self
+            .host
+            .app(&record.name)
+            .map(|app| app.failures.clone())
+            .unwrap_or_default();
         let context = LoadContext {
             engine: &self.engine,
             quotas: &quotas,
             variables: &variables,
             data_dir: &data_dir,
             serve: &serve,
+            failures,
         };
         load_version(&record.name, number, &dir, &index, &context)
             .map_err(|e| PlatformError::Invalid(format!("{e:#}")))

@@ -81,13 +81,6 @@ pub struct QuotaGate {
 /// Held while a request is served; its place goes back when dropped.
 pub struct Admission(#[allow(dead_code)] Option<OwnedSemaphorePermit>);
 
-impl Admission {
-    /// Whether a concurrency place is held (and must be kept until the response is sent).
-    pub fn holds_place(&self) -> bool {
-        self.0.is_some()
-    }
-}
-
 impl QuotaGate {
     pub fn new(quotas: Quotas) -> Self {
         QuotaGate {

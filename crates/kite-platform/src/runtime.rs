@@ -9,7 +9,7 @@ use kite_app::{
 };
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
-use kite_http::{HttpTrigger, ServeOptions};
+use kite_http::{FailureCounts, HttpTrigger, ServeOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -20,6 +20,8 @@ pub struct AppRuntime {
     pub trigger: Arc<HttpTrigger>,
     /// `(route, component)`, most specific first.
     pub routes: Vec<(String, String)>,
+    /// Where the guests' failures are counted (shared by the app's versions).
+    pub failures: Arc<FailureCounts>,
     /// Kept alive with the trigger: the stores and the service-chaining dispatch.
     _resources: AppResources,
 }
@@ -33,6 +35,7 @@ pub struct LoadContext<'a> {
     /// Where the app's stores live.
     pub data_dir: &'a Path,
     pub serve: &'a ServeOptions,
+    pub failures: Arc<FailureCounts>,
 }
 
 /// Loads version `version` unpacked at `version_dir`. Errors are the loader's, with paths
@@ -64,21 +67,25 @@ pub fn load_version(
     app.resolve_outbound_templates(&variables)
         .map_err(|e| anyhow::anyhow!("{}: {e}", index.manifest))?;
     std::fs::create_dir_all(context.data_dir)?;
-    let resources = AppResources::new(
+    let mut resources = AppResources::new(
         variables,
         KeyValueStores::open(&app, context.data_dir, &runtime_config, &[])?,
         SqliteDatabases::open(&app, context.data_dir, &runtime_config, &[])?,
         Vec::new(),
         Vec::new(),
     )?;
+    resources.app_label = Some(app_name.into());
+    let failures = context.failures.clone();
     let trigger =
-        HttpTrigger::prepare(&app, context.engine, &resources, |_| {}).map_err(|e| shown(&e))?;
+        HttpTrigger::prepare_counting(&app, context.engine, &resources, failures.clone(), |_| {})
+            .map_err(|e| shown(&e))?;
     trigger.set_workers(context.serve.workers);
     trigger.set_body_idle_timeout(context.serve.body_idle_timeout);
     Ok(AppRuntime {
         version,
         routes: trigger.route_table(),
         trigger,
+        failures,
         _resources: resources,
     })
 }

@@ -1,10 +1,10 @@
 //! Counters for one app's traffic since the host started: responses by status class,
-//! refusals by quota, and time to the response head.
+//! refusals by quota, time to the response head, and requests in flight.
 
 use crate::quotas::Refusal;
 use http::StatusCode;
 use serde::Serialize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
 #[derive(Default)]
@@ -15,7 +15,17 @@ pub struct AppStats {
     refused_concurrency: AtomicU64,
     /// Sum of times to the response head, in microseconds.
     head_micros: AtomicU64,
+    /// Times to the response head, counted in the first bucket of [`LATENCY_BUCKETS`]
+    /// they fit (the last one counts the rest).
+    head_buckets: [AtomicU64; LATENCY_BUCKETS.len() + 1],
+    /// Requests admitted whose response has not been sent yet.
+    in_flight: AtomicI64,
 }
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+pub const LATENCY_BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
 
 /// A snapshot, as the admin API shows it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
@@ -30,6 +40,8 @@ pub struct StatsSnapshot {
     pub refused_over_concurrency: u64,
     /// Mean time from the request to the response head, in microseconds.
     pub mean_head_micros: u64,
+    /// Requests admitted whose response is still being sent.
+    pub in_flight: i64,
 }
 
 impl AppStats {
@@ -38,6 +50,54 @@ impl AppStats {
         self.by_class[class].fetch_add(1, Ordering::Relaxed);
         let micros = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX);
         self.head_micros.fetch_add(micros, Ordering::Relaxed);
+        let seconds = elapsed.as_secs_f64();
+        let bucket = LATENCY_BUCKETS
+            .iter()
+            .position(|bound| seconds <= *bound)
+            .unwrap_or(LATENCY_BUCKETS.len());
+        self.head_buckets[bucket].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A request is in flight from `enter` to `leave`.
+    pub fn enter(&self) {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn leave(&self) {
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    pub fn in_flight(&self) -> i64 {
+        self.in_flight.load(Ordering::Relaxed)
+    }
+
+    /// The latency histogram: the sum in seconds, and the count in each bucket by its
+    /// upper bound (the last one's is `f64::MAX`, for everything longer).
+    pub fn latency_histogram(&self) -> (f64, Vec<(f64, u64)>) {
+        let buckets = self
+            .head_buckets
+            .iter()
+            .enumerate()
+            .map(|(i, count)| {
+                let bound = LATENCY_BUCKETS.get(i).copied().unwrap_or(f64::MAX);
+                (bound, count.load(Ordering::Relaxed))
+            })
+            .collect();
+        let sum = self.head_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        (sum, buckets)
+    }
+
+    /// Responses by status class: `[1xx, 2xx, 3xx, 4xx, 5xx]`.
+    pub fn by_class(&self) -> [u64; 5] {
+        std::array::from_fn(|i| self.by_class[i].load(Ordering::Relaxed))
+    }
+
+    /// Refusals: `(over the rate, over the concurrency)`.
+    pub fn refusals_by_quota(&self) -> (u64, u64) {
+        (
+            self.refused_rate.load(Ordering::Relaxed),
+            self.refused_concurrency.load(Ordering::Relaxed),
+        )
     }
 
     pub fn count_refusal(&self, refusal: Refusal) {
@@ -72,6 +132,7 @@ impl AppStats {
                 .load(Ordering::Relaxed)
                 .checked_div(served)
                 .unwrap_or(0),
+            in_flight: self.in_flight(),
         }
     }
 }

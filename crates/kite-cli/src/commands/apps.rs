@@ -66,6 +66,8 @@ pub enum AppsCommand {
     },
     /// Requests, responses by status class and refusals since the host started.
     Stats { name: String },
+    /// Follow the app's log (access lines, its components' output, failures) until Ctrl-C.
+    Logs { name: String },
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -169,6 +171,9 @@ pub fn run(args: AppsArgs) -> anyhow::Result<()> {
                 Some(&Value::Object(changes)),
             )?;
             println!("`{name}` quotas in effect: {}", app["effective_quotas"]);
+        }
+        AppsCommand::Logs { name } => {
+            client.follow(&format!("/v1/apps/{name}/logs"), |line| println!("{line}"))?;
         }
         AppsCommand::Stats { name } => {
             let stats = client.call_ok("GET", &format!("/v1/apps/{name}/stats"), None)?;

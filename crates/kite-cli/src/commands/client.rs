@@ -168,6 +168,39 @@ impl AdminClient {
     }
 }
 
+impl AdminClient {
+    /// Follows a server-sent event stream, calling `on_line` with each event's data line,
+    /// until the server ends it.
+    pub fn follow(&self, path: &str, mut on_line: impl FnMut(&str)) -> anyhow::Result<()> {
+        use std::io::BufRead;
+        let url = format!("{}{path}", self.server);
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .build()
+            .into();
+        let response = agent
+            .get(&url)
+            .header("authorization", format!("Bearer {}", self.token))
+            .call()
+            .with_context(|| format!("GET {url}"))?;
+        let status = response.status().as_u16();
+        if status >= 400 {
+            let text = response.into_body().read_to_string().unwrap_or_default();
+            let body = serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text));
+            Answer { status, body }.ok()?;
+            return Ok(());
+        }
+        let reader = std::io::BufReader::new(response.into_body().into_reader());
+        for line in reader.lines() {
+            let line = line.with_context(|| format!("reading {url}"))?;
+            if let Some(data) = line.strip_prefix("data: ") {
+                on_line(data);
+            }
+        }
+        Ok(())
+    }
+}
+
 impl Answer {
     /// The body, or an error with the server's message for a status of 400 or more.
     pub fn ok(self) -> anyhow::Result<serde_json::Value> {

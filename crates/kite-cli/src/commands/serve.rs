@@ -73,6 +73,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub app_bundle_size: u64,
 
+    /// After an app has had no request for this long, the instances built ahead for it
+    /// are dropped, giving their slots back to the shared pool.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub idle_after: Duration,
+
     /// After Ctrl-C, how long in-flight requests may take to finish.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
@@ -140,6 +145,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         },
         max_memory: args.max_memory,
         max_bundle_files: 10_000,
+        idle_after: args.idle_after,
     };
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;

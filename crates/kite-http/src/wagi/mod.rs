@@ -9,7 +9,7 @@ mod program;
 pub(crate) use cgi_env::CgiRoute;
 
 use crate::executor::{Executor, GuestRequest, InstanceHold, Outcome};
-use crate::failure::{error_response, GuestFailure};
+use crate::failure::{error_response, FailureCounts, GuestFailure};
 use crate::response_body::GuardedBody;
 use crate::wasi_http::HandlerOutcome;
 use bytes::Bytes;
@@ -24,6 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::sync::oneshot;
+use tracing::Instrument;
 use wasmtime::{ExternType, Linker, Module};
 use wasmtime_wasi::cli::{AsyncStdinStream, AsyncStdoutStream};
 use wasmtime_wasi::p2::bindings::CommandPre;
@@ -48,6 +49,7 @@ pub(crate) struct WagiExecutor {
     grants: Arc<ComponentGrants>,
     settings: WagiSettings,
     timeout: Duration,
+    failures: Arc<FailureCounts>,
 }
 
 impl WagiExecutor {
@@ -59,6 +61,7 @@ impl WagiExecutor {
         linker: &wasmtime::component::Linker<InstanceState>,
         resources: &AppResources,
         settings: &WagiSettings,
+        failures: Arc<FailureCounts>,
     ) -> anyhow::Result<Self> {
         let what = format!("component `{}` ({})", spec.id, spec.source.display());
         if settings.entrypoint != WagiSettings::default().entrypoint {
@@ -82,6 +85,7 @@ impl WagiExecutor {
             grants: Arc::new(ComponentGrants::validate(spec, resources)?),
             settings: settings.clone(),
             timeout: spec.limits.timeout,
+            failures,
         })
     }
 
@@ -92,6 +96,7 @@ impl WagiExecutor {
         linker: &Linker<CgiState>,
         resources: &AppResources,
         settings: &WagiSettings,
+        failures: Arc<FailureCounts>,
     ) -> anyhow::Result<Self> {
         let what = format!("component `{}` ({})", spec.id, spec.source.display());
         if let Some(import) = module
@@ -138,6 +143,7 @@ impl WagiExecutor {
             grants: Arc::new(ComponentGrants::validate(spec, resources)?),
             settings: settings.clone(),
             timeout: spec.limits.timeout,
+            failures,
         })
     }
 }
@@ -395,25 +401,29 @@ impl WagiExecutor {
         mut done: oneshot::Sender<HandlerOutcome>,
     ) {
         let (engine, program) = (self.engine.clone(), self.program.clone());
+        let failures = self.failures.clone();
         let (component, entrypoint, timeout) = (
             self.component.clone(),
             self.settings.entrypoint.clone(),
             self.timeout,
         );
-        tokio::spawn(async move {
-            let bounds = Bounds {
-                deadline,
-                timeout,
-                body_failure,
-                done: &mut done,
-            };
-            let outcome = program.run(&engine, state, &entrypoint, bounds).await;
-            if let Err(failure) = &outcome {
-                failure.log(&component, &request_id);
+        tokio::spawn(
+            async move {
+                let bounds = Bounds {
+                    deadline,
+                    timeout,
+                    body_failure,
+                    done: &mut done,
+                };
+                let outcome = program.run(&engine, state, &entrypoint, bounds).await;
+                if let Err(failure) = &outcome {
+                    failure.report(&component, &request_id, &failures);
+                }
+                drop(hold);
+                let _ = done.send(outcome);
             }
-            drop(hold);
-            let _ = done.send(outcome);
-        });
+            .in_current_span(),
+        );
     }
 
     /// 500 for output that is not a CGI response, with one log line saying why and how the
