@@ -1259,3 +1259,90 @@ async fn log_lines_name_their_app_and_a_tail_streams_one_apps_lines_only() {
     let (ok, _, err) = host.run(&["apps", "logs", "nope"]);
     assert!(!ok && err.contains("404"), "{err}");
 }
+
+#[tokio::test]
+async fn spin_and_wagi_apps_deploy_with_their_files() {
+    let host = Host::start(&[]);
+    // A Spin app granting a directory of files.
+    let spin = tempfile::tempdir().unwrap();
+    std::fs::copy(guest("probe"), spin.path().join("probe.wasm")).unwrap();
+    std::fs::create_dir_all(spin.path().join("static/nested")).unwrap();
+    std::fs::write(
+        spin.path().join("static/nested/hello.txt"),
+        "hello from a bundle",
+    )
+    .unwrap();
+    std::fs::write(
+        spin.path().join("spin.toml"),
+        "spin_manifest_version = 2\n[application]\nname = \"Spin App\"\n\
+         [[trigger.http]]\nroute = \"/...\"\ncomponent = \"probe\"\n\
+         [component.probe]\nsource = \"probe.wasm\"\nfiles = [{ source = \"static\", destination = \"/static\" }]\n",
+    )
+    .unwrap();
+    let out = host.deploy(spin.path(), &[]);
+    assert!(out.contains("Deployed `spin-app` version 1"), "{out}");
+    let reply = host
+        .get(
+            "spin-app.kite.localhost",
+            "/read?path=/static/nested/hello.txt",
+        )
+        .await;
+    assert_eq!(
+        (reply.status, reply.body.as_str()),
+        (200, "hello from a bundle")
+    );
+    // The granted files are read-only.
+    let reply = host
+        .get(
+            "spin-app.kite.localhost",
+            "/write?path=/static/nested/hello.txt",
+        )
+        .await;
+    assert_eq!(reply.status, 403, "{}", reply.body);
+    let reply = host
+        .get(
+            "spin-app.kite.localhost",
+            "/read?path=/static/nested/hello.txt",
+        )
+        .await;
+    assert_eq!(reply.body, "hello from a bundle");
+
+    // A Wagi app: a WASI preview 1 program from modules.toml.
+    let wagi = tempfile::tempdir().unwrap();
+    std::fs::copy(
+        common::core_module_guest("cgi"),
+        wagi.path().join("cgi.wasm"),
+    )
+    .unwrap();
+    std::fs::write(
+        wagi.path().join("modules.toml"),
+        "[[module]]\nroute = \"/cgi/...\"\nmodule = \"cgi.wasm\"\n",
+    )
+    .unwrap();
+    let out = host.deploy(wagi.path(), &["--name", "cgi"]);
+    assert!(out.contains("/cgi/..."), "{out}");
+    let reply = host.get("cgi.kite.localhost", "/cgi/some/where").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(
+        reply.body.contains("PATH_INFO=/some/where"),
+        "{}",
+        reply.body
+    );
+    // `kite deploy --output` writes the bundle; the same bytes every time.
+    let first = spin.path().join("first.tar.gz");
+    let second = spin.path().join("second.tar.gz");
+    for file in [&first, &second] {
+        let (ok, out, err) = host.run(&[
+            "deploy",
+            "-f",
+            spin.path().to_str().unwrap(),
+            "--output",
+            file.to_str().unwrap(),
+        ]);
+        assert!(ok && out.contains("Packed `spin-app`"), "{out}{err}");
+    }
+    assert_eq!(
+        std::fs::read(&first).unwrap(),
+        std::fs::read(&second).unwrap()
+    );
+}

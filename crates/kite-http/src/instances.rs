@@ -91,6 +91,42 @@ impl InstanceFactory {
     }
 }
 
+/// A bound on the instances built ahead across every trigger of a host of many apps, so
+/// that apps without traffic now cannot hold the slots that requests need.
+#[derive(Debug)]
+pub struct AheadBudget {
+    held: AtomicUsize,
+    limit: usize,
+}
+
+impl AheadBudget {
+    pub fn new(limit: usize) -> Arc<Self> {
+        Arc::new(AheadBudget {
+            held: AtomicUsize::new(0),
+            limit,
+        })
+    }
+
+    /// Instances built ahead now, across the host.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    fn try_reserve(&self) -> bool {
+        self.held
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |held| {
+                (held < self.limit).then_some(held + 1)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, count: usize) {
+        if count > 0 {
+            self.held.fetch_sub(count, Ordering::AcqRel);
+        }
+    }
+}
+
 /// How long a request that finds every instance slot taken waits for slots that finished
 /// requests are about to give back, before it is refused.
 const SETTLE_WAIT: Duration = Duration::from_millis(100);
@@ -108,13 +144,20 @@ pub(crate) struct ReadyInstances {
     settled: Notify,
     /// Returns the memory used instances dirtied to the system (pooling allocator only).
     decommits: Option<Arc<DecommitFlusher>>,
+    /// Shared with the other apps of a host; each instance in `ready` holds one place.
+    budget: Option<Arc<AheadBudget>>,
 }
 
 impl ReadyInstances {
     /// For `components` components; keeps at most one instance ahead for each until told
     /// otherwise.
-    pub(crate) fn new(components: usize, decommits: Option<Arc<DecommitFlusher>>) -> Self {
+    pub(crate) fn new(
+        components: usize,
+        decommits: Option<Arc<DecommitFlusher>>,
+        budget: Option<Arc<AheadBudget>>,
+    ) -> Self {
         ReadyInstances {
+            budget,
             ready: Mutex::new((0..components).map(|_| Vec::new()).collect()),
             per_component: AtomicUsize::new(1),
             settling: AtomicUsize::new(0),
@@ -149,7 +192,17 @@ impl ReadyInstances {
     }
 
     pub(crate) fn take(&self, component: usize) -> Option<FreshInstance> {
-        self.lock()[component].pop()
+        let taken = self.lock()[component].pop();
+        if taken.is_some() {
+            self.give_back(1);
+        }
+        taken
+    }
+
+    fn give_back(&self, count: usize) {
+        if let Some(budget) = &self.budget {
+            budget.release(count);
+        }
     }
 
     fn has_room(&self, component: usize) -> bool {
@@ -190,19 +243,35 @@ impl ReadyInstances {
         if !self.has_room(component) {
             return;
         }
+        if self
+            .budget
+            .as_ref()
+            .is_some_and(|budget| !budget.try_reserve())
+        {
+            return;
+        }
         if let Some(instance) = factory.build().await {
             let mut ready = self.lock();
             if ready[component].len() < self.per_component() {
                 ready[component].push(instance);
+                return;
             }
         }
+        self.give_back(1);
     }
 
     /// Drops every instance built ahead, freeing their slots. Returns whether there were any.
     pub(crate) fn release_all(&self) -> bool {
         let released: Vec<FreshInstance> =
             self.lock().iter_mut().flat_map(std::mem::take).collect();
+        self.give_back(released.len());
         !released.is_empty()
+    }
+}
+
+impl Drop for ReadyInstances {
+    fn drop(&mut self) {
+        self.release_all();
     }
 }
 

@@ -21,7 +21,7 @@ mod write_timeout;
 
 pub use access_log::{set_access_tap, use_ansi_colours, AccessTap};
 pub use failure::FailureCounts;
-pub use instances::{FreshInstance, InstanceFactory};
+pub use instances::{AheadBudget, FreshInstance, InstanceFactory};
 pub use server::{serve, RequestHandler, ServeOptions};
 pub use trigger::RequestBody;
-pub use trigger::{ComponentLoaded, HttpTrigger};
+pub use trigger::{ComponentLoaded, HttpTrigger, TriggerOptions};

@@ -4,7 +4,7 @@
 use crate::access_log::{self, AccessRecord};
 use crate::failure::{error_response, set_request_id, FailureCounts};
 use crate::gate::ComponentGate;
-use crate::instances::ReadyInstances;
+use crate::instances::{AheadBudget, ReadyInstances};
 use crate::request_id::next_request_id;
 use crate::router::Router;
 use crate::spin_headers::{self, RouteHeaders};
@@ -61,6 +61,15 @@ pub type RequestBody = WasiBody;
 /// A request body's idle timeout unless serving sets one.
 pub const DEFAULT_BODY_IDLE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How a trigger fits into a host of many apps.
+#[derive(Default)]
+pub struct TriggerOptions {
+    /// Where guests' failures are counted (e.g. across an app's versions).
+    pub failures: Arc<FailureCounts>,
+    /// Shared bound on instances built ahead; `None`: only the pool bounds them.
+    pub ahead_budget: Option<Arc<AheadBudget>>,
+}
+
 /// Reported once per component while an app loads (for progress output).
 pub struct ComponentLoaded<'a> {
     pub id: &'a str,
@@ -77,18 +86,22 @@ impl HttpTrigger {
         resources: &AppResources,
         on_loaded: impl FnMut(ComponentLoaded<'_>),
     ) -> anyhow::Result<Arc<Self>> {
-        Self::prepare_counting(app, engine, resources, Arc::default(), on_loaded)
+        Self::prepare_with(app, engine, resources, TriggerOptions::default(), on_loaded)
     }
 
-    /// As [`Self::prepare`], counting guests' failures in `failures` (which may outlive
-    /// the trigger, e.g. across an app's versions).
-    pub fn prepare_counting(
+    /// As [`Self::prepare`], as one app among many: failures counted where they outlive the
+    /// trigger, instances built ahead within a budget shared with other apps.
+    pub fn prepare_with(
         app: &App,
         engine: &KiteEngine,
         resources: &AppResources,
-        failures: Arc<FailureCounts>,
+        options: TriggerOptions,
         mut on_loaded: impl FnMut(ComponentLoaded<'_>),
     ) -> anyhow::Result<Arc<Self>> {
+        let TriggerOptions {
+            failures,
+            ahead_budget,
+        } = options;
         let mut linker = Linker::<InstanceState>::new(engine.engine());
         kite_host::add_to_linker(&mut linker)?;
         let mut cgi_linker = wasmtime::Linker::<CgiState>::new(engine.engine());
@@ -96,6 +109,7 @@ impl HttpTrigger {
         let ready = Arc::new(ReadyInstances::new(
             app.components.len(),
             engine.decommits().cloned(),
+            ahead_budget,
         ));
         // A gate for each (component, executor) pair some trigger uses, in trigger order.
         let mut gates: Vec<ComponentGate> = Vec::new();

@@ -196,6 +196,12 @@ impl Collector for HostCollector {
                 pool.component_instances() as i64,
             )?;
         }
+        single(
+            &mut encoder,
+            "kite_instances_ahead",
+            "Instances built ahead of requests, across all apps (bounded to a quarter of the slots).",
+            platform.instances_ahead() as i64,
+        )?;
         if let Some(cache) = engine.cache() {
             let (hits, misses) = cache.hits_and_misses();
             single(

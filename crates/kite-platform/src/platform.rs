@@ -26,6 +26,9 @@ pub struct PlatformSettings {
     pub max_memory: u64,
     /// Files one bundle may hold.
     pub max_bundle_files: usize,
+    /// Most instances built ahead at once across all apps (the rest of the instance slots
+    /// are for requests).
+    pub instances_ahead: usize,
     /// How long an app may go without requests before its instances built ahead are
     /// dropped (whole seconds, at least one).
     pub idle_after: std::time::Duration,
@@ -91,6 +94,7 @@ pub struct Platform {
     changes: Mutex<()>,
     /// Apps whose current version could not be loaded at start, with why.
     failed: Mutex<BTreeMap<String, String>>,
+    ahead_budget: Arc<kite_http::AheadBudget>,
 }
 
 impl Platform {
@@ -103,10 +107,16 @@ impl Platform {
             blobs,
             engine,
             host,
+            ahead_budget: kite_http::AheadBudget::new(settings.instances_ahead),
             settings,
             changes: Mutex::new(()),
             failed: Mutex::default(),
         })
+    }
+
+    /// Instances built ahead now, across all apps.
+    pub fn instances_ahead(&self) -> usize {
+        self.ahead_budget.held()
     }
 
     pub fn engine(&self) -> &KiteEngine {
@@ -270,6 +280,7 @@ impl Platform {
             data_dir: &data_dir,
             serve: &serve,
             failures,
+            ahead_budget: self.ahead_budget.clone(),
         };
         load_version(&record.name, number, &dir, &index, &context)
             .map_err(|e| PlatformError::Invalid(format!("{e:#}")))

@@ -9,7 +9,7 @@ use kite_app::{
 };
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
-use kite_http::{FailureCounts, HttpTrigger, ServeOptions};
+use kite_http::{AheadBudget, FailureCounts, HttpTrigger, ServeOptions, TriggerOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -36,6 +36,8 @@ pub struct LoadContext<'a> {
     pub data_dir: &'a Path,
     pub serve: &'a ServeOptions,
     pub failures: Arc<FailureCounts>,
+    /// Instances built ahead, across the host.
+    pub ahead_budget: Arc<AheadBudget>,
 }
 
 /// Loads version `version` unpacked at `version_dir`. Errors are the loader's, with paths
@@ -76,9 +78,12 @@ pub fn load_version(
     )?;
     resources.app_label = Some(app_name.into());
     let failures = context.failures.clone();
-    let trigger =
-        HttpTrigger::prepare_counting(&app, context.engine, &resources, failures.clone(), |_| {})
-            .map_err(|e| shown(&e))?;
+    let options = TriggerOptions {
+        failures: failures.clone(),
+        ahead_budget: Some(context.ahead_budget.clone()),
+    };
+    let trigger = HttpTrigger::prepare_with(&app, context.engine, &resources, options, |_| {})
+        .map_err(|e| shown(&e))?;
     trigger.set_workers(context.serve.workers);
     trigger.set_body_idle_timeout(context.serve.body_idle_timeout);
     Ok(AppRuntime {

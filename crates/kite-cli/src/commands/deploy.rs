@@ -33,13 +33,17 @@ pub struct DeployArgs {
     /// directory].
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+
+    /// Write the bundle (a gzip'd tar) to FILE instead of uploading it; no server needed.
+    /// `POST /v1/apps/<name>/versions` deploys such a file.
+    #[arg(long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
 }
 
 /// Bundles above this size get a progress bar on a terminal.
 const PROGRESS_ABOVE: u64 = 1 << 20;
 
 pub fn run(args: DeployArgs) -> anyhow::Result<()> {
-    let client = AdminClient::new(&args.server)?;
     let mut app = args.app.load()?;
     if args.build {
         super::build::build_app(&app)?;
@@ -57,6 +61,19 @@ pub fn run(args: DeployArgs) -> anyhow::Result<()> {
         None => app_name(&app.name),
     };
     let bundle = kite_platform::bundle::pack(&app)?;
+    if let Some(output) = &args.output {
+        std::fs::write(output, &bundle.bytes)
+            .map_err(|e| anyhow::anyhow!("writing {}: {e}", output.display()))?;
+        println!(
+            "Packed `{name}` into {} ({} files, {} bytes, {} compressed)",
+            output.display(),
+            bundle.files,
+            bundle.unpacked_size,
+            bundle.bytes.len()
+        );
+        return Ok(());
+    }
+    let client = AdminClient::new(&args.server)?;
     let mut path = format!("/v1/apps/{name}/versions");
     if !args.hosts.is_empty() {
         let query: Vec<String> = args

@@ -146,6 +146,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         max_memory: args.max_memory,
         max_bundle_files: 10_000,
         idle_after: args.idle_after,
+        // A quarter of the slots may wait built ahead; the rest are for requests.
+        instances_ahead: (args.max_instances as usize / 4).max(1),
     };
     let listener = TcpListener::bind(args.listen)
         .with_context(|| format!("cannot listen on {}", args.listen))?;

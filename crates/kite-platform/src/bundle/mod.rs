@@ -36,3 +36,85 @@ pub const COMPONENTS_DIR: &str = "components";
 pub fn component_path(sha256: &str) -> String {
     format!("{COMPONENTS_DIR}/{sha256}.wasm")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    fn app_dir() -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("app.wasm"), b"\0asm\x0d\0\x01\0pretend").unwrap();
+        std::fs::create_dir_all(dir.path().join("static/empty")).unwrap();
+        std::fs::write(dir.path().join("static/a.txt"), "a").unwrap();
+        std::fs::write(
+            dir.path().join("kite.toml"),
+            "manifest_version = 1\n[app]\nname = \"t\"\n[[route]]\npath = \"/...\"\ncomponent = \"c\"\n\
+             [component.c]\nsource = \"app.wasm\"\nfiles = [{ source = \"static\", destination = \"/s\" }]\n",
+        )
+        .unwrap();
+        dir
+    }
+
+    const LIMITS: BundleLimits = BundleLimits {
+        max_unpacked: 1 << 20,
+        max_files: 100,
+    };
+
+    #[test]
+    fn a_packed_app_unpacks_into_shared_read_only_blobs() {
+        let dir = app_dir();
+        let app = kite_app::load_app(dir.path()).unwrap();
+        let packed = pack(&app).unwrap();
+        assert_eq!(
+            pack(&app).unwrap().bytes,
+            packed.bytes,
+            "packing is deterministic"
+        );
+        let state = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
+        let (one, two) = (state.path().join("v1"), state.path().join("v2"));
+        for dest in [&one, &two] {
+            std::fs::create_dir_all(dest).unwrap();
+            let unpacked = unpack(packed.bytes.as_slice(), LIMITS, &blobs, dest).unwrap();
+            assert_eq!(unpacked.index.manifest, "kite.toml");
+            assert_eq!(unpacked.blobs.len(), 3, "manifest, a.txt and the Wasm");
+        }
+        assert_eq!(
+            std::fs::read_to_string(one.join("app/static/a.txt")).unwrap(),
+            "a"
+        );
+        assert!(one.join("app/static/empty").is_dir());
+        let index = read_index(&one).unwrap();
+        let wasm = one.join(component_path(&index.components["c"]));
+        assert_eq!(std::fs::read(wasm).unwrap(), b"\0asm\x0d\0\x01\0pretend");
+        // Both versions link the same read-only file.
+        let (a, b) = (
+            std::fs::metadata(one.join("app/static/a.txt")).unwrap(),
+            std::fs::metadata(two.join("app/static/a.txt")).unwrap(),
+        );
+        assert_eq!(a.ino(), b.ino());
+        assert!(a.permissions().readonly());
+    }
+
+    #[test]
+    fn a_bundle_over_its_limits_is_refused() {
+        let dir = app_dir();
+        let app = kite_app::load_app(dir.path()).unwrap();
+        let packed = pack(&app).unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
+        let small = BundleLimits {
+            max_unpacked: 10,
+            ..LIMITS
+        };
+        let error = unpack(packed.bytes.as_slice(), small, &blobs, state.path()).unwrap_err();
+        assert!(error.to_string().contains("bundle quota"), "{error}");
+        let few = BundleLimits {
+            max_files: 2,
+            ..LIMITS
+        };
+        let error = unpack(packed.bytes.as_slice(), few, &blobs, state.path()).unwrap_err();
+        assert!(error.to_string().contains("more than 2 files"), "{error}");
+    }
+}

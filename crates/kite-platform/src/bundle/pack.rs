@@ -46,8 +46,7 @@ pub fn pack(app: &App) -> anyhow::Result<PackedBundle> {
             files.insert(format!("{APP_DIR}/{path}"), copied.source.clone());
         }
         for mount in &component.files {
-            directories.insert(format!("{APP_DIR}/{}", relative(&app_dir, &mount.source)?));
-            add_directory(&app_dir, &mount.source, &mut files)?;
+            add_directory(&app_dir, &mount.source, &mut files, &mut directories)?;
         }
     }
     let index = BundleIndex {
@@ -97,19 +96,22 @@ fn append(
         .with_context(|| format!("packing {path}"))
 }
 
-/// Every regular file below `dir`, recursively. A symbolic link is refused: what it points
-/// at on this machine would not be what the server sees.
+/// `dir` and everything below it: regular files into `files`, directories (empty ones
+/// too) into `directories`. A symbolic link is refused: what it points at on this machine
+/// would not be what the server sees.
 fn add_directory(
     app_dir: &Path,
     dir: &Path,
     files: &mut BTreeMap<String, PathBuf>,
+    directories: &mut std::collections::BTreeSet<String>,
 ) -> anyhow::Result<()> {
+    directories.insert(format!("{APP_DIR}/{}", relative(app_dir, dir)?));
     for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
         let entry = entry?;
         let path = entry.path();
         let kind = entry.file_type()?;
         if kind.is_dir() {
-            add_directory(app_dir, &path, files)?;
+            add_directory(app_dir, &path, files, directories)?;
         } else if kind.is_file() {
             let relative = relative(app_dir, &path)?;
             files.insert(format!("{APP_DIR}/{relative}"), path);

@@ -19,6 +19,7 @@ const MAX_INDEX_BYTES: u64 = 1 << 20;
 const MAX_PATH_BYTES: usize = 1024;
 
 /// What a bundle unpacked to.
+#[derive(Debug)]
 pub struct Unpacked {
     pub index: BundleIndex,
     /// Every blob the version links, without repeats.
