@@ -27,6 +27,9 @@ pub struct RuntimeConfig {
     pub state_dir: Option<PathBuf>,
     /// `[[client_tls]]`: trusted roots and client certificates for chosen components and hosts.
     pub client_tls: Vec<ClientTls>,
+    /// The largest each SQLite store or database file may grow, in bytes (set by a host of
+    /// many apps from an app's quota; not read from the file).
+    pub max_store_bytes: Option<u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

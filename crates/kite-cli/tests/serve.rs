@@ -317,6 +317,12 @@ async fn a_bundle_the_loader_refuses_gets_its_error_and_changes_nothing() {
     std::fs::write(broken.path().join("probe.wasm"), b"not wasm at all").unwrap();
     let (ok, _, err) = host.run(&["deploy", "-f", broken.path().to_str().unwrap()]);
     assert!(!ok && err.contains("component `probe`"), "{err}");
+    // Nothing the refused bundle brought is kept.
+    assert!(!host
+        .state
+        .join("blobs")
+        .join(sha256_hex(b"not wasm at all"))
+        .exists());
     assert_eq!(host.get("broken.kite.localhost", "/").await.status, 404);
     // A writable directory cannot be granted on a shared host.
     let writes = probe_app(
@@ -725,7 +731,10 @@ async fn a_restarted_host_serves_every_app_deployed_before() {
         !host.server.stdout().contains("admin token"),
         "printed once only"
     );
-    assert!(host.server.log().contains("2 app(s) restored"));
+    host.server
+        .expect_log_line("counting the apps restored", |l| {
+            l.contains("2 app(s) restored")
+        });
     assert_eq!(
         versions_in(&host.get("one.kite.localhost", "/env").await.body),
         vec!["1"]
@@ -1345,4 +1354,120 @@ async fn spin_and_wagi_apps_deploy_with_their_files() {
         std::fs::read(&first).unwrap(),
         std::fs::read(&second).unwrap()
     );
+}
+
+#[tokio::test]
+async fn an_app_cannot_reach_past_its_own_data_or_into_the_hosts_network() {
+    let host = Host::start(&[]);
+    // A store label is a file name under the app's data directory: labels that could name
+    // another app's file are refused by the loader.
+    for label in ["../../victim/data/key_value/default", "/tmp/x", "a.b"] {
+        let app = probe_app("escape", &format!("key_value_stores = [{label:?}]\n"));
+        let (ok, _, err) = host.run(&["deploy", "-f", app.path().to_str().unwrap()]);
+        assert!(!ok && err.contains("invalid store label"), "{label}: {err}");
+    }
+    // Private networks (loopback included: the admin API is there) are blocked for every
+    // app by default, whatever its manifest allows.
+    let nosy = probe_app(
+        "nosy",
+        "allowed_outbound_hosts = [\"http://127.0.0.1:*\"]\n",
+    );
+    host.deploy(nosy.path(), &[]);
+    let url = format!("http://127.0.0.1:{}/v1/apps", host.admin.port());
+    let reply = host
+        .get("nosy.kite.localhost", &format!("/outbound?url={url}"))
+        .await;
+    assert_eq!(reply.status, 502, "{}", reply.body);
+    assert!(
+        reply.body.contains("DestinationIpProhibited"),
+        "{}",
+        reply.body
+    );
+    // The operator may lift it.
+    let open = Host::start(&["--block-network", "none"]);
+    open.deploy(nosy.path(), &[]);
+    let reply = open
+        .get("nosy.kite.localhost", &format!("/outbound?url={url}"))
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("status: 401"), "{}", reply.body);
+    // Host names under the domain belong to the apps named so.
+    let (ok, _, err) = host.run(&[
+        "deploy",
+        "-f",
+        nosy.path().to_str().unwrap(),
+        "--host",
+        "other.kite.localhost",
+    ]);
+    assert!(!ok && err.contains("under the host's domain"), "{err}");
+}
+
+#[tokio::test]
+async fn a_store_quota_caps_what_an_app_may_write() {
+    let host = Host::start(&[]);
+    let app = probe_app(
+        "small",
+        "key_value_stores = [\"default\"]\nsqlite_databases = [\"default\"]\n",
+    );
+    host.deploy(app.path(), &[]);
+    let other = probe_app("other", "key_value_stores = [\"default\"]\n");
+    host.deploy(other.path(), &[]);
+    let (status, _) = host
+        .admin(
+            "PATCH",
+            "/v1/apps/small/quotas",
+            r#"{"store_size": 262144}"#,
+        )
+        .await;
+    assert_eq!(status, 200);
+    // 16 KiB values until the store refuses one: well before 1 MiB is written.
+    let value = "v".repeat(16 << 10);
+    let mut stored = 0;
+    let refusal = loop {
+        let reply = host
+            .get(
+                "small.kite.localhost",
+                &format!("/kv?label=default&op=set&key=k{stored}&value={value}"),
+            )
+            .await;
+        if reply.status != 200 {
+            break reply;
+        }
+        stored += 1;
+        assert!(stored < 64, "1 MiB went into a store capped at 256 KiB");
+    };
+    assert!(
+        refusal.body.to_lowercase().contains("full"),
+        "{}",
+        refusal.body
+    );
+    assert!(stored >= 4, "the store took {stored} values");
+    // SQLite databases are capped alike.
+    let create = http::Request::post("/sql-steps?db=default")
+        .header("host", "small.kite.localhost")
+        .body(Full::new(Bytes::from(
+            "CREATE TABLE t(x)\nWITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 100000) INSERT INTO t SELECT randomblob(100) FROM n",
+        )))
+        .unwrap();
+    let reply = send_request(host.server.addr, create).await;
+    assert!(reply.body.to_lowercase().contains("full"), "{}", reply.body);
+    // Other apps keep their own quota.
+    let reply = host
+        .get(
+            "other.kite.localhost",
+            &format!("/kv?label=default&op=set&key=k&value={value}"),
+        )
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    // Unsetting the quota brings back the host's default.
+    let (status, shown) = host
+        .admin("PATCH", "/v1/apps/small/quotas", r#"{"store_size": null}"#)
+        .await;
+    assert_eq!(status, 200);
+    assert_eq!(shown["effective_quotas"]["store_size"], 256u64 << 20);
+    assert!(shown["quotas"].get("store_size").is_none(), "{shown}");
+    let (status, body) = host
+        .admin("PATCH", "/v1/apps/small/quotas", r#"{"speed": 1}"#)
+        .await;
+    assert_eq!(status, 400, "{body}");
 }

@@ -135,7 +135,7 @@ impl StdoutStream for GuestLog {
 
 /// `line` as one log line: control characters (a `\r` that would overwrite the line, or
 /// terminal escapes) are shown escaped; tabs are kept.
-pub(crate) fn escape_line(line: &str) -> String {
+pub fn escape_line(line: &str) -> String {
     let mut out = String::with_capacity(line.len());
     for c in line.chars() {
         if c.is_control() && c != '\t' {

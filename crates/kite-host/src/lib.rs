@@ -19,6 +19,7 @@ pub use capability::local_dispatch::{
 pub use capability::sqlite::SqliteDatabases;
 pub use cgi_state::{add_cgi_to_linker, CgiRun, CgiState};
 pub use grants::{AppResources, ComponentGrants};
+pub use guest_log::escape_line;
 pub use instance_limits::InstanceLimits;
 pub use linker::add_to_linker;
 pub use state::InstanceState;

@@ -2,7 +2,6 @@
 //! host's bearer token; bundles are streamed to disk within the app's quota before deploy.
 
 use crate::platform::{Platform, PlatformError};
-use crate::quotas::Quotas;
 use crate::token::AdminToken;
 use bytes::Bytes;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
@@ -20,6 +19,11 @@ type AdminResponse = Response<UnsyncBoxBody<Bytes, std::convert::Infallible>>;
 
 /// The largest JSON request body accepted.
 const MAX_JSON_BYTES: usize = 1 << 20;
+/// Admin connections open at once; more wait in the listen backlog.
+const MAX_CONNECTIONS: usize = 256;
+/// How long a client may take to send a request's headers, or to send the next piece of a
+/// bundle.
+const CLIENT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Serves the admin API on `listener` until the process ends (on a thread of its own).
 pub fn spawn(
@@ -43,7 +47,11 @@ pub fn spawn(
                         return;
                     }
                 };
+                let places = Arc::new(tokio::sync::Semaphore::new(MAX_CONNECTIONS));
                 loop {
+                    let Ok(place) = places.clone().acquire_owned().await else {
+                        return;
+                    };
                     let (stream, _) = match listener.accept().await {
                         Ok(accepted) => accepted,
                         Err(e) => {
@@ -62,7 +70,10 @@ pub fn spawn(
                         }
                     });
                     tokio::spawn(async move {
+                        let _place = place;
                         let connection = hyper::server::conn::http1::Builder::new()
+                            .timer(hyper_util::rt::TokioTimer::new())
+                            .header_read_timeout(CLIENT_TIMEOUT)
                             .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
                         if let Err(e) = connection.await {
                             tracing::debug!("admin connection ended with an error: {e}");
@@ -142,7 +153,7 @@ async fn handle(
         }
         (&Method::PATCH, ["v1", "apps", name, "quotas"]) => {
             let name = name.to_string();
-            match read_json::<Quotas>(req).await {
+            match read_json::<serde_json::Map<String, serde_json::Value>>(req).await {
                 Ok(changes) => blocking(platform, move |p| p.set_quotas(&name, &changes))
                     .await
                     .map(json),
@@ -221,7 +232,17 @@ async fn deploy(
     let mut hasher = Sha256::new();
     let mut received = 0u64;
     let mut body = req.into_body();
-    while let Some(frame) = body.frame().await {
+    loop {
+        let frame = match tokio::time::timeout(CLIENT_TIMEOUT, body.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => {
+                return Err(PlatformError::Invalid(format!(
+                    "the upload stalled: nothing arrived for {}s",
+                    CLIENT_TIMEOUT.as_secs()
+                )))
+            }
+        };
         let frame =
             frame.map_err(|e| PlatformError::Invalid(format!("reading the bundle: {e}")))?;
         if let Ok(data) = frame.into_data() {

@@ -270,16 +270,6 @@ impl Host {
         apps
     }
 
-    /// The app (other than `name`) that answers on `host`, if any.
-    pub fn host_owner(&self, host: &str, name: &str) -> Option<Arc<str>> {
-        self.directory
-            .load()
-            .by_host
-            .get(host)
-            .filter(|app| &*app.name != name)
-            .map(|app| app.name.clone())
-    }
-
     /// Routes `hosts` to `app` (replacing what its name had before). The caller has checked
     /// that no other app has these hosts.
     pub fn insert(&self, app: Arc<LiveApp>, hosts: Vec<String>) {
@@ -329,7 +319,14 @@ impl Host {
 fn remove_from(directory: &mut Directory, name: &str) -> Option<Arc<LiveApp>> {
     let (app, hosts) = directory.by_name.remove(name)?;
     for host in hosts {
-        directory.by_host.remove(host.as_str());
+        // Only the app's own entries: a host may belong to another app by now.
+        if directory
+            .by_host
+            .get(host.as_str())
+            .is_some_and(|owner| &*owner.name == name)
+        {
+            directory.by_host.remove(host.as_str());
+        }
     }
     Some(app)
 }

@@ -161,12 +161,14 @@ fn format_event(event: &Event<'_>) -> String {
     };
     event.record(&mut fields);
     let metadata = event.metadata();
-    format!(
+    // Guests choose parts of these lines (their output, names in their traps): control
+    // characters are shown escaped, so a line stays one line and cannot drive a terminal.
+    kite_host::escape_line(&format!(
         "{} {:>5} {}: {}{}",
         humantime::format_rfc3339_micros(std::time::SystemTime::now()),
         metadata.level(),
         metadata.target(),
         fields.message,
         fields.rest
-    )
+    ))
 }

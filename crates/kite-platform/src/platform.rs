@@ -26,6 +26,8 @@ pub struct PlatformSettings {
     pub max_memory: u64,
     /// Files one bundle may hold.
     pub max_bundle_files: usize,
+    /// Networks no app's outbound connection may reach (whatever its manifest allows).
+    pub blocked_networks: Vec<kite_app::BlockedNetwork>,
     /// Most instances built ahead at once across all apps (the rest of the instance slots
     /// are for requests).
     pub instances_ahead: usize,
@@ -94,12 +96,15 @@ pub struct Platform {
     changes: Mutex<()>,
     /// Apps whose current version could not be loaded at start, with why.
     failed: Mutex<BTreeMap<String, String>>,
+    /// Which app each host name belongs to, live or not (from every record).
+    claimed: Mutex<BTreeMap<String, String>>,
     ahead_budget: Arc<kite_http::AheadBudget>,
 }
 
 impl Platform {
     pub fn open(settings: PlatformSettings, engine: KiteEngine) -> anyhow::Result<Self> {
         let registry = Registry::open(&settings.state_dir)?;
+        registry.sweep()?;
         let blobs = BlobStore::open(&settings.state_dir.join("blobs"))?;
         let host = Arc::new(Host::new(engine.decommits().cloned(), settings.idle_after));
         Ok(Platform {
@@ -111,6 +116,7 @@ impl Platform {
             settings,
             changes: Mutex::new(()),
             failed: Mutex::default(),
+            claimed: Mutex::default(),
         })
     }
 
@@ -136,7 +142,11 @@ impl Platform {
     pub fn restore(&self) -> anyhow::Result<usize> {
         let _change = self.lock();
         let mut serving = 0;
-        for record in self.registry.list()? {
+        let records = self.registry.list()?;
+        for record in &records {
+            self.claim_hosts(record);
+        }
+        for record in records {
             let Some(current) = record.current else {
                 continue;
             };
@@ -201,6 +211,8 @@ impl Platform {
             Ok(loaded) => loaded,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                // Blobs only this failed version brought.
+                self.collect_blobs();
                 return Err(e);
             }
         };
@@ -213,13 +225,14 @@ impl Platform {
             blobs: unpacked.blobs,
         });
         record.current = Some(number);
-        let before = record.versions.len();
-        self.registry.prune_versions(&mut record)?;
+        let pruned = self.registry.prune_versions(&mut record);
         if let Err(e) = self.registry.save(&record) {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(e.into());
         }
-        if record.versions.len() < before {
+        self.claim_hosts(&record);
+        if !pruned.is_empty() {
+            self.registry.delete_versions(name, &pruned)?;
             self.collect_blobs();
         }
         self.go_live(&record, runtime);
@@ -274,6 +287,7 @@ impl Platform {
             .map(|app| app.failures.clone())
             .unwrap_or_default();
         let context = LoadContext {
+            blocked_networks: &self.settings.blocked_networks,
             engine: &self.engine,
             quotas: &quotas,
             variables: &variables,
@@ -288,16 +302,19 @@ impl Platform {
 
     /// Routes the app's hosts to `runtime`, replacing any version serving before.
     fn go_live(&self, record: &AppRecord, runtime: AppRuntime) {
-        let quota = QuotaGate::new(self.effective(&record.quotas));
+        let quotas = self.effective(&record.quotas);
         let hosts = self.hosts_of(record);
         match self.host.app(&record.name) {
             Some(app) => {
                 app.activate(runtime);
-                app.set_quota(quota);
+                // The gate in use keeps its places and tokens unless the quotas changed.
+                if app.quota().quotas != quotas {
+                    app.set_quota(QuotaGate::new(quotas));
+                }
                 self.host.insert(app, hosts);
             }
             None => {
-                let app = Arc::new(LiveApp::new(&record.name, runtime, quota));
+                let app = Arc::new(LiveApp::new(&record.name, runtime, QuotaGate::new(quotas)));
                 self.host.insert(app, hosts);
             }
         }
@@ -311,9 +328,34 @@ impl Platform {
         hosts
     }
 
+    fn claimed(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, String>> {
+        self.claimed.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Records that `record`'s hosts are its app's (and no others are).
+    fn claim_hosts(&self, record: &AppRecord) {
+        let hosts = self.hosts_of(record);
+        let mut claimed = self.claimed();
+        claimed.retain(|host, owner| *owner != record.name || hosts.contains(host));
+        for host in hosts {
+            claimed.insert(host, record.name.clone());
+        }
+    }
+
+    /// Names under the host's domain belong to the app of that name; any other host name
+    /// belongs to the first app that claims it, deployed or not.
     fn check_hosts_free(&self, record: &AppRecord) -> Result<()> {
+        let domain = &self.settings.domain;
+        for host in &record.hosts {
+            if host == domain || host.ends_with(&format!(".{domain}")) {
+                return Err(PlatformError::Invalid(format!(
+                    "host {host:?} is under the host's domain {domain:?}, where every app has its own name; choose a host name outside it"
+                )));
+            }
+        }
+        let claimed = self.claimed();
         for host in self.hosts_of(record) {
-            if let Some(owner) = self.host.host_owner(&host, &record.name) {
+            if let Some(owner) = claimed.get(&host).filter(|owner| **owner != record.name) {
                 return Err(PlatformError::Conflict(format!(
                     "host {host:?} already belongs to app `{owner}`"
                 )));
@@ -362,6 +404,7 @@ impl Platform {
         self.host.remove(name);
         self.registry.remove(name)?;
         self.failed_apps().remove(name);
+        self.claimed().retain(|_, owner| owner != name);
         self.collect_blobs();
         tracing::info!(app = %name, "removed");
         Ok(())
@@ -411,23 +454,40 @@ impl Platform {
 
     /// Changes the app's quotas (fields given replace those set); a deployed app takes them
     /// at once.
-    pub fn set_quotas(&self, name: &str, changes: &Quotas) -> Result<AppView> {
+    /// Changes the app's quotas: each field given is set, or unset (`null`: the host's
+    /// default applies again). A deployed app takes them at once; if it no longer loads
+    /// with them, nothing changes.
+    pub fn set_quotas(
+        &self,
+        name: &str,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<AppView> {
         check_name(name)?;
         let _change = self.lock();
         let mut record = self
             .registry
             .get(name)?
             .unwrap_or_else(|| AppRecord::new(name));
-        let memory_before = self.effective(&record.quotas).memory;
-        record.quotas.merge(changes);
-        self.registry.save(&record)?;
-        if let Some(app) = self.host.app(name) {
-            if self.effective(&record.quotas).memory != memory_before {
-                // Memory limits are fixed when a version is loaded.
-                self.reload(name)?;
-            } else {
-                app.set_quota(QuotaGate::new(self.effective(&record.quotas)));
+        let before = self.effective(&record.quotas);
+        record
+            .quotas
+            .apply(changes)
+            .map_err(PlatformError::Invalid)?;
+        let after = self.effective(&record.quotas);
+        let reloaded = match (self.host.app(name), record.current) {
+            // Memory limits and store caps are fixed when a version is loaded.
+            (Some(_), Some(current))
+                if (after.memory, after.store_size) != (before.memory, before.store_size) =>
+            {
+                Some(self.load(&record, current, None)?)
             }
+            _ => None,
+        };
+        self.registry.save(&record)?;
+        match (reloaded, self.host.app(name)) {
+            (Some(runtime), _) => self.go_live(&record, runtime),
+            (None, Some(app)) => app.set_quota(QuotaGate::new(after)),
+            (None, None) => {}
         }
         self.view(name)
     }

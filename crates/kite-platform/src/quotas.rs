@@ -26,6 +26,9 @@ pub struct Quotas {
     /// Bytes of file content in one bundle.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bundle_size: Option<u64>,
+    /// Bytes each of the app's stores and databases may grow to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_size: Option<u64>,
 }
 
 impl Quotas {
@@ -42,23 +45,46 @@ impl Quotas {
             requests_per_second: self.requests_per_second.or(defaults.requests_per_second),
             burst: self.burst.or(defaults.burst),
             bundle_size: self.bundle_size.or(defaults.bundle_size),
+            store_size: self.store_size.or(defaults.store_size),
         }
     }
 
-    /// Fields set in `changes` replace those here.
-    pub fn merge(&mut self, changes: &Quotas) {
-        let Quotas {
-            max_concurrency,
-            memory,
-            requests_per_second,
-            burst,
-            bundle_size,
-        } = *changes;
-        self.max_concurrency = max_concurrency.or(self.max_concurrency);
-        self.memory = memory.or(self.memory);
-        self.requests_per_second = requests_per_second.or(self.requests_per_second);
-        self.burst = burst.or(self.burst);
-        self.bundle_size = bundle_size.or(self.bundle_size);
+    /// Applies a JSON object of changes: a number sets a quota, `null` unsets it (the
+    /// host's default applies again); fields not named stay as they are.
+    pub fn apply(
+        &mut self,
+        changes: &serde_json::Map<String, serde_json::Value>,
+    ) -> Result<(), String> {
+        for (field, value) in changes {
+            let number = match value {
+                serde_json::Value::Null => None,
+                serde_json::Value::Number(n) => Some(n.as_u64().ok_or_else(|| {
+                    format!("quota `{field}`: expected a whole number of at least 0, got {n}")
+                })?),
+                other => {
+                    return Err(format!(
+                        "quota `{field}`: expected a number or null, got {other}"
+                    ))
+                }
+            };
+            let small = |n: Option<u64>| {
+                n.map(u32::try_from)
+                    .transpose()
+                    .map_err(|_| format!("quota `{field}`: at most {}", u32::MAX))
+            };
+            match field.as_str() {
+                "max_concurrency" => self.max_concurrency = small(number)?,
+                "requests_per_second" => self.requests_per_second = small(number)?,
+                "burst" => self.burst = small(number)?,
+                "memory" => self.memory = number,
+                "bundle_size" => self.bundle_size = number,
+                "store_size" => self.store_size = number,
+                _ => return Err(format!(
+                    "unknown quota `{field}`: the quotas are max_concurrency, requests_per_second, burst, memory, bundle_size and store_size"
+                )),
+            }
+        }
+        Ok(())
     }
 }
 

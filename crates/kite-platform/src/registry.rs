@@ -105,6 +105,9 @@ impl Registry {
         for entry in std::fs::read_dir(self.dir.join("apps"))? {
             let name = entry?.file_name();
             let Some(name) = name.to_str() else { continue };
+            if !is_valid_app_name(name) {
+                continue;
+            }
             match self.get(name) {
                 Ok(Some(record)) => records.push(record),
                 Ok(None) => {}
@@ -161,15 +164,54 @@ impl Registry {
     /// Deletes `name` with its versions and data.
     pub fn remove(&self, name: &str) -> anyhow::Result<()> {
         let dir = self.app_dir(name);
-        // Renamed first, so a crash midway leaves no half-removed app behind.
-        let doomed = self.dir.join("apps").join(format!(".removed-{name}"));
+        // Renamed first (to a name no app can have), so a crash midway leaves no
+        // half-removed app behind; [`Self::sweep`] finishes the job.
+        let mut nonce = [0u8; 8];
+        let _ = getrandom::fill(&mut nonce);
+        let doomed = self
+            .dir
+            .join("apps")
+            .join(format!(".removed-{name}-{}", crate::bundle::hex(&nonce)));
         std::fs::rename(&dir, &doomed)?;
         std::fs::remove_dir_all(&doomed)?;
         Ok(())
     }
 
-    /// Deletes versions beyond the newest [`KEPT_VERSIONS`] (never the current one).
-    pub fn prune_versions(&self, record: &mut AppRecord) -> anyhow::Result<()> {
+    /// Clears what a crash may have left: uploads in `tmp/`, apps half removed, and
+    /// version directories no record names (a deploy cut short).
+    pub fn sweep(&self) -> anyhow::Result<()> {
+        let tmp = self.dir.join("tmp");
+        if tmp.exists() {
+            std::fs::remove_dir_all(&tmp)?;
+        }
+        for entry in std::fs::read_dir(self.dir.join("apps"))? {
+            let entry = entry?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') {
+                std::fs::remove_dir_all(entry.path())?;
+                continue;
+            }
+            let Ok(Some(record)) = self.get(&name) else {
+                continue;
+            };
+            let Ok(versions) = std::fs::read_dir(entry.path().join("versions")) else {
+                continue;
+            };
+            for version in versions {
+                let version = version?;
+                let number = version.file_name().to_string_lossy().parse::<u32>().ok();
+                if !record.versions.iter().any(|v| Some(v.number) == number) {
+                    std::fs::remove_dir_all(version.path())?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Drops versions beyond the newest [`KEPT_VERSIONS`] (never the current one) from
+    /// `record`; returns them, for [`Self::delete_versions`] once the record is saved.
+    pub fn prune_versions(&self, record: &mut AppRecord) -> Vec<VersionRecord> {
+        let mut pruned = Vec::new();
         while record.versions.len() > KEPT_VERSIONS {
             let Some(oldest) = record
                 .versions
@@ -178,8 +220,15 @@ impl Registry {
             else {
                 break;
             };
-            let version = record.versions.remove(oldest);
-            let dir = self.version_dir(&record.name, version.number);
+            pruned.push(record.versions.remove(oldest));
+        }
+        pruned
+    }
+
+    /// Deletes the directories of `versions` of `name`.
+    pub fn delete_versions(&self, name: &str, versions: &[VersionRecord]) -> anyhow::Result<()> {
+        for version in versions {
+            let dir = self.version_dir(name, version.number);
             if dir.exists() {
                 std::fs::remove_dir_all(&dir)?;
             }

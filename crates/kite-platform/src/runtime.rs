@@ -29,6 +29,8 @@ pub struct AppRuntime {
 /// What loading a version needs besides its files.
 pub struct LoadContext<'a> {
     pub engine: &'a KiteEngine,
+    /// Networks the operator keeps every app away from.
+    pub blocked_networks: &'a [kite_app::BlockedNetwork],
     /// The app's effective quotas.
     pub quotas: &'a Quotas,
     pub variables: &'a BTreeMap<String, String>,
@@ -64,7 +66,7 @@ pub fn load_version(
         context.data_dir,
     )])
     .map_err(|e| shown(&e))?;
-    let runtime_config = stores_in(&app, context.data_dir);
+    let runtime_config = stores_in(&app, context.data_dir, context.quotas.store_size)?;
     let variables = resolve_variables(app_name, &app, context.variables)?;
     app.resolve_outbound_templates(&variables)
         .map_err(|e| anyhow::anyhow!("{}: {e}", index.manifest))?;
@@ -73,7 +75,7 @@ pub fn load_version(
         variables,
         KeyValueStores::open(&app, context.data_dir, &runtime_config, &[])?,
         SqliteDatabases::open(&app, context.data_dir, &runtime_config, &[])?,
-        Vec::new(),
+        context.blocked_networks.to_vec(),
         Vec::new(),
     )?;
     resources.app_label = Some(app_name.into());
@@ -139,11 +141,30 @@ fn refuse_writable_directories(app: &App) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Every store label the app uses, as an SQLite file of its own under `data_dir`: two apps
-/// with the same labels never share a file.
-fn stores_in(app: &App, data_dir: &Path) -> RuntimeConfig {
-    let mut config = RuntimeConfig::default();
+/// Every store label the app uses, as an SQLite file of its own under `data_dir` (at most
+/// `max_bytes` each): two apps with the same labels never share a file.
+fn stores_in(app: &App, data_dir: &Path, max_bytes: Option<u64>) -> anyhow::Result<RuntimeConfig> {
+    let mut config = RuntimeConfig {
+        max_store_bytes: max_bytes,
+        ..RuntimeConfig::default()
+    };
     for component in &app.components {
+        // Here a label becomes a file name: letters, digits, `-` and `_` only.
+        let labels = component
+            .key_value_stores
+            .iter()
+            .chain(&component.sqlite_databases);
+        for label in labels {
+            let plain = label
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+            if label.is_empty() || !plain {
+                anyhow::bail!(
+                    "component `{}`: invalid store label {label:?}",
+                    component.id
+                );
+            }
+        }
         for label in &component.key_value_stores {
             config.key_value_stores.insert(
                 label.clone(),
@@ -161,7 +182,7 @@ fn stores_in(app: &App, data_dir: &Path) -> RuntimeConfig {
             );
         }
     }
-    config
+    Ok(config)
 }
 
 /// The app's variables from the values set through the API and the manifest's defaults.

@@ -1,7 +1,7 @@
 //! SQLite databases for guests: a file per label in WAL mode; statements run with typed
 //! parameters, stop at the request's deadline, and return bounded column names and rows.
 
-use crate::sqlite_file::{is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
+use crate::sqlite_file::{cap_size, is_locked, open_sqlite_file, START_BUSY_TIMEOUT};
 use crate::{sqlite_functions, sqlite_guard};
 use rusqlite::limits::Limit;
 use rusqlite::types::{ToSql, ToSqlOutput, ValueRef};
@@ -54,6 +54,7 @@ pub enum DbError {
 /// is open, and a write that needs the lock it holds waits for it to end.
 pub struct SqliteDatabase {
     path: PathBuf,
+    max_bytes: Option<u64>,
     shared: Mutex<Connection>,
     /// Connections ready to take the shared one's place, kept for the next session that
     /// opens a transaction. One is opened with the database, so a transaction opens no
@@ -69,10 +70,14 @@ const SHARED_CONNECTION_POLL: Duration = Duration::from_millis(1);
 /// Connections kept spare beyond the shared one; more are closed when they come back.
 const MAX_SPARE_CONNECTIONS: usize = 4;
 
-/// Opens one connection to the database file, set up for guests.
-fn open_connection(path: &Path) -> Result<Connection, DbError> {
+/// Opens one connection to the database file, set up for guests, the file capped at
+/// `max_bytes` if given.
+fn open_connection(path: &Path, max_bytes: Option<u64>) -> Result<Connection, DbError> {
     let mut connection =
         open_sqlite_file(path, "PRAGMA foreign_keys = ON;").map_err(DbError::Io)?;
+    if let Some(max_bytes) = max_bytes {
+        cap_size(&connection, max_bytes).map_err(map_error)?;
+    }
     let max_value = i32::try_from(MAX_VALUE_BYTES).unwrap_or(i32::MAX);
     connection
         .set_limit(Limit::SQLITE_LIMIT_LENGTH, max_value)
@@ -84,10 +89,17 @@ fn open_connection(path: &Path) -> Result<Connection, DbError> {
 
 impl SqliteDatabase {
     pub fn open(path: &Path) -> Result<Self, DbError> {
+        Self::open_capped(path, None)
+    }
+
+    /// As [`Self::open`], the file capped at `max_bytes`: a write that would grow it
+    /// further fails with [`DbError::Full`].
+    pub fn open_capped(path: &Path, max_bytes: Option<u64>) -> Result<Self, DbError> {
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
-            shared: Mutex::new(open_connection(path)?),
-            spare: Mutex::new(vec![open_connection(path)?]),
+            max_bytes,
+            shared: Mutex::new(open_connection(path, max_bytes)?),
+            spare: Mutex::new(vec![open_connection(path, max_bytes)?]),
             transaction_ended: Notify::new(),
         })
     }
@@ -158,7 +170,7 @@ impl SqliteDatabase {
         let spare = self.spare.lock().ok().and_then(|mut spare| spare.pop());
         match spare {
             Some(connection) => Ok(connection),
-            None => open_connection(&self.path),
+            None => open_connection(&self.path, self.max_bytes),
         }
     }
 

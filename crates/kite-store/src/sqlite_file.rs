@@ -67,6 +67,16 @@ pub(crate) async fn assert_thread_stays_free() {
     );
 }
 
+/// Caps the database file `connection` writes to at about `max_bytes` (whole pages, at
+/// least one): writes that would grow it further fail with `SQLITE_FULL`. A database
+/// already larger keeps its size and cannot grow.
+pub(crate) fn cap_size(connection: &Connection, max_bytes: u64) -> rusqlite::Result<()> {
+    let page_size: i64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0))?;
+    let pages = (max_bytes / page_size.max(1) as u64).max(1);
+    connection.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    Ok(())
+}
+
 /// Opens (creating if needed) the database at `path` and runs `setup` on it, waiting up to
 /// [`START_BUSY_TIMEOUT`] for other processes' locks; the connection returned has no busy
 /// timeout (see [`LockBackoff`]). Errors are messages naming the file.

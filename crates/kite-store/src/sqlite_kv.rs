@@ -2,7 +2,7 @@
 //! before it is acknowledged; operations over many keys run on blocking threads.
 
 use crate::key_value::{add_to_counter, count_batched, count_listed, parse_counter};
-use crate::sqlite_file::{is_locked, open_sqlite_file, LockBackoff};
+use crate::sqlite_file::{cap_size, is_locked, open_sqlite_file, LockBackoff};
 use crate::{KeyValueBackend, StoreError, SwapOutcome};
 use rusqlite::types::ToSql;
 use rusqlite::{params_from_iter, Connection, OptionalExtension, Transaction, TransactionBehavior};
@@ -131,8 +131,20 @@ impl SqliteKeyValue {
     }
 
     pub fn open_with(path: &Path, layout: SqliteLayout) -> Result<Self, StoreError> {
+        Self::open_capped(path, layout, None)
+    }
+
+    /// As [`Self::open_with`], the file capped at `max_bytes` (see [`cap_size`]).
+    pub fn open_capped(
+        path: &Path,
+        layout: SqliteLayout,
+        max_bytes: Option<u64>,
+    ) -> Result<Self, StoreError> {
         let table = Table::new(layout);
         let mut connection = open_sqlite_file(path, table.setup).map_err(StoreError::Backend)?;
+        if let Some(max_bytes) = max_bytes {
+            cap_size(&connection, max_bytes)?;
+        }
         let checkpoint_due = Arc::new(AtomicBool::new(false));
         let due = checkpoint_due.clone();
         // Registering a WAL hook turns SQLite's auto-checkpoint off.

@@ -63,6 +63,13 @@ pub enum AppsCommand {
         /// Bytes of files in a bundle.
         #[arg(long, value_name = "SIZE", value_parser = parse_size)]
         bundle_size: Option<u64>,
+        /// Size each store and database may grow to.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        store_size: Option<u64>,
+        /// Unset a quota, so that the host's default applies again (repeatable), e.g.
+        /// `--unset requests_per_second`.
+        #[arg(long, value_name = "QUOTA")]
+        unset: Vec<String>,
     },
     /// Requests, responses by status class and refusals since the host started.
     Stats { name: String },
@@ -153,6 +160,8 @@ pub fn run(args: AppsArgs) -> anyhow::Result<()> {
             burst,
             memory,
             bundle_size,
+            store_size,
+            unset,
         } => {
             let mut changes = serde_json::Map::new();
             let mut put = |key: &str, value: Option<u64>| {
@@ -165,6 +174,10 @@ pub fn run(args: AppsArgs) -> anyhow::Result<()> {
             put("burst", burst.map(u64::from));
             put("memory", memory);
             put("bundle_size", bundle_size);
+            put("store_size", store_size);
+            for quota in unset {
+                changes.insert(quota, Value::Null);
+            }
             let app = client.call_ok(
                 "PATCH",
                 &format!("/v1/apps/{name}/quotas"),

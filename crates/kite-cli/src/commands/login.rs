@@ -37,6 +37,9 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         .mode(0o600)
         .open(&file)?;
     out.write_all(toml::to_string(&saved)?.as_bytes())?;
+    // A file that existed keeps its mode when opened; the token is for the owner only.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
     println!(
         "Logged in to {}; saved in {}",
         client.server(),

@@ -69,9 +69,23 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub app_memory: Option<u64>,
 
+    /// Default quota: the size each of an app's stores and databases may grow to.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub app_store_size: u64,
+
     /// Default quota: bytes of files in one app's bundle.
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub app_bundle_size: u64,
+
+    /// A network no app may connect to, whatever its manifest allows: a CIDR range, an
+    /// address, `private` (loopback, link-local, RFC 1918 and other internal ranges) or
+    /// `none` (repeatable; default: private).
+    #[arg(
+        long = "block-network",
+        value_name = "CIDR|private|none",
+        default_value = "private"
+    )]
+    pub block_networks: Vec<String>,
 
     /// After an app has had no request for this long, the instances built ahead for it
     /// are dropped, giving their slots back to the shared pool.
@@ -132,7 +146,16 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         pooling: true,
     })
     .context("creating the WebAssembly engine")?;
+    let blocked_networks = args
+        .block_networks
+        .iter()
+        .filter(|n| n.as_str() != "none")
+        .map(|n| {
+            kite_app::BlockedNetwork::parse(n).map_err(|e| anyhow::anyhow!("--block-network: {e}"))
+        })
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let settings = PlatformSettings {
+        blocked_networks,
         state_dir: state_dir.clone(),
         domain: args.domain.trim_matches('.').to_ascii_lowercase(),
         public_port: None,
@@ -142,6 +165,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             requests_per_second: args.app_requests_per_second,
             burst: args.app_burst,
             bundle_size: Some(args.app_bundle_size),
+            store_size: Some(args.app_store_size),
         },
         max_memory: args.max_memory,
         max_bundle_files: 10_000,

@@ -62,10 +62,27 @@ impl FilesGrant {
     }
 }
 
+/// The most bytes of single files (Spin's `files` patterns) copied for one component.
+const MAX_COPIED_BYTES: u64 = 256 << 20;
+
 /// Copies `files` into a fresh private directory, at their guest paths: what the guest sees
 /// is a snapshot taken at load, which nothing it does can change (the directory is
 /// preopened read-only) and which no later edit to the app's files leaks into.
 fn copy_files(files: &[CopiedFile]) -> anyhow::Result<tempfile::TempDir> {
+    // A manifest may map one large file to many paths: the copies are bounded, not the
+    // manifest's length.
+    let mut total = 0u64;
+    for file in files {
+        total += std::fs::metadata(&file.source)
+            .map_err(|e| anyhow::anyhow!("{}: {e}", file.source.display()))?
+            .len();
+        if total > MAX_COPIED_BYTES {
+            anyhow::bail!(
+                "the files granted one by one come to more than {} MiB; grant their directory instead",
+                MAX_COPIED_BYTES >> 20
+            );
+        }
+    }
     let root = tempfile::Builder::new().prefix("kite-files-").tempdir()?;
     for file in files {
         let target = root.path().join(file.guest_path.trim_start_matches('/'));

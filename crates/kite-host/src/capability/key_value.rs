@@ -111,7 +111,7 @@ impl KeyValueStores {
                 SqliteLayout::Kite => "kv".to_string(),
                 SqliteLayout::Spin { store } => format!("spin_key_value:{store}"),
             };
-            let store = SqliteKeyValue::open_with(&file, layout)
+            let store = SqliteKeyValue::open_capped(&file, layout, config.max_store_bytes)
                 .map_err(|e| anyhow::anyhow!("key-value store `{label}`: {e}"))?;
             let place = StorePlace::File {
                 path: file,

@@ -68,7 +68,7 @@ impl SqliteDatabases {
                     "no backend for SQLite database `{label}`: define [sqlite_database.{label}] in the runtime configuration"
                 ),
             };
-            let database = SqliteDatabase::open(&path)
+            let database = SqliteDatabase::open_capped(&path, config.max_store_bytes)
                 .map_err(|e| anyhow::anyhow!("SQLite database `{label}`: {e}"))?;
             databases.insert(label.to_string(), Arc::new(database));
             let place = StorePlace::File { path, part: None };

@@ -62,7 +62,7 @@ mod tests {
     };
 
     #[test]
-    fn a_packed_app_unpacks_into_shared_read_only_blobs() {
+    fn a_packed_app_unpacks_read_only_with_only_its_wasm_shared() {
         let dir = app_dir();
         let app = kite_app::load_app(dir.path()).unwrap();
         let packed = pack(&app).unwrap();
@@ -78,7 +78,7 @@ mod tests {
             std::fs::create_dir_all(dest).unwrap();
             let unpacked = unpack(packed.bytes.as_slice(), LIMITS, &blobs, dest).unwrap();
             assert_eq!(unpacked.index.manifest, "kite.toml");
-            assert_eq!(unpacked.blobs.len(), 3, "manifest, a.txt and the Wasm");
+            assert_eq!(unpacked.blobs.len(), 1, "the Wasm only");
         }
         assert_eq!(
             std::fs::read_to_string(one.join("app/static/a.txt")).unwrap(),
@@ -88,13 +88,19 @@ mod tests {
         let index = read_index(&one).unwrap();
         let wasm = one.join(component_path(&index.components["c"]));
         assert_eq!(std::fs::read(wasm).unwrap(), b"\0asm\x0d\0\x01\0pretend");
-        // Both versions link the same read-only file.
+        // A guest's files are each version's own (nothing another app holds shows in their
+        // link count); the Wasm, which no guest sees as a file, is one shared blob.
         let (a, b) = (
             std::fs::metadata(one.join("app/static/a.txt")).unwrap(),
             std::fs::metadata(two.join("app/static/a.txt")).unwrap(),
         );
-        assert_eq!(a.ino(), b.ino());
+        assert_ne!(a.ino(), b.ino());
+        assert_eq!(a.nlink(), 1);
         assert!(a.permissions().readonly());
+        let wasm_in = |dest: &std::path::Path| {
+            std::fs::metadata(dest.join(component_path(&index.components["c"]))).unwrap()
+        };
+        assert_eq!(wasm_in(&one).ino(), wasm_in(&two).ino());
     }
 
     #[test]
@@ -115,6 +121,51 @@ mod tests {
             ..LIMITS
         };
         let error = unpack(packed.bytes.as_slice(), few, &blobs, state.path()).unwrap_err();
-        assert!(error.to_string().contains("more than 2 files"), "{error}");
+        assert!(error.to_string().contains("more than 2 entries"), "{error}");
+    }
+
+    #[test]
+    fn extension_records_cannot_make_the_unpacker_hold_more_than_the_quota() {
+        // A PAX record the tar reader would buffer whole: 8 MiB of attributes.
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_ustar();
+        header.set_entry_type(tar::EntryType::XHeader);
+        let record = vec![b'a'; 8 << 20];
+        header.set_size(record.len() as u64);
+        header.set_path("pax").unwrap();
+        header.set_cksum();
+        tar.append(&header, record.as_slice()).unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
+        let error = unpack(bytes.as_slice(), LIMITS, &blobs, state.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("decompresses to more than"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_component_must_be_named_by_its_digest() {
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(4);
+        let claimed = format!("{COMPONENTS_DIR}/{}.wasm", "0".repeat(64));
+        tar.append_data(&mut header, &claimed, b"\0asm".as_slice())
+            .unwrap();
+        let bytes = tar.into_inner().unwrap().finish().unwrap();
+        let state = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
+        let error = unpack(bytes.as_slice(), LIMITS, &blobs, state.path()).unwrap_err();
+        assert!(
+            error.to_string().contains("named by its SHA-256"),
+            "{error}"
+        );
     }
 }

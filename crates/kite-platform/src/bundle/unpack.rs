@@ -28,9 +28,11 @@ pub struct Unpacked {
     pub size: u64,
 }
 
-/// Unpacks `gzip_tar` into `dest` (an empty directory): every file goes into `blobs` and
-/// is linked at its path; the index is written beside them. Returns what was unpacked,
-/// checked against the index.
+/// Unpacks `gzip_tar` into `dest` (an empty directory), and writes the index beside the
+/// files. Component Wasm goes into `blobs` (shared, never seen by guests) and is linked at
+/// its path; the app's own files are written into `dest`, read-only, so that nothing a
+/// guest may stat is shared with another app. Returns what was unpacked, checked against
+/// the index.
 pub fn unpack(
     gzip_tar: impl Read,
     limits: BundleLimits,
@@ -38,7 +40,16 @@ pub fn unpack(
     dest: &Path,
 ) -> anyhow::Result<Unpacked> {
     let mut linked = std::collections::BTreeSet::new();
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(gzip_tar));
+    // Everything the archive decompresses to is bounded, headers and extension records
+    // (long names, PAX) included: the tar reader buffers those whole.
+    let decompressed = (limits.max_unpacked)
+        .saturating_add(limits.max_files as u64 * 2048)
+        .saturating_add(1 << 20);
+    let reader = BoundedReader {
+        inner: flate2::read::GzDecoder::new(gzip_tar),
+        left: decompressed,
+    };
+    let mut archive = tar::Archive::new(reader);
     let mut index = None;
     let mut total = 0u64;
     let mut files = 0usize;
@@ -56,6 +67,10 @@ pub fn unpack(
         check_path(&path).map_err(|why| anyhow::anyhow!("bundle entry {shown:?}: {why}"))?;
         let top = path.components().next();
         let below_app = matches!(top, Some(Component::Normal(name)) if name == APP_DIR);
+        files += 1;
+        if files > limits.max_files {
+            anyhow::bail!("the bundle holds more than {} entries", limits.max_files);
+        }
         match entry.header().entry_type() {
             tar::EntryType::Directory if below_app => {
                 std::fs::create_dir_all(dest.join(&path))?;
@@ -66,10 +81,6 @@ pub fn unpack(
             other => anyhow::bail!(
                 "bundle entry {shown:?}: only files and directories are allowed, not {other:?}"
             ),
-        }
-        files += 1;
-        if files > limits.max_files {
-            anyhow::bail!("the bundle holds more than {} files", limits.max_files);
         }
         let size = entry.header().size()?;
         total = total.saturating_add(size);
@@ -103,9 +114,22 @@ pub fn unpack(
         if let Some(parent) = target.parent() {
             std::fs::create_dir_all(parent)?;
         }
+        if below_app {
+            let written = write_read_only(&mut (&mut entry).take(size), &target)?;
+            if written != size {
+                anyhow::bail!("bundle entry {shown:?} is cut short");
+            }
+            continue;
+        }
         let (digest, written) = blobs.put(&mut (&mut entry).take(size))?;
         if written != size {
             anyhow::bail!("bundle entry {shown:?} is cut short");
+        }
+        // A component's file is named by its digest, and must have it.
+        if path.file_name() != Some(std::ffi::OsStr::new(&format!("{digest}.wasm"))) {
+            anyhow::bail!(
+                "bundle entry {shown:?}: a component's Wasm is named by its SHA-256 ({digest}.wasm)"
+            );
         }
         blobs.link(&digest, &target)?;
         linked.insert(digest);
@@ -118,6 +142,42 @@ pub fn unpack(
         blobs: linked.into_iter().collect(),
         size: total,
     })
+}
+
+/// A reader that fails once it has given `left` bytes.
+struct BoundedReader<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for BoundedReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if self.left == 0 {
+            return Err(std::io::Error::other(
+                "the bundle decompresses to more than its quota allows",
+            ));
+        }
+        let max = buf
+            .len()
+            .min(usize::try_from(self.left).unwrap_or(usize::MAX));
+        let n = self.inner.read(&mut buf[..max])?;
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+/// Writes `reader` to the new file `target`, then makes it read-only; returns the bytes
+/// written.
+fn write_read_only(reader: &mut impl Read, target: &Path) -> std::io::Result<u64> {
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(target)?;
+    let written = std::io::copy(reader, &mut file)?;
+    let mut permissions = file.metadata()?.permissions();
+    permissions.set_readonly(true);
+    file.set_permissions(permissions)?;
+    Ok(written)
 }
 
 /// The index of a version unpacked earlier.
