@@ -18,8 +18,6 @@ const ENTRY_HEADER_LEN: usize = ENTRY_MAGIC.len() + 32;
 pub struct CompileCache {
     dir: PathBuf,
     engine_key: String,
-    hits: AtomicU64,
-    misses: AtomicU64,
 }
 
 /// Why a cache directory is not used: compiled code loaded from it runs unchecked, so only
@@ -110,32 +108,11 @@ impl CompileCache {
         Ok(CompileCache {
             dir,
             engine_key: engine_key(engine),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
         })
     }
 
     pub fn dir(&self) -> &Path {
         &self.dir
-    }
-
-    /// Lookups that found a usable entry, and lookups that did not, so far.
-    pub fn hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
-    pub(crate) fn get<T: Compiled>(&self, engine: &Engine, wasm: &[u8]) -> Option<T> {
-        let found = self.lookup(engine, wasm);
-        let counter = if found.is_some() {
-            &self.hits
-        } else {
-            &self.misses
-        };
-        counter.fetch_add(1, Ordering::Relaxed);
-        found
     }
 
     fn entry_path(&self, wasm: &[u8], kind: &str) -> PathBuf {
@@ -148,7 +125,7 @@ impl CompileCache {
     /// The cached compilation of `wasm` (a component, or a core module kept apart from
     /// the component made of the same file), if there is a usable one. An entry that fails
     /// its integrity check or does not deserialize is removed.
-    fn lookup<T: Compiled>(&self, engine: &Engine, wasm: &[u8]) -> Option<T> {
+    pub(crate) fn get<T: Compiled>(&self, engine: &Engine, wasm: &[u8]) -> Option<T> {
         let path = self.entry_path(wasm, T::KIND);
         let entry = match std::fs::read(&path) {
             Ok(entry) => entry,

@@ -3,9 +3,12 @@
 
 use crate::decommit::{DecommitFlusher, KEEP_RESIDENT_BYTES};
 use crate::epoch::EpochTicker;
+use crate::shared::Shared;
 use crate::CompileCache;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use wasmtime::component::Component;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
 /// What the engine must accommodate, derived from the app being served.
@@ -39,6 +42,12 @@ pub struct KiteEngine {
     cache: Option<CompileCache>,
     pooling: bool,
     decommits: Option<Arc<DecommitFlusher>>,
+    pub(crate) shared_components: Shared<Component>,
+    pub(crate) shared_modules: Shared<wasmtime::Module>,
+    /// Loads that found a compilation (shared, or in the compile cache), and loads that
+    /// compiled.
+    pub(crate) hits: AtomicU64,
+    pub(crate) misses: AtomicU64,
     _ticker: EpochTicker,
 }
 
@@ -78,6 +87,10 @@ impl KiteEngine {
             cache,
             pooling,
             decommits,
+            shared_components: Shared::default(),
+            shared_modules: Shared::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
             _ticker: ticker,
         })
     }
@@ -134,6 +147,15 @@ impl KiteEngine {
 
     pub fn cache(&self) -> Option<&CompileCache> {
         self.cache.as_ref()
+    }
+
+    /// Loads that found a compilation (shared with another load of the same bytes, or in
+    /// the compile cache), and loads that compiled, so far.
+    pub fn compile_hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
     }
 
     /// Flushes decommit batches on demand (with the pooling allocator only).

@@ -6,9 +6,11 @@ mod config;
 mod decommit;
 mod epoch;
 mod load;
+mod shared;
 
 pub use cache::{CompileCache, UnusableCacheDir};
 pub use config::{EngineOptions, KiteEngine};
 pub use decommit::DecommitFlusher;
 pub use epoch::EPOCH_TICK;
 pub use load::{ComponentLoadError, LoadedComponent, LoadedModule};
+pub use shared::Lease;

@@ -2,15 +2,21 @@
 //! preview 1 core module (what `wasm32-wasip1` builds and older Spin SDKs produce) is made
 //! a component first, as Spin does; other files get an error saying what to do instead.
 
+use crate::shared::Lease;
 use crate::KiteEngine;
+use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 use wasmtime::component::Component;
 
 pub struct LoadedComponent {
     pub component: Component,
+    /// From the compile cache, or shared with another load of the same bytes.
     pub from_cache: bool,
     pub elapsed: Duration,
+    /// Hold it as long as the component is used: others loading the same bytes meanwhile
+    /// get this compilation.
+    pub lease: Lease,
 }
 
 #[derive(Debug)]
@@ -62,6 +68,11 @@ const WASM_MAGIC: &[u8; 4] = b"\0asm";
 const CORE_MODULE_VERSION: [u8; 4] = [1, 0, 0, 0];
 
 impl KiteEngine {
+    fn count(&self, found: bool) {
+        let counter = if found { &self.hits } else { &self.misses };
+        counter.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
     /// Compiles (or loads from the cache) the component at `path`.
     pub fn load_component(&self, path: &Path) -> Result<LoadedComponent, ComponentLoadError> {
         let started = Instant::now();
@@ -69,11 +80,27 @@ impl KiteEngine {
         if wasm.len() < 8 || &wasm[..4] != WASM_MAGIC {
             return Err(ComponentLoadError::NotWasm(path.into()));
         }
-        if let Some(component) = self.cache().and_then(|c| c.get(self.engine(), &wasm)) {
+        let digest: [u8; 32] = Sha256::digest(&wasm).into();
+        if let Some((component, lease)) = self.shared_components.get(&digest) {
+            self.count(true);
             return Ok(LoadedComponent {
                 component,
                 from_cache: true,
                 elapsed: started.elapsed(),
+                lease,
+            });
+        }
+        if let Some(component) = self
+            .cache()
+            .and_then(|c| c.get::<Component>(self.engine(), &wasm))
+        {
+            self.count(true);
+            let lease = self.shared_components.insert(digest, component.clone());
+            return Ok(LoadedComponent {
+                component,
+                from_cache: true,
+                elapsed: started.elapsed(),
+                lease,
             });
         }
         let component = if wasm[4..8] == CORE_MODULE_VERSION {
@@ -87,10 +114,13 @@ impl KiteEngine {
         if let Some(cache) = self.cache() {
             cache.put(&component, &wasm);
         }
+        self.count(false);
+        let lease = self.shared_components.insert(digest, component.clone());
         Ok(LoadedComponent {
             component,
             from_cache: false,
             elapsed: started.elapsed(),
+            lease,
         })
     }
 }
@@ -100,6 +130,8 @@ pub struct LoadedModule {
     pub module: wasmtime::Module,
     pub from_cache: bool,
     pub elapsed: Duration,
+    /// As [`LoadedComponent::lease`].
+    pub lease: Lease,
 }
 
 impl KiteEngine {
@@ -114,14 +146,27 @@ impl KiteEngine {
         if wasm[4..8] != CORE_MODULE_VERSION {
             return Err(ComponentLoadError::NotCoreModule(path.into()));
         }
-        if let Some(module) = self
-            .cache()
-            .and_then(|c| c.get::<wasmtime::Module>(self.engine(), &wasm))
-        {
+        let digest: [u8; 32] = Sha256::digest(&wasm).into();
+        if let Some((module, lease)) = self.shared_modules.get(&digest) {
+            self.count(true);
             return Ok(LoadedModule {
                 module,
                 from_cache: true,
                 elapsed: started.elapsed(),
+                lease,
+            });
+        }
+        if let Some(module) = self
+            .cache()
+            .and_then(|c| c.get::<wasmtime::Module>(self.engine(), &wasm))
+        {
+            self.count(true);
+            let lease = self.shared_modules.insert(digest, module.clone());
+            return Ok(LoadedModule {
+                module,
+                from_cache: true,
+                elapsed: started.elapsed(),
+                lease,
             });
         }
         let module = wasmtime::Module::new(self.engine(), &wasm)
@@ -129,10 +174,13 @@ impl KiteEngine {
         if let Some(cache) = self.cache() {
             cache.put(&module, &wasm);
         }
+        self.count(false);
+        let lease = self.shared_modules.insert(digest, module.clone());
         Ok(LoadedModule {
             module,
             from_cache: false,
             elapsed: started.elapsed(),
+            lease,
         })
     }
 }

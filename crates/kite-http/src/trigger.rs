@@ -14,7 +14,7 @@ use crate::wasi_http::WasiHttpExecutor;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use kite_app::{App, Executor, HttpSettings, Route, RoutePattern, Target};
-use kite_engine::{ComponentLoadError, KiteEngine};
+use kite_engine::{ComponentLoadError, KiteEngine, Lease};
 use kite_host::{AppResources, CgiState, InstanceState};
 use kite_host::{LocalHandler, LocalTarget};
 use std::net::SocketAddr;
@@ -41,6 +41,8 @@ pub struct HttpTrigger {
     body_idle_timeout: OnceLock<Duration>,
     /// The app's name in access lines, on a host of many apps.
     app_label: Option<Arc<str>>,
+    /// Keeps the compiled components shared with other triggers loading the same bytes.
+    _leases: Vec<Lease>,
 }
 
 enum RouteTarget {
@@ -68,6 +70,25 @@ pub struct TriggerOptions {
     pub failures: Arc<FailureCounts>,
     /// Shared bound on instances built ahead; `None`: only the pool bounds them.
     pub ahead_budget: Option<Arc<AheadBudget>>,
+    /// The linkers, made once for every trigger of a host; `None`: made for this one.
+    pub linkers: Option<Arc<Linkers>>,
+}
+
+/// What guests are linked against: every import a component may have, and WASI preview 1
+/// for CGI programs. Made once per engine and shared by the triggers built on it.
+pub struct Linkers {
+    component: Linker<InstanceState>,
+    cgi: wasmtime::Linker<CgiState>,
+}
+
+impl Linkers {
+    pub fn new(engine: &KiteEngine) -> anyhow::Result<Arc<Self>> {
+        let mut component = Linker::<InstanceState>::new(engine.engine());
+        kite_host::add_to_linker(&mut component)?;
+        let mut cgi = wasmtime::Linker::<CgiState>::new(engine.engine());
+        kite_host::add_cgi_to_linker(&mut cgi)?;
+        Ok(Arc::new(Linkers { component, cgi }))
+    }
 }
 
 /// Reported once per component while an app loads (for progress output).
@@ -101,11 +122,14 @@ impl HttpTrigger {
         let TriggerOptions {
             failures,
             ahead_budget,
+            linkers,
         } = options;
-        let mut linker = Linker::<InstanceState>::new(engine.engine());
-        kite_host::add_to_linker(&mut linker)?;
-        let mut cgi_linker = wasmtime::Linker::<CgiState>::new(engine.engine());
-        kite_host::add_cgi_to_linker(&mut cgi_linker)?;
+        let linkers = match linkers {
+            Some(linkers) => linkers,
+            None => Linkers::new(engine)?,
+        };
+        let (linker, cgi_linker) = (&linkers.component, &linkers.cgi);
+        let mut leases = Vec::new();
         let ready = Arc::new(ReadyInstances::new(
             app.components.len(),
             engine.decommits().cloned(),
@@ -139,11 +163,12 @@ impl HttpTrigger {
                         let loaded = engine
                             .load_component(&spec.source)
                             .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+                        leases.push(loaded.lease.clone());
                         let executor = WasiHttpExecutor::new(
                             spec,
                             index,
                             &loaded.component,
-                            &linker,
+                            linker,
                             resources,
                             ready.clone(),
                             failures.clone(),
@@ -152,10 +177,11 @@ impl HttpTrigger {
                     }
                     Executor::Wagi(settings) => match engine.load_module(&spec.source) {
                         Ok(loaded) => {
+                            leases.push(loaded.lease.clone());
                             let executor = WagiExecutor::new(
                                 spec,
                                 &loaded.module,
-                                &cgi_linker,
+                                cgi_linker,
                                 resources,
                                 settings,
                                 failures.clone(),
@@ -170,10 +196,11 @@ impl HttpTrigger {
                             let loaded = engine
                                 .load_component(&spec.source)
                                 .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
+                            leases.push(loaded.lease.clone());
                             let executor = WagiExecutor::new_command(
                                 spec,
                                 &loaded.component,
-                                &linker,
+                                linker,
                                 resources,
                                 settings,
                                 failures.clone(),
@@ -305,6 +332,7 @@ impl HttpTrigger {
             ready,
             body_idle_timeout: OnceLock::new(),
             app_label: resources.app_label.clone(),
+            _leases: leases,
         });
         let handler: Arc<dyn LocalHandler> = trigger.clone();
         resources.local.connect(Arc::downgrade(&handler));

@@ -202,21 +202,19 @@ impl Collector for HostCollector {
             "Instances built ahead of requests, across all apps (bounded to a quarter of the slots).",
             platform.instances_ahead() as i64,
         )?;
-        if let Some(cache) = engine.cache() {
-            let (hits, misses) = cache.hits_and_misses();
-            single(
-                &mut encoder,
-                "kite_compile_cache_hits",
-                "Components loaded from the compile cache.",
-                hits,
-            )?;
-            single(
-                &mut encoder,
-                "kite_compile_cache_misses",
-                "Components compiled because the compile cache had no usable entry.",
-                misses,
-            )?;
-        }
+        let (hits, misses) = engine.compile_hits_and_misses();
+        single(
+            &mut encoder,
+            "kite_compile_cache_hits",
+            "Component loads that found a compilation: shared with another app or version, or in the compile cache.",
+            hits,
+        )?;
+        single(
+            &mut encoder,
+            "kite_compile_cache_misses",
+            "Component loads that compiled.",
+            misses,
+        )?;
         single(
             &mut encoder,
             "kite_apps_deployed",

@@ -99,6 +99,7 @@ pub struct Platform {
     /// Which app each host name belongs to, live or not (from every record).
     claimed: Mutex<BTreeMap<String, String>>,
     ahead_budget: Arc<kite_http::AheadBudget>,
+    linkers: Arc<kite_http::Linkers>,
 }
 
 impl Platform {
@@ -106,6 +107,7 @@ impl Platform {
         let registry = Registry::open(&settings.state_dir)?;
         registry.sweep()?;
         let blobs = BlobStore::open(&settings.state_dir.join("blobs"))?;
+        let linkers = kite_http::Linkers::new(&engine)?;
         let host = Arc::new(Host::new(engine.decommits().cloned(), settings.idle_after));
         Ok(Platform {
             registry,
@@ -113,6 +115,7 @@ impl Platform {
             engine,
             host,
             ahead_budget: kite_http::AheadBudget::new(settings.instances_ahead),
+            linkers,
             settings,
             changes: Mutex::new(()),
             failed: Mutex::default(),
@@ -295,6 +298,7 @@ impl Platform {
             serve: &serve,
             failures,
             ahead_budget: self.ahead_budget.clone(),
+            linkers: self.linkers.clone(),
         };
         load_version(&record.name, number, &dir, &index, &context)
             .map_err(|e| PlatformError::Invalid(format!("{e:#}")))

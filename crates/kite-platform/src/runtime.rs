@@ -9,7 +9,7 @@ use kite_app::{
 };
 use kite_engine::KiteEngine;
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
-use kite_http::{AheadBudget, FailureCounts, HttpTrigger, ServeOptions, TriggerOptions};
+use kite_http::{AheadBudget, FailureCounts, HttpTrigger, Linkers, ServeOptions, TriggerOptions};
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -40,6 +40,8 @@ pub struct LoadContext<'a> {
     pub failures: Arc<FailureCounts>,
     /// Instances built ahead, across the host.
     pub ahead_budget: Arc<AheadBudget>,
+    /// Made once for the host.
+    pub linkers: Arc<Linkers>,
 }
 
 /// Loads version `version` unpacked at `version_dir`. Errors are the loader's, with paths
@@ -83,6 +85,7 @@ pub fn load_version(
     let options = TriggerOptions {
         failures: failures.clone(),
         ahead_budget: Some(context.ahead_budget.clone()),
+        linkers: Some(context.linkers.clone()),
     };
     let trigger = HttpTrigger::prepare_with(&app, context.engine, &resources, options, |_| {})
         .map_err(|e| shown(&e))?;
