@@ -159,6 +159,20 @@ fn probe_app(name: &str, extra: &str) -> tempfile::TempDir {
     dir
 }
 
+/// As [`probe_app`], with Wasm of its own: the probe with a custom section naming the app,
+/// so that it shares no compilation (and no instance slots) with other apps.
+fn distinct_probe_app(name: &str, extra: &str) -> tempfile::TempDir {
+    let dir = probe_app(name, extra);
+    let mut wasm = std::fs::read(dir.path().join("probe.wasm")).unwrap();
+    let section_name = format!("kite-test-{name}");
+    wasm.push(0); // a custom section
+    wasm.push((1 + section_name.len()) as u8);
+    wasm.push(section_name.len() as u8);
+    wasm.extend_from_slice(section_name.as_bytes());
+    std::fs::write(dir.path().join("probe.wasm"), wasm).unwrap();
+    dir
+}
+
 /// The same app, saying which version it is in its environment.
 fn versioned_app(name: &str, version: u32) -> tempfile::TempDir {
     probe_app(
@@ -1010,10 +1024,12 @@ async fn p99(connection: &mut Connection, samples: usize) -> Duration {
 /// work) leaves another app's p99 latency within 2x of what it is without the flood.
 /// Without the quota the flood's work takes both cores and the other app's p99 grows
 /// many times over. Measured in rounds (unloaded, then loaded); one round within 2x passes.
+/// The two apps have different Wasm, as two tenants' apps do (apps with identical Wasm share
+/// its compilation and instance slots; see docs/performance.md).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_app_flooded_beyond_its_quota_leaves_another_apps_p99_within_twice_unloaded() {
     let host = Host::start(&[]);
-    let flooded = probe_app("flooded", "");
+    let flooded = distinct_probe_app("flooded", "");
     let quiet = probe_app("quiet", "");
     host.deploy(flooded.path(), &[]);
     host.deploy(quiet.path(), &[]);

@@ -124,9 +124,12 @@ impl AdminClient {
             .header("authorization", format!("Bearer {}", self.token));
         let response = match body {
             Some((reader, length, content_type)) => {
+                // The server may refuse a bundle (token, quota) before reading it: with
+                // 100-continue the refusal arrives instead of a write into a closed socket.
                 let request = request
                     .header("content-type", content_type)
                     .header("content-length", length)
+                    .header("expect", "100-continue")
                     .body(ureq::SendBody::from_reader(reader))?;
                 self.agent.run(request)
             }
