@@ -8,14 +8,21 @@
 - restart: a host holding every app, from process start to listening, and to a first 200
 - requests spread uniformly over --spread apps against requests to one app (req/s at c=32,
   p99), interleaved, server pinned to core 0 and wrk to core 1
+- the same spread over --distinct apps whose Wasm differs (each compiled on its own)
 
-Usage: bench/serve.py [--apps 10000] [--spread 1000] [--reps 3] [--duration 5] [--skip-build]
-Every app is examples/hello-rust, deployed under its own name (app-1, app-2, ...).
+Usage: bench/serve.py [--apps 10000] [--spread 1000] [--distinct 100] [--reps 3] [--duration 5]
+                      [--skip-build]
+Every app is examples/hello-rust, deployed under its own name (app-1, app-2, ...); the
+distinct ones (d-1, ...) carry a custom section naming them, so no two share a compilation.
 """
 
 import argparse
+import gzip
+import hashlib
 import http.client
+import io
 import json
+import tarfile
 import os
 import re
 import shutil
@@ -140,6 +147,36 @@ def wrk(port, duration, host=None, script=None):
     }
 
 
+def distinct_bundle(bundle, name):
+    """`bundle` with its component made distinct by a custom section naming `name`."""
+    source = tarfile.open(fileobj=io.BytesIO(gzip.decompress(bundle)))
+    members = {m.name: source.extractfile(m).read() for m in source.getmembers() if m.isfile()}
+    index = json.loads(members.pop("kite-bundle.json"))
+    section = f"bench-{name}".encode()
+    for component, digest in index["components"].items():
+        wasm = members.pop(f"components/{digest}.wasm") + bytes([0, 1 + len(section), len(section)]) + section
+        digest = hashlib.sha256(wasm).hexdigest()
+        members[f"components/{digest}.wasm"] = wasm
+        index["components"][component] = digest
+    members["kite-bundle.json"] = json.dumps(index).encode()
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for path, data in sorted(members.items()):
+            info = tarfile.TarInfo(path)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return gzip.compress(out.getvalue())
+
+
+def spread_script(path, prefix, count):
+    path.write_text(
+        "local i = 0\n"
+        "request = function()\n"
+        f"  i = (i % {count}) + 1\n"
+        f"  return wrk.format('GET', '/', {{['Host'] = '{prefix}' .. i .. '.{DOMAIN}'}})\n"
+        "end\n")
+
+
 def ms(seconds):
     return f"{seconds * 1000:.2f} ms"
 
@@ -148,6 +185,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apps", type=int, default=10000)
     parser.add_argument("--spread", type=int, default=1000)
+    parser.add_argument("--distinct", type=int, default=100)
     parser.add_argument("--reps", type=int, default=3)
     parser.add_argument("--duration", type=int, default=5)
     parser.add_argument("--skip-build", action="store_true")
@@ -210,31 +248,37 @@ def main():
         after_idle = [get(host.port, f"app-{i}.{DOMAIN}")[1] for i in range(1, 21)]
         results["first request after idling past --idle-after (median of 20)"] = ms(statistics.median(after_idle))
 
+        # Apps with Wasm of their own.
+        started = time.perf_counter()
+        for i in range(1, args.distinct + 1):
+            host.deploy(f"d-{i}", distinct_bundle(bundle, f"d-{i}"))
+        elapsed = time.perf_counter() - started
+        results[f"deploy of {args.distinct} apps with distinct Wasm (compiled)"] = f"{args.distinct / elapsed:.1f} apps/s"
+
         # Spread over many apps against one app.
-        script = work / "spread.lua"
-        script.write_text(
-            "local i = 0\n"
-            "request = function()\n"
-            f"  i = (i % {args.spread}) + 1\n"
-            f"  return wrk.format('GET', '/', {{['Host'] = 'app-' .. i .. '.{DOMAIN}'}})\n"
-            "end\n")
+        same, distinct = work / "spread.lua", work / "distinct.lua"
+        spread_script(same, "app-", args.spread)
+        spread_script(distinct, "d-", args.distinct)
         wrk(host.port, 2, host=f"app-1.{DOMAIN}")
-        wrk(host.port, 2, script=script)
-        one, spread = [], []
+        wrk(host.port, 2, script=same)
+        wrk(host.port, 2, script=distinct)
+        runs = {"one": [], "same": [], "distinct": []}
         for _ in range(args.reps):
-            one.append(wrk(host.port, args.duration, host=f"app-1.{DOMAIN}"))
-            spread.append(wrk(host.port, args.duration, script=script))
-        for name, runs in (("one app", one), (f"{args.spread} apps", spread)):
-            if any(r["errors"] for r in runs):
-                raise RuntimeError(f"{name}: non-2xx responses: {runs}")
-        rps_one = statistics.median(r["rps"] for r in one)
-        rps_spread = statistics.median(r["rps"] for r in spread)
-        p99_one = statistics.median(r["p99"] for r in one)
-        p99_spread = statistics.median(r["p99"] for r in spread)
-        results["req/s c=32, one app"] = f"{rps_one:.0f} (p99 {p99_one:.0f} µs)"
-        results[f"req/s c=32, spread over {args.spread} apps"] = f"{rps_spread:.0f} (p99 {p99_spread:.0f} µs)"
-        results["spread / one: req/s"] = f"{rps_spread / rps_one:.3f}"
-        results["one / spread: p99 (≥ 0.8 wanted)"] = f"{p99_one / p99_spread:.3f}"
+            runs["one"].append(wrk(host.port, args.duration, host=f"app-1.{DOMAIN}"))
+            runs["same"].append(wrk(host.port, args.duration, script=same))
+            runs["distinct"].append(wrk(host.port, args.duration, script=distinct))
+        for name, measured in runs.items():
+            if any(r["errors"] for r in measured):
+                raise RuntimeError(f"{name}: non-2xx responses: {measured}")
+        rps = {k: statistics.median(r["rps"] for r in v) for k, v in runs.items()}
+        p99 = {k: statistics.median(r["p99"] for r in v) for k, v in runs.items()}
+        results["req/s c=32, one app"] = f"{rps['one']:.0f} (p99 {p99['one']:.0f} µs)"
+        results[f"req/s c=32, spread over {args.spread} apps"] = f"{rps['same']:.0f} (p99 {p99['same']:.0f} µs)"
+        results["spread / one: req/s"] = f"{rps['same'] / rps['one']:.3f}"
+        results["one / spread: p99 (≥ 0.8 wanted)"] = f"{p99['one'] / p99['same']:.3f}"
+        results[f"req/s c=32, spread over {args.distinct} apps, distinct Wasm"] = f"{rps['distinct']:.0f} (p99 {p99['distinct']:.0f} µs)"
+        results["distinct spread / one: req/s"] = f"{rps['distinct'] / rps['one']:.3f}"
+        results["one / distinct spread: p99"] = f"{p99['one'] / p99['distinct']:.3f}"
         loaded_rss = rss_kib(host.proc.pid)
         results["RSS after the load"] = f"{loaded_rss / 1024:.1f} MiB"
         host.stop()
@@ -243,7 +287,7 @@ def main():
         host = Host(state, cache)
         listening = host.listening
         until_200(host.port, f"app-{args.apps}.{DOMAIN}")
-        results[f"restart with {args.apps + 20} apps: to listening"] = f"{listening:.2f} s"
+        results[f"restart with {args.apps + 20 + args.distinct} apps: to listening"] = f"{listening:.2f} s"
         results["restart: to a first 200"] = f"{time.perf_counter() - host.started:.2f} s"
         host.stop()
     finally:

@@ -30,6 +30,10 @@ pub struct LiveApp {
     pub failures: Arc<FailureCounts>,
     /// Seconds since the host started, at this app's last request.
     last_request: AtomicU64,
+    /// Requests so far, and their number when the instances built ahead were last
+    /// dropped: an idle app is tidied once, not at every sweep.
+    requests: AtomicU64,
+    released_at: AtomicU64,
     /// Second (since the host started, plus one) of the last refusal logged: refusals are
     /// logged at most once a second per app, with how many there were, so a flood cannot
     /// turn into a flood of log lines.
@@ -47,6 +51,8 @@ impl LiveApp {
             quota: ArcSwap::from_pointee(quota),
             stats: AppStats::default(),
             last_request: AtomicU64::new(0),
+            requests: AtomicU64::new(0),
+            released_at: AtomicU64::new(0),
             refusal_logged: AtomicU64::new(0),
             refusals_at_log: AtomicU64::new(0),
         }
@@ -78,6 +84,7 @@ impl LiveApp {
         now: u64,
     ) -> Response<HyperOutgoingBody> {
         self.last_request.store(now, Ordering::Relaxed);
+        self.requests.fetch_add(1, Ordering::Relaxed);
         let quota = self.quota.load();
         let admission = match quota.admit() {
             Ok(admission) => admission,
@@ -307,10 +314,17 @@ impl Host {
         {
             return;
         }
+        // Runs on a worker thread once a second over every app: touches only atomics for
+        // apps already tidied.
         for (app, _) in self.directory.load().by_name.values() {
+            let requests = app.requests.load(Ordering::Relaxed);
+            if requests == app.released_at.load(Ordering::Relaxed) {
+                continue;
+            }
             let idle_since = app.last_request.load(Ordering::Relaxed);
             if now.saturating_sub(idle_since) >= self.idle_after.as_secs().max(1) {
                 app.runtime.load().trigger.release_instances_ahead();
+                app.released_at.store(requests, Ordering::Relaxed);
             }
         }
     }
