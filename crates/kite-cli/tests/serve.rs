@@ -1104,6 +1104,12 @@ async fn metrics_count_an_apps_known_traffic_and_the_hosts_state() {
     let app = probe_app("shop", "limits = { timeout = \"1s\" }\n");
     host.deploy(app.path(), &[]);
     host.deploy(app.path(), &[]);
+    // Deployed and not yet requested, the app holds no instance slot.
+    let reply = host
+        .admin_call("GET", "/metrics", Bytes::new(), Some(&host.token))
+        .await;
+    assert_eq!(metric(&reply.body, "kite_instance_slots_in_use"), 0.0);
+    assert_eq!(metric(&reply.body, "kite_instances_ahead"), 0.0);
     for _ in 0..3 {
         assert_eq!(host.get("shop.kite.localhost", "/").await.status, 200);
     }
