@@ -199,10 +199,7 @@ impl Platform {
     ) -> Result<AppView> {
         check_name(name)?;
         let _change = self.lock();
-        let mut record = self
-            .registry
-            .get(name)?
-            .unwrap_or_else(|| AppRecord::new(name));
+        let mut record = self.registry.get_or_new(name)?;
         if let Some(hosts) = hosts {
             record.hosts = check_hosts(hosts)?;
         }
@@ -468,10 +465,7 @@ impl Platform {
     ) -> Result<AppView> {
         check_name(name)?;
         let _change = self.lock();
-        let mut record = self
-            .registry
-            .get(name)?
-            .unwrap_or_else(|| AppRecord::new(name));
+        let mut record = self.registry.get_or_new(name)?;
         let before = self.effective(&record.quotas);
         record
             .quotas

@@ -130,6 +130,11 @@ impl Registry {
         }
     }
 
+    /// `name`'s record, or a new one (not saved) for an app not seen before.
+    pub fn get_or_new(&self, name: &str) -> anyhow::Result<AppRecord> {
+        Ok(self.get(name)?.unwrap_or_else(|| AppRecord::new(name)))
+    }
+
     pub fn save(&self, record: &AppRecord) -> anyhow::Result<()> {
         let dir = self.app_dir(&record.name);
         std::fs::DirBuilder::new()

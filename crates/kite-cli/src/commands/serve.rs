@@ -3,7 +3,6 @@
 
 use anyhow::Context;
 use kite_engine::{EngineOptions, KiteEngine};
-use kite_http::ServeOptions;
 use kite_platform::{AdminToken, Platform, PlatformSettings, Quotas, TOKEN_FILE};
 use std::io::Write;
 use std::net::{SocketAddr, TcpListener};
@@ -40,10 +39,6 @@ pub struct ServeArgs {
     /// Compile every component afresh and do not write the compile cache.
     #[arg(long, conflicts_with = "cache_dir")]
     pub no_cache: bool,
-
-    /// HTTP worker threads, each with its own event loop [default: number of CPUs].
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
 
     /// Largest number of instances alive at once across all apps (the shared budget).
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -92,21 +87,12 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     pub idle_after: Duration,
 
-    /// After Ctrl-C, how long in-flight requests may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    /// How long a client may take to send a request's headers.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub header_timeout: Duration,
-
-    /// How long a request body or a response may make no progress.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub body_timeout: Duration,
-
     /// Most client connections open at once.
     #[arg(long, value_name = "N", default_value_t = 10000)]
     pub max_connections: usize,
+
+    #[command(flatten)]
+    pub server: super::ServerFlags,
 }
 
 fn parse_size(text: &str) -> Result<u64, String> {
@@ -211,15 +197,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     super::up::watch_for_shutdown_signals(stop)?;
-    let serve_options = ServeOptions {
-        workers: args
-            .workers
-            .unwrap_or_else(|| ServeOptions::default().workers),
-        shutdown_timeout: args.shutdown_timeout,
-        header_timeout: args.header_timeout,
-        body_idle_timeout: args.body_timeout,
-        max_connections: args.max_connections,
-    };
+    let serve_options = args.server.serve_options(args.max_connections);
     kite_http::serve(host, listener, &serve_options, shutdown)?;
     tracing::info!("stopped");
     Ok(())

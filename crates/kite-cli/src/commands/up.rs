@@ -9,7 +9,7 @@ use kite_app::{
 };
 use kite_engine::{EngineOptions, KiteEngine};
 use kite_host::{AppResources, KeyValueStores, SqliteDatabases};
-use kite_http::{HttpTrigger, ServeOptions};
+use kite_http::HttpTrigger;
 use std::io::{IsTerminal, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::path::{Path, PathBuf};
@@ -37,25 +37,6 @@ pub struct UpArgs {
     /// Compile every component afresh and do not write the compile cache.
     #[arg(long, alias = "disable-cache", conflicts_with = "cache_dir")]
     pub no_cache: bool,
-
-    /// HTTP worker threads, each with its own event loop [default: number of CPUs].
-    #[arg(long, value_name = "N")]
-    pub workers: Option<usize>,
-
-    /// After Ctrl-C, how long in-flight requests may take to finish.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub shutdown_timeout: Duration,
-
-    /// How long a client may take to send a request's headers; an idle keep-alive
-    /// connection is closed after it too.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub header_timeout: Duration,
-
-    /// How long a request body may send nothing (or less than 1 KiB) while the component
-    /// waits for it (then the component's read fails and the client gets 408), and how long
-    /// a response may wait for a client that reads none of it (then the connection closes).
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    pub body_timeout: Duration,
 
     /// Most client connections open at once; further ones wait to be accepted until one
     /// closes.
@@ -102,6 +83,9 @@ pub struct UpArgs {
     /// Largest number of instances alive at once across all components.
     #[arg(long, value_name = "N", default_value_t = 1000)]
     pub max_instances: u32,
+
+    #[command(flatten)]
+    pub server: super::ServerFlags,
 }
 
 /// `LABEL:KEY=VALUE`, or Spin's `KEY=VALUE` for the `default` store (a `:` in the text
@@ -281,10 +265,6 @@ pub(crate) fn fetch_downloads(
     Ok(())
 }
 
-fn parse_duration(text: &str) -> Result<Duration, String> {
-    kite_app::parse_duration(text)
-}
-
 /// Raises the soft limit on open files to the hard one: every client connection, outbound
 /// connection, granted file a guest opens and SQLite file takes a descriptor, and the usual
 /// soft limit (1024) is below what the default caps allow together.
@@ -408,15 +388,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
 
     let (stop, shutdown) = tokio::sync::watch::channel(false);
     watch_for_shutdown_signals(stop)?;
-    let serve_options = ServeOptions {
-        workers: args
-            .workers
-            .unwrap_or_else(|| ServeOptions::default().workers),
-        shutdown_timeout: args.shutdown_timeout,
-        header_timeout: args.header_timeout,
-        body_idle_timeout: args.body_timeout,
-        max_connections: args.max_connections,
-    };
+    let serve_options = args.server.serve_options(args.max_connections);
     kite_http::serve(trigger, listener, &serve_options, shutdown)?;
     tracing::info!("stopped");
     Ok(())
