@@ -1493,3 +1493,50 @@ async fn a_store_quota_caps_what_an_app_may_write() {
         .await;
     assert_eq!(status, 400, "{body}");
 }
+
+#[tokio::test]
+async fn an_apps_own_requests_count_against_its_quotas_and_its_limits_are_the_hosts() {
+    let host = Host::start(&["--max-timeout", "1s", "--block-network", "203.0.113.0/24"]);
+    let app = probe_app(
+        "chain",
+        "allowed_outbound_hosts = [\"http://self\", \"http://127.0.0.1:*\"]\nlimits = { timeout = \"1h\" }\n",
+    );
+    host.deploy(app.path(), &[]);
+    // One place: the request holds it, so the request it sends to its own app is refused.
+    host.admin(
+        "PATCH",
+        "/v1/apps/chain/quotas",
+        r#"{"max_concurrency": 1}"#,
+    )
+    .await;
+    let reply = host
+        .get("chain.kite.localhost", "/outbound?url=http://self/")
+        .await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert!(reply.body.contains("status: 503"), "{}", reply.body);
+    host.admin(
+        "PATCH",
+        "/v1/apps/chain/quotas",
+        r#"{"max_concurrency": null}"#,
+    )
+    .await;
+    let reply = host
+        .get("chain.kite.localhost", "/outbound?url=http://self/")
+        .await;
+    assert!(reply.body.contains("status: 200"), "{}", reply.body);
+    // The component asks for an hour; the host allows a second.
+    let started = Instant::now();
+    let reply = host.get("chain.kite.localhost", "/loop").await;
+    assert_eq!(reply.status, 504, "{}", reply.body);
+    assert!(started.elapsed() < Duration::from_secs(60));
+    // Another blocked network does not unblock the private ones.
+    let url = format!("http://127.0.0.1:{}/", host.admin.port());
+    let reply = host
+        .get("chain.kite.localhost", &format!("/outbound?url={url}"))
+        .await;
+    assert!(
+        reply.body.contains("DestinationIpProhibited"),
+        "{}",
+        reply.body
+    );
+}

@@ -146,6 +146,8 @@ pub(crate) struct ReadyInstances {
     decommits: Option<Arc<DecommitFlusher>>,
     /// Shared with the other apps of a host; each instance in `ready` holds one place.
     budget: Option<Arc<AheadBudget>>,
+    /// Bumped by [`Self::release_all`]: an instance whose build began before is not kept.
+    generation: AtomicUsize,
 }
 
 impl ReadyInstances {
@@ -158,6 +160,7 @@ impl ReadyInstances {
     ) -> Self {
         ReadyInstances {
             budget,
+            generation: AtomicUsize::new(0),
             ready: Mutex::new((0..components).map(|_| Vec::new()).collect()),
             per_component: AtomicUsize::new(1),
             settling: AtomicUsize::new(0),
@@ -250,9 +253,12 @@ impl ReadyInstances {
         {
             return;
         }
+        let generation = self.generation.load(Ordering::Acquire);
         if let Some(instance) = factory.build().await {
             let mut ready = self.lock();
-            if ready[component].len() < self.per_component() {
+            // Released meanwhile (the app went idle, or slots ran out): not kept.
+            let released = self.generation.load(Ordering::Acquire) != generation;
+            if !released && ready[component].len() < self.per_component() {
                 ready[component].push(instance);
                 return;
             }
@@ -262,8 +268,11 @@ impl ReadyInstances {
 
     /// Drops every instance built ahead, freeing their slots. Returns whether there were any.
     pub(crate) fn release_all(&self) -> bool {
-        let released: Vec<FreshInstance> =
-            self.lock().iter_mut().flat_map(std::mem::take).collect();
+        let released: Vec<FreshInstance> = {
+            let mut ready = self.lock();
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            ready.iter_mut().flat_map(std::mem::take).collect()
+        };
         self.give_back(released.len());
         !released.is_empty()
     }

@@ -24,4 +24,4 @@ pub use failure::FailureCounts;
 pub use instances::{AheadBudget, FreshInstance, InstanceFactory};
 pub use server::{serve, RequestHandler, ServeOptions};
 pub use trigger::RequestBody;
-pub use trigger::{ComponentLoaded, HttpTrigger, Linkers, TriggerOptions};
+pub use trigger::{ChainAdmission, ComponentLoaded, HttpTrigger, Linkers, TriggerOptions};

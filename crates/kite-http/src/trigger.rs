@@ -43,6 +43,7 @@ pub struct HttpTrigger {
     app_label: Option<Arc<str>>,
     /// Keeps the compiled components shared with other triggers loading the same bytes.
     _leases: Vec<Lease>,
+    chain_admission: Option<ChainAdmission>,
 }
 
 enum RouteTarget {
@@ -72,7 +73,14 @@ pub struct TriggerOptions {
     pub ahead_budget: Option<Arc<AheadBudget>>,
     /// The linkers, made once for every trigger of a host; `None`: made for this one.
     pub linkers: Option<Arc<Linkers>>,
+    /// Admits requests the app's components send to the app itself (the host's quotas).
+    pub chain_admission: Option<ChainAdmission>,
 }
+
+/// Admits one request, returning what to hold while it is served, or the status and reason
+/// to refuse it with.
+pub type ChainAdmission =
+    Arc<dyn Fn() -> Result<Box<dyn std::any::Any + Send>, (StatusCode, String)> + Send + Sync>;
 
 /// What guests are linked against: every import a component may have, and WASI preview 1
 /// for CGI programs. Made once per engine and shared by the triggers built on it.
@@ -123,6 +131,7 @@ impl HttpTrigger {
             failures,
             ahead_budget,
             linkers,
+            chain_admission,
         } = options;
         let linkers = match linkers {
             Some(linkers) => linkers,
@@ -333,6 +342,7 @@ impl HttpTrigger {
             body_idle_timeout: OnceLock::new(),
             app_label: resources.app_label.clone(),
             _leases: leases,
+            chain_admission,
         });
         let handler: Arc<dyn LocalHandler> = trigger.clone();
         resources.local.connect(Arc::downgrade(&handler));
@@ -522,6 +532,18 @@ impl LocalHandler for HttpTrigger {
         request: Request<WasiBody>,
     ) -> BoxFuture<'static, Result<Response<WasiBody>, HttpError>> {
         Box::pin(async move {
+            // A request a component sends to its own app counts against the app's quotas
+            // like one from a client.
+            let _admitted = match &self.chain_admission {
+                None => None,
+                Some(admit) => match admit() {
+                    Ok(admitted) => Some(admitted),
+                    Err((status, why)) => {
+                        let request_id = next_request_id();
+                        return Ok(error_response(status, &request_id, &why));
+                    }
+                },
+            };
             Ok(match target {
                 LocalTarget::App => HttpTrigger::handle(&self, request, CHAINED_CLIENT).await,
                 LocalTarget::Component(id) => self.handle_chained(&id, request).await,

@@ -24,7 +24,8 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 pub struct LiveApp {
     pub name: Arc<str>,
     runtime: ArcSwap<AppRuntime>,
-    quota: ArcSwap<QuotaGate>,
+    /// Shared with the app's versions, which admit requests the app sends itself.
+    quota: Arc<ArcSwap<QuotaGate>>,
     pub stats: AppStats,
     /// Guests' traps and timeouts, across versions.
     pub failures: Arc<FailureCounts>,
@@ -44,11 +45,13 @@ pub struct LiveApp {
 
 impl LiveApp {
     pub fn new(name: &str, runtime: AppRuntime, quota: QuotaGate) -> Self {
+        let cell = runtime.quota.clone();
+        cell.store(Arc::new(quota));
         LiveApp {
             name: name.into(),
             failures: runtime.failures.clone(),
             runtime: ArcSwap::from_pointee(runtime),
-            quota: ArcSwap::from_pointee(quota),
+            quota: cell,
             stats: AppStats::default(),
             last_request: AtomicU64::new(0),
             requests: AtomicU64::new(0),
@@ -75,6 +78,11 @@ impl LiveApp {
 
     pub fn quota(&self) -> Arc<QuotaGate> {
         self.quota.load_full()
+    }
+
+    /// The app's quota gate as its versions see it.
+    pub fn quota_cell(&self) -> Arc<ArcSwap<QuotaGate>> {
+        self.quota.clone()
     }
 
     async fn serve(
@@ -324,7 +332,10 @@ impl Host {
             let idle_since = app.last_request.load(Ordering::Relaxed);
             if now.saturating_sub(idle_since) >= self.idle_after.as_secs().max(1) {
                 app.runtime.load().trigger.release_instances_ahead();
-                app.released_at.store(requests, Ordering::Relaxed);
+                // Tidied for good only once nothing runs that could build another.
+                if app.stats.in_flight() == 0 {
+                    app.released_at.store(requests, Ordering::Relaxed);
+                }
             }
         }
     }

@@ -26,6 +26,8 @@ pub struct PlatformSettings {
     pub max_memory: u64,
     /// Files one bundle may hold.
     pub max_bundle_files: usize,
+    /// The longest deadline a request may have; components asking for more get this.
+    pub max_timeout: std::time::Duration,
     /// Networks no app's outbound connection may reach (whatever its manifest allows).
     pub blocked_networks: Vec<kite_app::BlockedNetwork>,
     /// Most instances built ahead at once across all apps (the rest of the instance slots
@@ -288,6 +290,7 @@ impl Platform {
             .unwrap_or_default();
         let context = LoadContext {
             blocked_networks: &self.settings.blocked_networks,
+            max_timeout: self.settings.max_timeout,
             engine: &self.engine,
             quotas: &quotas,
             variables: &variables,
@@ -296,6 +299,13 @@ impl Platform {
             failures,
             ahead_budget: self.ahead_budget.clone(),
             linkers: self.linkers.clone(),
+            quota: self
+                .host
+                .app(&record.name)
+                .map(|app| app.quota_cell())
+                .unwrap_or_else(|| {
+                    Arc::new(arc_swap::ArcSwap::from_pointee(QuotaGate::new(quotas)))
+                }),
         };
         load_version(&record.name, number, &dir, &index, &context)
             .map_err(|e| PlatformError::Invalid(format!("{e:#}")))
@@ -333,9 +343,16 @@ impl Platform {
         self.claimed.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Records that `record`'s hosts are its app's (and no others are).
+    /// Records that `record`'s hosts are its app's (and no others are). Names under the
+    /// domain are only ever their own app's, whatever an older record says.
     fn claim_hosts(&self, record: &AppRecord) {
-        let hosts = self.hosts_of(record);
+        let domain_suffix = format!(".{}", self.settings.domain);
+        let own = format!("{}{domain_suffix}", record.name);
+        let hosts: Vec<String> = self
+            .hosts_of(record)
+            .into_iter()
+            .filter(|host| *host == own || !host.ends_with(&domain_suffix))
+            .collect();
         let mut claimed = self.claimed();
         claimed.retain(|host, owner| *owner != record.name || hosts.contains(host));
         for host in hosts {
@@ -403,9 +420,9 @@ impl Platform {
         let _change = self.lock();
         self.record(name)?;
         self.host.remove(name);
-        self.registry.remove(name)?;
         self.failed_apps().remove(name);
         self.claimed().retain(|_, owner| owner != name);
+        self.registry.remove(name)?;
         self.collect_blobs();
         tracing::info!(app = %name, "removed");
         Ok(())
@@ -484,8 +501,11 @@ impl Platform {
         self.registry.save(&record)?;
         match (reloaded, self.host.app(name)) {
             (Some(runtime), _) => self.go_live(&record, runtime),
-            (None, Some(app)) => app.set_quota(QuotaGate::new(after)),
-            (None, None) => {}
+            // The gate in use keeps its places and tokens unless its quotas changed.
+            (None, Some(app)) if app.quota().quotas != after => {
+                app.set_quota(QuotaGate::new(after))
+            }
+            _ => {}
         }
         self.view(name)
     }

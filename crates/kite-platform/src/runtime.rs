@@ -22,6 +22,8 @@ pub struct AppRuntime {
     pub routes: Vec<(String, String)>,
     /// Where the guests' failures are counted (shared by the app's versions).
     pub failures: Arc<FailureCounts>,
+    /// The app's quota gate (shared by its versions and the live app).
+    pub quota: Arc<arc_swap::ArcSwap<crate::quotas::QuotaGate>>,
     /// Kept alive with the trigger: the stores and the service-chaining dispatch.
     _resources: AppResources,
 }
@@ -31,6 +33,8 @@ pub struct LoadContext<'a> {
     pub engine: &'a KiteEngine,
     /// Networks the operator keeps every app away from.
     pub blocked_networks: &'a [kite_app::BlockedNetwork],
+    /// The longest deadline any request of the app may have.
+    pub max_timeout: std::time::Duration,
     /// The app's effective quotas.
     pub quotas: &'a Quotas,
     pub variables: &'a BTreeMap<String, String>,
@@ -42,6 +46,8 @@ pub struct LoadContext<'a> {
     pub ahead_budget: Arc<AheadBudget>,
     /// Made once for the host.
     pub linkers: Arc<Linkers>,
+    /// The app's quota gate, which also admits the requests the app sends itself.
+    pub quota: Arc<arc_swap::ArcSwap<crate::quotas::QuotaGate>>,
 }
 
 /// Loads version `version` unpacked at `version_dir`. Errors are the loader's, with paths
@@ -61,7 +67,8 @@ pub fn load_version(
     };
     let mut app = kite_app::load_app(&app_dir.join(&index.manifest)).map_err(|e| shown(&e))?;
     use_bundled_sources(&mut app, version_dir, index)?;
-    apply_memory_quota(&mut app, context.quotas);
+    apply_memory_quota(&mut app, context.quotas, context.max_timeout);
+    check_app_size(&app, context.quotas)?;
     refuse_writable_directories(&app)?;
     app.check_file_grants(&[ProtectedPath::new(
         "the app's data directory",
@@ -86,6 +93,7 @@ pub fn load_version(
         failures: failures.clone(),
         ahead_budget: Some(context.ahead_budget.clone()),
         linkers: Some(context.linkers.clone()),
+        chain_admission: Some(chain_admission(app_name, context.quota.clone())),
     };
     let trigger = HttpTrigger::prepare_with(&app, context.engine, &resources, options, |_| {})
         .map_err(|e| shown(&e))?;
@@ -96,7 +104,31 @@ pub fn load_version(
         routes: trigger.route_table(),
         trigger,
         failures,
+        quota: context.quota.clone(),
         _resources: resources,
+    })
+}
+
+/// Admits a request the app sends itself through the app's quota gate, refusing at once as
+/// for a client's request.
+fn chain_admission(
+    app_name: &str,
+    quota: Arc<arc_swap::ArcSwap<crate::quotas::QuotaGate>>,
+) -> kite_http::ChainAdmission {
+    let app_name: Arc<str> = app_name.into();
+    Arc::new(move || {
+        let gate = quota.load();
+        match gate.admit() {
+            Ok(admitted) => Ok(Box::new(admitted) as Box<dyn std::any::Any + Send>),
+            Err(crate::quotas::Refusal::Rate) => Err((
+                http::StatusCode::TOO_MANY_REQUESTS,
+                format!("app `{app_name}` is over its quota of requests per second"),
+            )),
+            Err(crate::quotas::Refusal::Concurrency) => Err((
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!("app `{app_name}` is at its quota of concurrent requests"),
+            )),
+        }
     })
 }
 
@@ -120,13 +152,57 @@ fn use_bundled_sources(
     Ok(())
 }
 
-/// A component's memory limit is lowered to the app's quota.
-fn apply_memory_quota(app: &mut App, quotas: &Quotas) {
-    if let Some(quota) = quotas.memory {
-        for component in &mut app.components {
+/// A component's limits are lowered to what the host allows an app: its memory quota, the
+/// host's longest deadline, and the default budget for host memory held per instance.
+fn apply_memory_quota(app: &mut App, quotas: &Quotas, max_timeout: std::time::Duration) {
+    let host_memory = kite_app::Limits::default().host_memory;
+    for component in &mut app.components {
+        if let Some(quota) = quotas.memory {
             component.limits.memory = component.limits.memory.min(quota);
         }
+        component.limits.timeout = component.limits.timeout.min(max_timeout);
+        component.limits.host_memory = component.limits.host_memory.min(host_memory);
     }
+}
+
+/// The most components one app may have on a shared host.
+const MAX_COMPONENTS: usize = 64;
+/// The most distinct store labels (key-value and SQLite together) one app may use.
+const MAX_STORE_LABELS: usize = 16;
+
+/// What an app may make the host open or copy at load, bounded: components, store files, and
+/// files granted one by one (copied for each component, at most the bundle quota in all).
+fn check_app_size(app: &App, quotas: &Quotas) -> anyhow::Result<()> {
+    if app.components.len() > MAX_COMPONENTS {
+        anyhow::bail!(
+            "the app has {} components; an app on a shared host may have at most {MAX_COMPONENTS}",
+            app.components.len()
+        );
+    }
+    let labels: std::collections::BTreeSet<&String> = app
+        .components
+        .iter()
+        .flat_map(|c| c.key_value_stores.iter().chain(&c.sqlite_databases))
+        .collect();
+    if labels.len() > MAX_STORE_LABELS {
+        anyhow::bail!(
+            "the app uses {} store labels; an app on a shared host may use at most {MAX_STORE_LABELS}",
+            labels.len()
+        );
+    }
+    let copied: u64 = app
+        .components
+        .iter()
+        .flat_map(|c| &c.copied_files)
+        .map(|f| std::fs::metadata(&f.source).map_or(0, |m| m.len()))
+        .sum();
+    let allowed = quotas.bundle_size.unwrap_or(u64::MAX);
+    if copied > allowed {
+        anyhow::bail!(
+            "the files granted one by one come to {copied} bytes across the app's components, more than its bundle quota of {allowed} bytes; grant their directories instead"
+        );
+    }
+    Ok(())
 }
 
 /// A deployed version's files are shared, read-only blobs: an app keeps what it writes in

@@ -273,8 +273,22 @@ pub(crate) fn limits(
             ));
         }
     }
+    if limits.timeout > MAX_TIMEOUT {
+        return Err(source.error_at(
+            None,
+            &format!("{key}.timeout"),
+            format!(
+                "timeout may be at most {} hours, got {}s",
+                MAX_TIMEOUT.as_secs() / 3600,
+                limits.timeout.as_secs()
+            ),
+        ));
+    }
     Ok(limits)
 }
+
+/// The longest deadline a request may have.
+const MAX_TIMEOUT: Duration = Duration::from_secs(24 * 3600);
 
 fn routes(
     source: &ManifestSource<'_>,

@@ -30,16 +30,18 @@ pub fn run(args: LoginArgs) -> anyhow::Result<()> {
         server: args.server,
         token: args.token,
     };
+    // Written whole under a temporary name made owner-only, then renamed: the token is never
+    // in a file others can read, even one that existed with a wider mode.
+    let temp = file.with_extension("toml.tmp");
+    let _ = std::fs::remove_file(&temp);
     let mut out = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
         .mode(0o600)
-        .open(&file)?;
+        .open(&temp)?;
     out.write_all(toml::to_string(&saved)?.as_bytes())?;
-    // A file that existed keeps its mode when opened; the token is for the owner only.
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))?;
+    out.sync_all()?;
+    std::fs::rename(&temp, &file)?;
     println!(
         "Logged in to {}; saved in {}",
         client.server(),

@@ -72,15 +72,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SIZE", default_value = "64MiB", value_parser = parse_size)]
     pub app_bundle_size: u64,
 
-    /// A network no app may connect to, whatever its manifest allows: a CIDR range, an
-    /// address, `private` (loopback, link-local, RFC 1918 and other internal ranges) or
-    /// `none` (repeatable; default: private).
-    #[arg(
-        long = "block-network",
-        value_name = "CIDR|private|none",
-        default_value = "private"
-    )]
+    /// A network no app may connect to, whatever its manifest allows, besides `private`
+    /// (loopback, link-local, RFC 1918 and the other internal ranges, always blocked unless
+    /// `none` is given): a CIDR range or an address (repeatable).
+    #[arg(long = "block-network", value_name = "CIDR|none")]
     pub block_networks: Vec<String>,
+
+    /// The longest deadline any request may have; components asking for more get this.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    pub max_timeout: Duration,
 
     /// After an app has had no request for this long, the instances built ahead for it
     /// are dropped, giving their slots back to the shared pool.
@@ -132,7 +132,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         pooling: true,
     })
     .context("creating the WebAssembly engine")?;
-    let blocked_networks = args
+    let mut blocked_networks = args
         .block_networks
         .iter()
         .filter(|n| n.as_str() != "none")
@@ -140,8 +140,12 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
             kite_app::BlockedNetwork::parse(n).map_err(|e| anyhow::anyhow!("--block-network: {e}"))
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
+    if !args.block_networks.iter().any(|n| n == "none") {
+        blocked_networks.push(kite_app::BlockedNetwork::Private);
+    }
     let settings = PlatformSettings {
         blocked_networks,
+        max_timeout: args.max_timeout,
         state_dir: state_dir.clone(),
         domain: args.domain.trim_matches('.').to_ascii_lowercase(),
         public_port: None,
