@@ -151,7 +151,9 @@ impl SqliteDatabase {
             Ok(shared) => shared,
             Err(e) => return (Err(e), None),
         };
-        let result = run_until(&mut shared, statement, parameters, deadline);
+        let result = self
+            .check_log(&shared, statement)
+            .and_then(|()| run_until(&mut shared, statement, parameters, deadline));
         if shared.is_autocommit() {
             return (result, None);
         }
@@ -163,6 +165,38 @@ impl SqliteDatabase {
                 let _ = shared.execute_batch("ROLLBACK");
                 (Err(e), None)
             }
+        }
+    }
+
+    /// With a size cap, a statement that writes is refused while the write-ahead log is
+    /// past the cap and a checkpoint cannot bring it back (a reader's snapshot holds old
+    /// pages): otherwise the log could grow without bound beside the capped database.
+    pub(crate) fn check_log(
+        &self,
+        connection: &Connection,
+        statement: &str,
+    ) -> Result<(), DbError> {
+        let Some(max_bytes) = self.max_bytes else {
+            return Ok(());
+        };
+        let mut log = self.path.clone().into_os_string();
+        log.push("-wal");
+        let log_size = || std::fs::metadata(&log).map_or(0, |m| m.len());
+        if log_size() <= max_bytes {
+            return Ok(());
+        }
+        let reads_only = connection
+            .prepare_cached(statement)
+            .map(|prepared| prepared.readonly())
+            .unwrap_or(false);
+        if reads_only {
+            return Ok(());
+        }
+        checkpoint(connection);
+        if log_size() <= max_bytes {
+            Ok(())
+        } else {
+            Err(DbError::Full)
         }
     }
 
@@ -193,6 +227,23 @@ impl SqliteDatabase {
     /// A future that completes the next time some session's transaction ends.
     pub(crate) fn transaction_ended(&self) -> tokio::sync::futures::Notified<'_> {
         self.transaction_ended.notified()
+    }
+}
+
+/// Copies the write-ahead log into the database and truncates it, as far as readers allow.
+/// Through the C API: the guest's authorizer, installed on the connection, refuses the
+/// `wal_checkpoint` pragma.
+fn checkpoint(connection: &Connection) {
+    // SAFETY: the handle is the connection's own, used on this thread while the connection
+    // is borrowed; a null database name means every attached database, which is only `main`.
+    unsafe {
+        rusqlite::ffi::sqlite3_wal_checkpoint_v2(
+            connection.handle(),
+            std::ptr::null(),
+            rusqlite::ffi::SQLITE_CHECKPOINT_TRUNCATE,
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        );
     }
 }
 

@@ -74,6 +74,12 @@ pub(crate) fn cap_size(connection: &Connection, max_bytes: u64) -> rusqlite::Res
     let page_size: i64 = connection.query_row("PRAGMA page_size", [], |row| row.get(0))?;
     let pages = (max_bytes / page_size.max(1) as u64).max(1);
     connection.query_row(&format!("PRAGMA max_page_count = {pages}"), [], |_| Ok(()))?;
+    // After a checkpoint the write-ahead log is cut back to at most this.
+    connection.query_row(
+        &format!("PRAGMA journal_size_limit = {max_bytes}"),
+        [],
+        |_| Ok(()),
+    )?;
     Ok(())
 }
 

@@ -98,7 +98,9 @@ fn run_statement(
     let Some(mut connection) = own else {
         return database.execute_shared(statement, parameters, deadline);
     };
-    let result = run_until(&mut connection, statement, parameters, deadline);
+    let result = database
+        .check_log(&connection, statement)
+        .and_then(|()| run_until(&mut connection, statement, parameters, deadline));
     // A failed statement may have ended the transaction too (SQLite rolls back on some
     // errors), so this follows the connection's state, not the statement's text.
     if connection.is_autocommit() {
@@ -142,6 +144,58 @@ mod tests {
             DbValue::Integer(n) => n,
             ref other => panic!("not a count: {other:?}"),
         }
+    }
+
+    #[tokio::test]
+    async fn a_reader_holding_old_pages_cannot_make_a_capped_databases_log_grow_past_its_cap() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.sqlite");
+        let cap = 256 << 10;
+        let database = Arc::new(SqliteDatabase::open_capped(&path, Some(cap)).unwrap());
+        let writer = SqliteSession::new(database.clone());
+        writer
+            .execute("CREATE TABLE t (b BLOB)", &[], None)
+            .await
+            .unwrap();
+        writer
+            .execute("INSERT INTO t VALUES (zeroblob(100000))", &[], None)
+            .await
+            .unwrap();
+        // A reader's snapshot keeps the checkpoint from going past it.
+        let reader = SqliteSession::new(database.clone());
+        reader.execute("BEGIN", &[], None).await.unwrap();
+        reader
+            .execute("SELECT count(*) FROM t", &[], None)
+            .await
+            .unwrap();
+        let mut refused = None;
+        for _ in 0..100 {
+            match writer
+                .execute("UPDATE t SET b = randomblob(100000)", &[], None)
+                .await
+            {
+                Ok(_) => {}
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        assert!(matches!(refused, Some(DbError::Full)), "{refused:?}");
+        let log = std::fs::metadata(dir.path().join("d.sqlite-wal"))
+            .unwrap()
+            .len();
+        assert!(log < 2 * cap + (256 << 10), "the log grew to {log} bytes");
+        // Reads go on; once the reader lets go, writes do too.
+        reader
+            .execute("SELECT count(*) FROM t", &[], None)
+            .await
+            .unwrap();
+        reader.execute("COMMIT", &[], None).await.unwrap();
+        writer
+            .execute("UPDATE t SET b = zeroblob(10)", &[], None)
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
