@@ -92,19 +92,48 @@ impl InstanceFactory {
 }
 
 /// A bound on the instances built ahead across every trigger of a host of many apps, so
-/// that apps without traffic now cannot hold the slots that requests need.
-#[derive(Debug)]
+/// that apps without traffic now cannot hold the slots that requests need: in all, and for
+/// each app.
 pub struct AheadBudget {
     held: AtomicUsize,
     limit: usize,
+    /// The most one app (one trigger) may hold.
+    per_app: usize,
+    /// Every trigger drawing on the budget, so that when slots run out any of them can be
+    /// asked to give theirs back.
+    holders: Mutex<Vec<std::sync::Weak<ReadyInstances>>>,
 }
 
 impl AheadBudget {
-    pub fn new(limit: usize) -> Arc<Self> {
+    pub fn new(limit: usize, per_app: usize) -> Arc<Self> {
         Arc::new(AheadBudget {
             held: AtomicUsize::new(0),
             limit,
+            per_app: per_app.max(1),
+            holders: Mutex::default(),
         })
+    }
+
+    fn register(&self, ready: &Arc<ReadyInstances>) {
+        let mut holders = self.holders.lock().unwrap_or_else(|p| p.into_inner());
+        holders.retain(|holder| holder.strong_count() > 0);
+        holders.push(Arc::downgrade(ready));
+    }
+
+    /// Asks every app to drop its instances built ahead; returns whether any did.
+    fn release_everywhere(&self) -> bool {
+        let holders: Vec<Arc<ReadyInstances>> = self
+            .holders
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .iter()
+            .filter_map(std::sync::Weak::upgrade)
+            .collect();
+        let mut released = false;
+        for holder in holders {
+            released |= holder.release_all();
+        }
+        released
     }
 
     /// Instances built ahead now, across the host.
@@ -209,7 +238,19 @@ impl ReadyInstances {
     }
 
     fn has_room(&self, component: usize) -> bool {
-        self.lock()[component].len() < self.per_component()
+        let ready = self.lock();
+        let app_room = self
+            .budget
+            .as_ref()
+            .is_none_or(|budget| ready.iter().map(Vec::len).sum::<usize>() < budget.per_app);
+        app_room && ready[component].len() < self.per_component()
+    }
+
+    /// On a host of many apps, shares the budget's bound with every other app drawing on it.
+    pub(crate) fn register_with_budget(self: &Arc<Self>) {
+        if let Some(budget) = &self.budget {
+            budget.register(self);
+        }
     }
 
     /// After a request's handler has finished: once the response is out, drops the used
@@ -297,7 +338,12 @@ pub(crate) async fn instantiate_for_request(
         let settled = ready.settled.notified();
         match factory.instantiate(store).await {
             Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                if ready.release_all() {
+                let released = ready.release_all()
+                    || ready
+                        .budget
+                        .as_ref()
+                        .is_some_and(|budget| budget.release_everywhere());
+                if released {
                     continue;
                 }
                 if waited || ready.settling.load(Ordering::Acquire) == 0 {

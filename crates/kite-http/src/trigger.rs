@@ -144,6 +144,7 @@ impl HttpTrigger {
             engine.decommits().cloned(),
             ahead_budget,
         ));
+        ready.register_with_budget();
         // A gate for each (component, executor) pair some trigger uses, in trigger order.
         let mut gates: Vec<ComponentGate> = Vec::new();
         let concurrency: Vec<_> = app

@@ -12,6 +12,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+/// The most instances one app may have built ahead (of its share of the host's budget).
+const AHEAD_PER_APP: usize = 4;
+
 /// How the operator set the host up.
 #[derive(Debug, Clone)]
 pub struct PlatformSettings {
@@ -116,7 +119,7 @@ impl Platform {
             blobs,
             engine,
             host,
-            ahead_budget: kite_http::AheadBudget::new(settings.instances_ahead),
+            ahead_budget: kite_http::AheadBudget::new(settings.instances_ahead, AHEAD_PER_APP),
             linkers,
             settings,
             changes: Mutex::new(()),
