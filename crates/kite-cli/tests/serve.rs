@@ -1540,3 +1540,46 @@ async fn an_apps_own_requests_count_against_its_quotas_and_its_limits_are_the_ho
         reply.body
     );
 }
+
+#[tokio::test]
+async fn when_slots_run_out_other_apps_give_back_the_instances_they_built_ahead() {
+    // Four slots: a quarter (one) may wait built ahead.
+    let host = Host::start(&["--max-instances", "4", "--idle-after", "1h"]);
+    host.deploy(distinct_probe_app("early", "").path(), &[]);
+    host.deploy(distinct_probe_app("busy", "").path(), &[]);
+    let scrape = || async {
+        host.admin_call("GET", "/metrics", Bytes::new(), Some(&host.token))
+            .await
+            .body
+    };
+    let wait_for = |what: &'static str, series: &'static str, value: f64| {
+        let scrape = &scrape;
+        async move {
+            let deadline = Instant::now() + Duration::from_secs(60);
+            while metric(&scrape().await, series) != value {
+                assert!(Instant::now() < deadline, "never {what}");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    };
+    // `early` serves once, then keeps the one instance the budget allows built ahead.
+    assert_eq!(host.get("early.kite.localhost", "/").await.status, 200);
+    wait_for("an instance ahead", "kite_instances_ahead", 1.0).await;
+    // `busy` takes the three other slots with requests that sleep...
+    let addr = host.server.addr;
+    let sleepers: Vec<_> = (0..3)
+        .map(|_| {
+            tokio::spawn(
+                async move { try_get(addr, "busy.kite.localhost", "/sleep?ms=30000").await },
+            )
+        })
+        .collect();
+    wait_for("three in flight", "kite_app_in_flight{app=\"busy\"}", 3.0).await;
+    // ...and its next request finds no free slot until `early` gives its instance back.
+    let reply = host.get("busy.kite.localhost", "/").await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    assert_eq!(metric(&scrape().await, "kite_instances_ahead"), 0.0);
+    for sleeper in sleepers {
+        sleeper.abort();
+    }
+}
