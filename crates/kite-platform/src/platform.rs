@@ -97,8 +97,12 @@ pub struct Platform {
     engine: KiteEngine,
     pub host: Arc<Host>,
     settings: PlatformSettings,
-    /// Held by every change: one at a time.
+    /// Held while a change is recorded and made live (and for a removal): brief, one at a
+    /// time across the host.
     changes: Mutex<()>,
+    /// One per app, held for the whole of a change to it, unpacking and compiling included:
+    /// changes to one app are serial, while other apps' changes go on.
+    app_locks: Mutex<std::collections::HashMap<String, Arc<Mutex<()>>>>,
     /// Apps whose current version could not be loaded at start, with why.
     failed: Mutex<BTreeMap<String, String>>,
     /// Which app each host name belongs to, live or not (from every record).
@@ -123,6 +127,7 @@ impl Platform {
             linkers,
             settings,
             changes: Mutex::new(()),
+            app_locks: Mutex::default(),
             failed: Mutex::default(),
             claimed: Mutex::default(),
         })
@@ -143,6 +148,16 @@ impl Platform {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.changes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lock serialising changes to `name`.
+    fn app_lock(&self, name: &str) -> Arc<Mutex<()>> {
+        self.app_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(name.to_string())
+            .or_default()
+            .clone()
     }
 
     /// Starts serving every app deployed before; returns how many serve. An app that no
@@ -203,7 +218,8 @@ impl Platform {
         hosts: Option<Vec<String>>,
     ) -> Result<AppView> {
         check_name(name)?;
-        let _change = self.lock();
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = self.registry.get_or_new(name)?;
         if let Some(hosts) = hosts {
             record.hosts = check_hosts(hosts)?;
@@ -211,16 +227,28 @@ impl Platform {
         self.check_hosts_free(&record)?;
         let number = record.next_version();
         let dir = self.registry.version_dir(name, number);
-        let result = self.unpack_and_load(&record, number, &dir, upload);
-        let (runtime, unpacked) = match result {
+        // The blobs this deploy writes stay pinned (safe from cleaning) until it is
+        // recorded or given up.
+        let mut pinned = Vec::new();
+        let result = self.unpack_and_load(&record, number, &dir, upload, &mut pinned);
+        let result = result.and_then(|loaded| {
+            // Another app may have claimed a host while this one compiled.
+            let change = self.lock();
+            self.check_hosts_free(&record)?;
+            Ok((loaded, change))
+        });
+        let ((runtime, unpacked), _change) = match result {
             Ok(loaded) => loaded,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
+                self.blobs.unpin(&pinned);
                 // Blobs only this failed version brought.
+                let _change = self.lock();
                 self.collect_blobs();
                 return Err(e);
             }
         };
+        self.blobs.unpin(&pinned);
         record.versions.push(VersionRecord {
             number,
             bundle_sha256: bundle_sha256.to_string(),
@@ -251,6 +279,7 @@ impl Platform {
         number: u32,
         dir: &Path,
         upload: &Path,
+        pinned: &mut Vec<String>,
     ) -> Result<(AppRuntime, crate::bundle::Unpacked)> {
         if dir.exists() {
             std::fs::remove_dir_all(dir).map_err(anyhow::Error::from)?;
@@ -264,8 +293,14 @@ impl Platform {
             max_files: self.settings.max_bundle_files,
         };
         let file = std::fs::File::open(upload).map_err(anyhow::Error::from)?;
-        let unpacked = unpack(std::io::BufReader::new(file), limits, &self.blobs, dir)
-            .map_err(|e| PlatformError::Invalid(format!("{e:#}")))?;
+        let unpacked = unpack(
+            std::io::BufReader::new(file),
+            limits,
+            &self.blobs,
+            dir,
+            pinned,
+        )
+        .map_err(|e| PlatformError::Invalid(format!("{e:#}")))?;
         let runtime = self.load(record, number, Some(&unpacked.index))?;
         Ok((runtime, unpacked))
     }
@@ -387,7 +422,8 @@ impl Platform {
 
     /// Makes the version before the current one current again.
     pub fn rollback(&self, name: &str) -> Result<AppView> {
-        let _change = self.lock();
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = self.record(name)?;
         let previous = record.previous_version().ok_or_else(|| {
             PlatformError::Invalid(format!(
@@ -396,6 +432,7 @@ impl Platform {
         })?;
         let runtime = self.load(&record, previous, None)?;
         record.current = Some(previous);
+        let _change = self.lock();
         self.registry.save(&record)?;
         self.go_live(&record, runtime);
         tracing::info!(app = %name, "rolled back to version {previous}");
@@ -404,15 +441,18 @@ impl Platform {
 
     /// Loads the current version again (with the variables and quotas set now).
     pub fn redeploy(&self, name: &str) -> Result<AppView> {
-        let _change = self.lock();
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         self.reload(name)?;
         self.view(name)
     }
 
+    /// Loads the current version again and makes it live; the caller holds the app's lock.
     fn reload(&self, name: &str) -> Result<()> {
         let record = self.record(name)?;
         if let Some(current) = record.current {
             let runtime = self.load(&record, current, None)?;
+            let _change = self.lock();
             self.go_live(&record, runtime);
         }
         Ok(())
@@ -420,6 +460,8 @@ impl Platform {
 
     /// Removes the app, its versions and its data.
     pub fn remove(&self, name: &str) -> Result<()> {
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         let _change = self.lock();
         self.record(name)?;
         self.host.remove(name);
@@ -446,7 +488,8 @@ impl Platform {
                 )));
             }
         }
-        let _change = self.lock();
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         let record = match self.registry.get(name)? {
             Some(record) => record,
             None => {
@@ -473,8 +516,6 @@ impl Platform {
         self.view(name)
     }
 
-    /// Changes the app's quotas (fields given replace those set); a deployed app takes them
-    /// at once.
     /// Changes the app's quotas: each field given is set, or unset (`null`: the host's
     /// default applies again). A deployed app takes them at once; if it no longer loads
     /// with them, nothing changes.
@@ -484,7 +525,8 @@ impl Platform {
         changes: &serde_json::Map<String, serde_json::Value>,
     ) -> Result<AppView> {
         check_name(name)?;
-        let _change = self.lock();
+        let app_lock = self.app_lock(name);
+        let _app = app_lock.lock().unwrap_or_else(|p| p.into_inner());
         let mut record = self.registry.get_or_new(name)?;
         let before = self.effective(&record.quotas);
         record
@@ -501,6 +543,7 @@ impl Platform {
             }
             _ => None,
         };
+        let _change = self.lock();
         self.registry.save(&record)?;
         match (reloaded, self.host.app(name)) {
             (Some(runtime), _) => self.go_live(&record, runtime),

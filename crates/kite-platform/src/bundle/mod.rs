@@ -76,7 +76,14 @@ mod tests {
         let (one, two) = (state.path().join("v1"), state.path().join("v2"));
         for dest in [&one, &two] {
             std::fs::create_dir_all(dest).unwrap();
-            let unpacked = unpack(packed.bytes.as_slice(), LIMITS, &blobs, dest).unwrap();
+            let unpacked = unpack(
+                packed.bytes.as_slice(),
+                LIMITS,
+                &blobs,
+                dest,
+                &mut Vec::new(),
+            )
+            .unwrap();
             assert_eq!(unpacked.index.manifest, "kite.toml");
             assert_eq!(unpacked.blobs.len(), 1, "the Wasm only");
         }
@@ -114,13 +121,27 @@ mod tests {
             max_unpacked: 10,
             ..LIMITS
         };
-        let error = unpack(packed.bytes.as_slice(), small, &blobs, state.path()).unwrap_err();
+        let error = unpack(
+            packed.bytes.as_slice(),
+            small,
+            &blobs,
+            state.path(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("bundle quota"), "{error}");
         let few = BundleLimits {
             max_files: 2,
             ..LIMITS
         };
-        let error = unpack(packed.bytes.as_slice(), few, &blobs, state.path()).unwrap_err();
+        let error = unpack(
+            packed.bytes.as_slice(),
+            few,
+            &blobs,
+            state.path(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(error.to_string().contains("more than 2 entries"), "{error}");
     }
 
@@ -141,7 +162,14 @@ mod tests {
         let bytes = tar.into_inner().unwrap().finish().unwrap();
         let state = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
-        let error = unpack(bytes.as_slice(), LIMITS, &blobs, state.path()).unwrap_err();
+        let error = unpack(
+            bytes.as_slice(),
+            LIMITS,
+            &blobs,
+            state.path(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(
             error.to_string().contains("decompresses to more than"),
             "{error}"
@@ -162,7 +190,14 @@ mod tests {
         let bytes = tar.into_inner().unwrap().finish().unwrap();
         let state = tempfile::tempdir().unwrap();
         let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
-        let error = unpack(bytes.as_slice(), LIMITS, &blobs, state.path()).unwrap_err();
+        let error = unpack(
+            bytes.as_slice(),
+            LIMITS,
+            &blobs,
+            state.path(),
+            &mut Vec::new(),
+        )
+        .unwrap_err();
         assert!(
             error.to_string().contains("named by its SHA-256"),
             "{error}"

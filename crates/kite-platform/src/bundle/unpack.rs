@@ -33,11 +33,14 @@ pub struct Unpacked {
 /// its path; the app's own files are written into `dest`, read-only, so that nothing a
 /// guest may stat is shared with another app. Returns what was unpacked, checked against
 /// the index.
+/// Every blob written is pushed to `pinned`, for the caller to unpin when the deploy is
+/// recorded or given up, whether or not unpacking succeeds.
 pub fn unpack(
     gzip_tar: impl Read,
     limits: BundleLimits,
     blobs: &BlobStore,
     dest: &Path,
+    pinned: &mut Vec<String>,
 ) -> anyhow::Result<Unpacked> {
     let mut linked = std::collections::BTreeSet::new();
     // Everything the archive decompresses to is bounded, headers and extension records
@@ -122,6 +125,7 @@ pub fn unpack(
             continue;
         }
         let (digest, written) = blobs.put(&mut (&mut entry).take(size))?;
+        pinned.push(digest.clone());
         if written != size {
             anyhow::bail!("bundle entry {shown:?} is cut short");
         }
