@@ -1,5 +1,6 @@
 //! The control plane of `kite serve`: deploy, roll back, remove and configure apps, one
-//! change at a time, each checked completely before it touches the registry or traffic.
+//! change per app at a time, each checked completely before it touches the registry or
+//! traffic.
 
 use crate::bundle::{read_index, unpack, BlobStore, BundleLimits};
 use crate::host::{Host, LiveApp};
