@@ -31,9 +31,8 @@ pub struct LiveApp {
     pub failures: Arc<FailureCounts>,
     /// Seconds since the host started, at this app's last request.
     last_request: AtomicU64,
-    /// Requests so far, and their number when the instances built ahead were last
-    /// dropped: an idle app is tidied once, not at every sweep.
-    requests: AtomicU64,
+    /// The app's request count (`stats.answered()`) when the instances built ahead were
+    /// last dropped: an idle app is tidied once, not at every sweep.
     released_at: AtomicU64,
     /// Second (since the host started, plus one) of the last refusal logged: refusals are
     /// logged at most once a second per app, with how many there were, so a flood cannot
@@ -54,7 +53,6 @@ impl LiveApp {
             quota: cell,
             stats: AppStats::default(),
             last_request: AtomicU64::new(0),
-            requests: AtomicU64::new(0),
             released_at: AtomicU64::new(0),
             refusal_logged: AtomicU64::new(0),
             refusals_at_log: AtomicU64::new(0),
@@ -92,7 +90,6 @@ impl LiveApp {
         now: u64,
     ) -> Response<HyperOutgoingBody> {
         self.last_request.store(now, Ordering::Relaxed);
-        self.requests.fetch_add(1, Ordering::Relaxed);
         let quota = self.quota.load();
         let admission = match quota.admit() {
             Ok(admission) => admission,
@@ -123,24 +120,7 @@ impl LiveApp {
         quota: &QuotaGate,
         now: u64,
     ) -> Response<HyperOutgoingBody> {
-        let (status, why) = match refusal {
-            Refusal::Rate => (
-                StatusCode::TOO_MANY_REQUESTS,
-                format!(
-                    "app `{}` is over its quota of {} requests per second",
-                    self.name,
-                    quota.quotas.requests_per_second.unwrap_or(0)
-                ),
-            ),
-            Refusal::Concurrency => (
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "app `{}` is at its quota of {} concurrent requests",
-                    self.name,
-                    quota.quotas.max_concurrency.unwrap_or(0)
-                ),
-            ),
-        };
+        let (status, why) = refusal.describe(&self.name, &quota.quotas);
         self.log_refusal(&why, status, now);
         let mut response = text_response(status, &why);
         response
@@ -325,7 +305,7 @@ impl Host {
         // Runs on a worker thread once a second over every app: touches only atomics for
         // apps already tidied.
         for (app, _) in self.directory.load().by_name.values() {
-            let requests = app.requests.load(Ordering::Relaxed);
+            let requests = app.stats.answered();
             if requests == app.released_at.load(Ordering::Relaxed) {
                 continue;
             }
@@ -356,18 +336,29 @@ fn remove_from(directory: &mut Directory, name: &str) -> Option<Arc<LiveApp>> {
     Some(app)
 }
 
-/// The host a request is for: its `Host` header (or absolute URI), lowercase, without port
-/// or trailing dot.
-fn request_host<B>(req: &Request<B>) -> Option<String> {
-    let raw = match req.uri().authority() {
-        Some(authority) => authority.host().to_string(),
-        None => {
-            let header = req.headers().get(http::header::HOST)?.to_str().ok()?;
-            let authority: http::uri::Authority = header.parse().ok()?;
-            authority.host().to_string()
-        }
+/// The host a request is for: its absolute URI's, or its `Host` header's, without port or
+/// trailing dot, lowercase (copied only if it was not). A malformed one names no app.
+fn request_host<B>(req: &Request<B>) -> Option<std::borrow::Cow<'_, str>> {
+    let authority = match req.uri().authority() {
+        Some(authority) => authority.as_str(),
+        None => req.headers().get(http::header::HOST)?.to_str().ok()?,
     };
-    Some(raw.trim_end_matches('.').to_ascii_lowercase())
+    let authority = authority
+        .rsplit_once('@')
+        .map_or(authority, |(_, host)| host);
+    let host = match authority.strip_prefix('[') {
+        // An IPv6 literal keeps its brackets, as `Authority::host` gives it.
+        Some(rest) => &authority[..rest.find(']')? + 2],
+        None => authority
+            .rsplit_once(':')
+            .map_or(authority, |(host, _)| host),
+    };
+    let host = host.trim_end_matches('.');
+    Some(if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        host.to_ascii_lowercase().into()
+    } else {
+        host.into()
+    })
 }
 
 impl RequestHandler for Host {
@@ -378,7 +369,7 @@ impl RequestHandler for Host {
     ) -> Response<HyperOutgoingBody> {
         let app = request_host(&req).and_then(|host| {
             let directory = self.directory.load();
-            directory.by_host.get(host.as_str()).cloned()
+            directory.by_host.get(host.as_ref()).cloned()
         });
         match app {
             Some(app) => {
@@ -410,5 +401,32 @@ impl RequestHandler for Host {
             decommits.flush_if_idle();
         }
         self.release_idle_apps();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(header: &str) -> Option<String> {
+        let req = Request::get("/").header("host", header).body(()).unwrap();
+        request_host(&req).map(|h| h.into_owned())
+    }
+
+    #[test]
+    fn the_host_is_the_header_without_port_or_trailing_dot_in_lowercase() {
+        assert_eq!(
+            host("shop.kite.localhost").as_deref(),
+            Some("shop.kite.localhost")
+        );
+        assert_eq!(
+            host("Shop.Example.COM.:8080").as_deref(),
+            Some("shop.example.com")
+        );
+        assert_eq!(host("[::1]:3000").as_deref(), Some("[::1]"));
+        assert_eq!(host("127.0.0.1").as_deref(), Some("127.0.0.1"));
+        assert_eq!(host("[::1").as_deref(), None);
+        let absolute = Request::get("http://user@A.example:81/x").body(()).unwrap();
+        assert_eq!(request_host(&absolute).as_deref(), Some("a.example"));
     }
 }

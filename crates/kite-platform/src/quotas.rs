@@ -97,6 +97,28 @@ pub enum Refusal {
     Concurrency,
 }
 
+impl Refusal {
+    /// The status to answer with, and the one-line reason, naming `app` and its quota.
+    pub fn describe(self, app: &str, quotas: &Quotas) -> (http::StatusCode, String) {
+        match self {
+            Refusal::Rate => (
+                http::StatusCode::TOO_MANY_REQUESTS,
+                format!(
+                    "app `{app}` is over its quota of {} requests per second",
+                    quotas.requests_per_second.unwrap_or(0)
+                ),
+            ),
+            Refusal::Concurrency => (
+                http::StatusCode::SERVICE_UNAVAILABLE,
+                format!(
+                    "app `{app}` is at its quota of {} concurrent requests",
+                    quotas.max_concurrency.unwrap_or(0)
+                ),
+            ),
+        }
+    }
+}
+
 /// The request-path side of one app's effective quotas.
 pub struct QuotaGate {
     rate: Option<Mutex<TokenBucket>>,

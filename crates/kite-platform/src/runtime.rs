@@ -118,17 +118,9 @@ fn chain_admission(
     let app_name: Arc<str> = app_name.into();
     Arc::new(move || {
         let gate = quota.load();
-        match gate.admit() {
-            Ok(admitted) => Ok(Box::new(admitted) as Box<dyn std::any::Any + Send>),
-            Err(crate::quotas::Refusal::Rate) => Err((
-                http::StatusCode::TOO_MANY_REQUESTS,
-                format!("app `{app_name}` is over its quota of requests per second"),
-            )),
-            Err(crate::quotas::Refusal::Concurrency) => Err((
-                http::StatusCode::SERVICE_UNAVAILABLE,
-                format!("app `{app_name}` is at its quota of concurrent requests"),
-            )),
-        }
+        gate.admit()
+            .map(|admitted| Box::new(admitted) as Box<dyn std::any::Any + Send>)
+            .map_err(|refusal| refusal.describe(&app_name, &gate.quotas))
     })
 }
 

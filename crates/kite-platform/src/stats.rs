@@ -108,6 +108,11 @@ impl AppStats {
         .fetch_add(1, Ordering::Relaxed);
     }
 
+    /// Requests answered so far, by the app or by a refusal.
+    pub fn answered(&self) -> u64 {
+        self.by_class().iter().sum::<u64>() + self.refusals()
+    }
+
     /// Requests refused by a quota so far.
     pub fn refusals(&self) -> u64 {
         self.refused_rate.load(Ordering::Relaxed) + self.refused_concurrency.load(Ordering::Relaxed)

@@ -32,6 +32,31 @@ impl AppLocation {
     }
 }
 
+/// Where compiled components are cached, shared by `kite up` and `kite serve`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct CacheFlags {
+    /// Directory for compiled components [default: $KITE_CACHE_DIR, $XDG_CACHE_HOME/kite or ~/.cache/kite].
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Compile every component afresh and do not write the compile cache.
+    #[arg(long, alias = "disable-cache", conflicts_with = "cache_dir")]
+    pub no_cache: bool,
+}
+
+impl CacheFlags {
+    /// The compile cache's directory, or `None` without a cache.
+    pub fn dir(&self) -> Option<PathBuf> {
+        if self.no_cache {
+            None
+        } else {
+            self.cache_dir
+                .clone()
+                .or_else(kite_engine::CompileCache::default_dir)
+        }
+    }
+}
+
 /// How the HTTP server runs, shared by `kite up` and `kite serve`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct ServerFlags {

@@ -32,13 +32,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "DOMAIN", default_value = "kite.localhost")]
     pub domain: String,
 
-    /// Directory for compiled components [default: $KITE_CACHE_DIR, $XDG_CACHE_HOME/kite or ~/.cache/kite].
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Compile every component afresh and do not write the compile cache.
-    #[arg(long, conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub cache: super::CacheFlags,
 
     /// Largest number of instances alive at once across all apps (the shared budget).
     #[arg(long, value_name = "N", default_value_t = 1000)]
@@ -118,13 +113,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<()> {
         Some(dir) => dir.clone(),
         None => default_state_dir()?,
     };
-    let cache_dir = if args.no_cache {
-        None
-    } else {
-        args.cache_dir
-            .clone()
-            .or_else(kite_engine::CompileCache::default_dir)
-    };
+    let cache_dir = args.cache.dir();
     let engine = KiteEngine::new(&EngineOptions {
         max_memory: args.max_memory,
         max_instances: args.max_instances,

@@ -30,13 +30,8 @@ pub struct UpArgs {
     #[arg(long)]
     pub build: bool,
 
-    /// Directory for compiled components [default: $KITE_CACHE_DIR, $XDG_CACHE_HOME/kite or ~/.cache/kite].
-    #[arg(long, value_name = "DIR")]
-    pub cache_dir: Option<PathBuf>,
-
-    /// Compile every component afresh and do not write the compile cache.
-    #[arg(long, alias = "disable-cache", conflicts_with = "cache_dir")]
-    pub no_cache: bool,
+    #[command(flatten)]
+    pub cache: super::CacheFlags,
 
     /// Most client connections open at once; further ones wait to be accepted until one
     /// closes.
@@ -308,13 +303,7 @@ pub fn run(args: UpArgs) -> anyhow::Result<()> {
         .clone()
         .or_else(|| runtime_config.state_dir.clone())
         .unwrap_or_else(|| app.dir.join(app.format.default_state_dir()));
-    let cache_dir = if args.no_cache {
-        None
-    } else {
-        args.cache_dir
-            .clone()
-            .or_else(kite_engine::CompileCache::default_dir)
-    };
+    let cache_dir = args.cache.dir();
     let downloads = cache_dir.as_ref().unwrap_or(&state_dir).join("downloads");
     fetch_downloads(&mut app, &downloads, &runtime_config)?;
     app.check_sources()?;

@@ -145,13 +145,31 @@ mod tests {
         assert!(error.to_string().contains("more than 2 entries"), "{error}");
     }
 
+    fn gzip_tar() -> tar::Builder<flate2::write::GzEncoder<Vec<u8>>> {
+        tar::Builder::new(flate2::write::GzEncoder::new(
+            Vec::new(),
+            flate2::Compression::fast(),
+        ))
+    }
+
+    /// Why unpacking `bundle` fails.
+    fn refusal(bundle: Vec<u8>) -> anyhow::Error {
+        let state = tempfile::tempdir().unwrap();
+        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
+        unpack(
+            bundle.as_slice(),
+            LIMITS,
+            &blobs,
+            state.path(),
+            &mut Vec::new(),
+        )
+        .unwrap_err()
+    }
+
     #[test]
     fn extension_records_cannot_make_the_unpacker_hold_more_than_the_quota() {
         // A PAX record the tar reader would buffer whole: 8 MiB of attributes.
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
+        let mut tar = gzip_tar();
         let mut header = tar::Header::new_ustar();
         header.set_entry_type(tar::EntryType::XHeader);
         let record = vec![b'a'; 8 << 20];
@@ -159,17 +177,7 @@ mod tests {
         header.set_path("pax").unwrap();
         header.set_cksum();
         tar.append(&header, record.as_slice()).unwrap();
-        let bytes = tar.into_inner().unwrap().finish().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
-        let error = unpack(
-            bytes.as_slice(),
-            LIMITS,
-            &blobs,
-            state.path(),
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let error = refusal(tar.into_inner().unwrap().finish().unwrap());
         assert!(
             error.to_string().contains("decompresses to more than"),
             "{error}"
@@ -178,26 +186,13 @@ mod tests {
 
     #[test]
     fn a_component_must_be_named_by_its_digest() {
-        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(
-            Vec::new(),
-            flate2::Compression::fast(),
-        ));
+        let mut tar = gzip_tar();
         let mut header = tar::Header::new_gnu();
         header.set_size(4);
         let claimed = format!("{COMPONENTS_DIR}/{}.wasm", "0".repeat(64));
         tar.append_data(&mut header, &claimed, b"\0asm".as_slice())
             .unwrap();
-        let bytes = tar.into_inner().unwrap().finish().unwrap();
-        let state = tempfile::tempdir().unwrap();
-        let blobs = BlobStore::open(&state.path().join("blobs")).unwrap();
-        let error = unpack(
-            bytes.as_slice(),
-            LIMITS,
-            &blobs,
-            state.path(),
-            &mut Vec::new(),
-        )
-        .unwrap_err();
+        let error = refusal(tar.into_inner().unwrap().finish().unwrap());
         assert!(
             error.to_string().contains("named by its SHA-256"),
             "{error}"
