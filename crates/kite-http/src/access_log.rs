@@ -113,7 +113,8 @@ pub(crate) fn log(record: AccessRecord) {
         if tap.wants(app) {
             let mut line = String::new();
             record.format_into(&mut line, SystemTime::now(), false);
-            tap.line(app, line.trim_end().to_string());
+            line.truncate(line.trim_end().len());
+            tap.line(app, line);
         }
     }
     let record = QUEUE.with_borrow_mut(|queue| {

@@ -167,59 +167,77 @@ impl HttpTrigger {
             }
             let mut declared = Vec::new();
             let spec = &app.components[index];
-            let (executor_box, from_cache, elapsed): (Box<dyn crate::executor::Executor>, _, _) =
-                match executor {
-                    Executor::WasiHttp => {
-                        let loaded = engine
-                            .load_component(&spec.source)
-                            .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-                        leases.push(loaded.lease.clone());
-                        let executor = WasiHttpExecutor::new(
+            let component_of = |spec: &kite_app::ComponentSpec| {
+                engine
+                    .load_component(&spec.source)
+                    .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))
+            };
+            let (executor_box, lease, from_cache, elapsed): (
+                Box<dyn crate::executor::Executor>,
+                _,
+                _,
+                _,
+            ) = match executor {
+                Executor::WasiHttp => {
+                    let loaded = component_of(spec)?;
+                    let executor = WasiHttpExecutor::new(
+                        spec,
+                        index,
+                        &loaded.component,
+                        linker,
+                        resources,
+                        ready.clone(),
+                        failures.clone(),
+                    )?;
+                    (
+                        Box::new(executor),
+                        loaded.lease,
+                        loaded.from_cache,
+                        loaded.elapsed,
+                    )
+                }
+                Executor::Wagi(settings) => match engine.load_module(&spec.source) {
+                    Ok(loaded) => {
+                        let executor = WagiExecutor::new(
                             spec,
-                            index,
+                            &loaded.module,
+                            cgi_linker,
+                            resources,
+                            settings,
+                            failures.clone(),
+                        )?;
+                        if want_routes {
+                            declared = executor.declared_routes()?;
+                        }
+                        (
+                            Box::new(executor),
+                            loaded.lease,
+                            loaded.from_cache,
+                            loaded.elapsed,
+                        )
+                    }
+                    // A WASI 0.2 command component (`wasi:cli/run`) is a CGI program too.
+                    Err(ComponentLoadError::NotCoreModule(_)) => {
+                        let loaded = component_of(spec)?;
+                        let executor = WagiExecutor::new_command(
+                            spec,
                             &loaded.component,
                             linker,
                             resources,
-                            ready.clone(),
+                            settings,
                             failures.clone(),
                         )?;
-                        (Box::new(executor), loaded.from_cache, loaded.elapsed)
+                        (
+                            Box::new(executor),
+                            loaded.lease,
+                            loaded.from_cache,
+                            loaded.elapsed,
+                        )
                     }
-                    Executor::Wagi(settings) => match engine.load_module(&spec.source) {
-                        Ok(loaded) => {
-                            leases.push(loaded.lease.clone());
-                            let executor = WagiExecutor::new(
-                                spec,
-                                &loaded.module,
-                                cgi_linker,
-                                resources,
-                                settings,
-                                failures.clone(),
-                            )?;
-                            if want_routes {
-                                declared = executor.declared_routes()?;
-                            }
-                            (Box::new(executor), loaded.from_cache, loaded.elapsed)
-                        }
-                        // A WASI 0.2 command component (`wasi:cli/run`) is a CGI program too.
-                        Err(ComponentLoadError::NotCoreModule(_)) => {
-                            let loaded = engine
-                                .load_component(&spec.source)
-                                .map_err(|e| anyhow::anyhow!("component `{}`: {e}", spec.id))?;
-                            leases.push(loaded.lease.clone());
-                            let executor = WagiExecutor::new_command(
-                                spec,
-                                &loaded.component,
-                                linker,
-                                resources,
-                                settings,
-                                failures.clone(),
-                            )?;
-                            (Box::new(executor), loaded.from_cache, loaded.elapsed)
-                        }
-                        Err(e) => anyhow::bail!("component `{}`: {e}", spec.id),
-                    },
-                };
+                    Err(e) => anyhow::bail!("component `{}`: {e}", spec.id),
+                },
+            };
+            leases.push(lease);
             gates.push(ComponentGate::new(
                 &spec.id,
                 spec.limits,

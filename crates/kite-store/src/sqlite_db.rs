@@ -55,6 +55,8 @@ pub enum DbError {
 pub struct SqliteDatabase {
     path: PathBuf,
     max_bytes: Option<u64>,
+    /// The write-ahead log's file, watched when the database is capped.
+    log_path: Option<PathBuf>,
     shared: Mutex<Connection>,
     /// Connections ready to take the shared one's place, kept for the next session that
     /// opens a transaction. One is opened with the database, so a transaction opens no
@@ -98,6 +100,11 @@ impl SqliteDatabase {
         Ok(SqliteDatabase {
             path: path.to_path_buf(),
             max_bytes,
+            log_path: max_bytes.map(|_| {
+                let mut log = path.as_os_str().to_os_string();
+                log.push("-wal");
+                PathBuf::from(log)
+            }),
             shared: Mutex::new(open_connection(path, max_bytes)?),
             spare: Mutex::new(vec![open_connection(path, max_bytes)?]),
             transaction_ended: Notify::new(),
@@ -176,20 +183,16 @@ impl SqliteDatabase {
         connection: &Connection,
         statement: &str,
     ) -> Result<(), DbError> {
-        let Some(max_bytes) = self.max_bytes else {
+        let Some((max_bytes, log)) = self.max_bytes.zip(self.log_path.as_ref()) else {
             return Ok(());
         };
-        let mut log = self.path.clone().into_os_string();
-        log.push("-wal");
-        let log_size = || std::fs::metadata(&log).map_or(0, |m| m.len());
-        if log_size() <= max_bytes {
-            return Ok(());
-        }
+        // The same statement cache `run` uses: a read costs no lookup of the log's size.
         let reads_only = connection
             .prepare_cached(statement)
             .map(|prepared| prepared.readonly())
             .unwrap_or(false);
-        if reads_only {
+        let log_size = || std::fs::metadata(log).map_or(0, |m| m.len());
+        if reads_only || log_size() <= max_bytes {
             return Ok(());
         }
         checkpoint(connection);

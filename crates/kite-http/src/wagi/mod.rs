@@ -158,11 +158,10 @@ impl Executor for WagiExecutor {
     ) -> Outcome {
         // One deadline for the whole request, reading a body without a length included.
         let deadline = tokio::time::Instant::now() + self.timeout;
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let route = parts
             .extensions
-            .get::<CgiRoute>()
-            .cloned()
+            .remove::<CgiRoute>()
             .unwrap_or_else(|| CgiRoute::whole_path(parts.uri.path()));
         let declared = parts
             .headers
