@@ -48,6 +48,8 @@ pub(crate) struct WagiExecutor {
     program: Program,
     grants: Arc<ComponentGrants>,
     settings: WagiSettings,
+    /// `settings.entrypoint`, shared with every run.
+    entrypoint: Arc<str>,
     timeout: Duration,
     failures: Arc<FailureCounts>,
 }
@@ -84,6 +86,7 @@ impl WagiExecutor {
             program: Program::Command(pre),
             grants: Arc::new(ComponentGrants::validate(spec, resources)?),
             settings: settings.clone(),
+            entrypoint: settings.entrypoint.as_str().into(),
             timeout: spec.limits.timeout,
             failures,
         })
@@ -142,6 +145,7 @@ impl WagiExecutor {
             program: Program::Module(pre),
             grants: Arc::new(ComponentGrants::validate(spec, resources)?),
             settings: settings.clone(),
+            entrypoint: settings.entrypoint.as_str().into(),
             timeout: spec.limits.timeout,
             failures,
         })
@@ -403,7 +407,7 @@ impl WagiExecutor {
         let failures = self.failures.clone();
         let (component, entrypoint, timeout) = (
             self.component.clone(),
-            self.settings.entrypoint.clone(),
+            self.entrypoint.clone(),
             self.timeout,
         );
         tokio::spawn(
@@ -491,13 +495,10 @@ where
 /// program writes it.
 fn body_stream(first: Bytes, stdout: tokio::io::DuplexStream) -> HyperOutgoingBody {
     let rest = futures::stream::unfold(stdout, |mut stdout| async move {
-        let mut chunk = vec![0u8; CHUNK_BYTES];
-        match stdout.read(&mut chunk).await {
+        let mut chunk = bytes::BytesMut::with_capacity(CHUNK_BYTES);
+        match stdout.read_buf(&mut chunk).await {
             Ok(0) => None,
-            Ok(n) => {
-                chunk.truncate(n);
-                Some((Ok(Bytes::from(chunk)), stdout))
-            }
+            Ok(_) => Some((Ok(chunk.freeze()), stdout)),
             Err(e) => Some((Err(HttpError::InternalError(Some(e.to_string()))), stdout)),
         }
     });
