@@ -17,8 +17,8 @@ use kite_http::{FreshInstance, InstanceFactory};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use wasmtime::component::Linker;
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::WasiHttpView;
 
 // The allocator `kite` itself uses.
@@ -51,9 +51,14 @@ fn main() -> anyhow::Result<()> {
     let mut linker = Linker::<InstanceState>::new(engine.engine());
     kite_host::add_to_linker(&mut linker)?;
     let component = engine.load_component(&spec.source)?.component;
-    let pre = ProxyPre::new(linker.instantiate_pre(&component)?)?;
+    let pre = wasmtime_wasi_http::p2::bindings::ProxyPre::new(linker.instantiate_pre(&component)?)?;
     let grants = ComponentGrants::validate(spec, &resources)?;
-    let factory = InstanceFactory::new(pre, grants, spec.limits.timeout);
+    let factory = InstanceFactory::new(
+        ProxyPre::P2(pre),
+        engine.engine(),
+        grants,
+        spec.limits.timeout,
+    );
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -84,6 +89,9 @@ async fn one_request(factory: &InstanceFactory) -> anyhow::Result<()> {
         .build()
         .await
         .context("an instance could not be built")?;
+    let Proxy::P2(proxy) = proxy else {
+        anyhow::bail!("instance_cost measures WASI 0.2 handlers");
+    };
     store.data_mut().begin_request("bench".into(), 0);
     factory.start_deadline(&mut store);
     let request = http::Request::get("http://localhost/")

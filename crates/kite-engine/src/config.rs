@@ -36,19 +36,40 @@ impl Default for EngineOptions {
     }
 }
 
-/// The engine, its epoch ticker and its compile cache.
+/// Kite's engines, their epoch tickers and compile caches, and the compilations shared
+/// between loads.
+///
+/// Two engines: the classic one runs WASI 0.2 components with the concurrency machinery
+/// off (it costs every 0.2 request time); the concurrent one, made when a component first
+/// needs it, runs components using the component model's async ABI (WASI 0.3).
 pub struct KiteEngine {
-    engine: Engine,
-    cache: Option<CompileCache>,
-    pooling: bool,
-    decommits: Option<Arc<DecommitFlusher>>,
-    pub(crate) shared_components: Shared<Component>,
+    classic: Flavour,
+    concurrent: std::sync::OnceLock<Result<Flavour, String>>,
+    options: EngineOptions,
     pub(crate) shared_modules: Shared<wasmtime::Module>,
     /// Loads that found a compilation (shared, or in the compile cache), and loads that
     /// compiled.
     pub(crate) hits: AtomicU64,
     pub(crate) misses: AtomicU64,
+}
+
+/// One engine with what belongs to it.
+pub(crate) struct Flavour {
+    pub(crate) engine: Engine,
+    pub(crate) cache: Option<CompileCache>,
+    pooling: bool,
+    decommits: Option<Arc<DecommitFlusher>>,
+    pub(crate) shared_components: Shared<Component>,
     _ticker: EpochTicker,
+}
+
+/// Which of the two engines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EngineKind {
+    /// WASI 0.2 and preview 1: the concurrency machinery off.
+    Classic,
+    /// The component model's async ABI (WASI 0.3, async imports).
+    Concurrent,
 }
 
 /// Slot regions each thread's pool batches before decommitting them in one call.
@@ -56,18 +77,85 @@ const DECOMMIT_BATCH_SIZE: usize = 64;
 
 impl KiteEngine {
     pub fn new(options: &EngineOptions) -> anyhow::Result<Self> {
+        Ok(KiteEngine {
+            classic: Flavour::new(options, EngineKind::Classic)?,
+            concurrent: std::sync::OnceLock::new(),
+            options: options.clone(),
+            shared_modules: Shared::default(),
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        })
+    }
+
+    pub(crate) fn flavour(&self, kind: EngineKind) -> anyhow::Result<&Flavour> {
+        match kind {
+            EngineKind::Classic => Ok(&self.classic),
+            EngineKind::Concurrent => self
+                .concurrent
+                .get_or_init(|| {
+                    Flavour::new(&self.options, EngineKind::Concurrent)
+                        .map_err(|e| format!("{e:#}"))
+                })
+                .as_ref()
+                .map_err(|e| {
+                    anyhow::anyhow!("the engine for WASI 0.3 components cannot be made: {e}")
+                }),
+        }
+    }
+
+    /// The classic engine (WASI 0.2 components and preview 1 modules).
+    pub fn engine(&self) -> &Engine {
+        &self.classic.engine
+    }
+
+    /// The engine of `kind`, made on first use.
+    pub fn engine_of(&self, kind: EngineKind) -> anyhow::Result<&Engine> {
+        Ok(&self.flavour(kind)?.engine)
+    }
+
+    /// The concurrent engine if a component has needed it.
+    pub fn concurrent_engine_if_made(&self) -> Option<&Engine> {
+        self.concurrent.get()?.as_ref().ok().map(|f| &f.engine)
+    }
+
+    pub fn cache(&self) -> Option<&CompileCache> {
+        self.classic.cache.as_ref()
+    }
+
+    /// Loads that found a compilation (shared with another load of the same bytes, or in
+    /// the compile cache), and loads that compiled, so far.
+    pub fn compile_hits_and_misses(&self) -> (u64, u64) {
+        (
+            self.hits.load(Ordering::Relaxed),
+            self.misses.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Flushes the classic engine's decommit batches on demand (pooling allocator only).
+    pub fn decommits(&self) -> Option<&Arc<DecommitFlusher>> {
+        self.classic.decommits.as_ref()
+    }
+
+    /// Whether the classic engine uses the pooling allocator (false after a fallback).
+    pub fn is_pooling(&self) -> bool {
+        self.classic.pooling
+    }
+}
+
+impl Flavour {
+    fn new(options: &EngineOptions, kind: EngineKind) -> anyhow::Result<Self> {
         let (engine, pooling) = if options.pooling {
-            match Engine::new(&Self::config(options, true)) {
+            match Engine::new(&Self::config(options, kind, true)) {
                 Ok(engine) => (engine, true),
                 Err(e) => {
                     tracing::warn!(
                         "pooling allocator unavailable ({e:#}); using on-demand instance allocation, which is slower"
                     );
-                    (Engine::new(&Self::config(options, false))?, false)
+                    (Engine::new(&Self::config(options, kind, false))?, false)
                 }
             }
         } else {
-            (Engine::new(&Self::config(options, false))?, false)
+            (Engine::new(&Self::config(options, kind, false))?, false)
         };
         let cache = options
             .cache_dir
@@ -82,15 +170,12 @@ impl KiteEngine {
         } else {
             None
         };
-        Ok(KiteEngine {
+        Ok(Flavour {
             engine,
             cache,
             pooling,
             decommits,
             shared_components: Shared::default(),
-            shared_modules: Shared::default(),
-            hits: AtomicU64::new(0),
-            misses: AtomicU64::new(0),
             _ticker: ticker,
         })
     }
@@ -103,13 +188,13 @@ impl KiteEngine {
             .ok()
     }
 
-    fn config(options: &EngineOptions, pooling: bool) -> Config {
+    fn config(options: &EngineOptions, kind: EngineKind, pooling: bool) -> Config {
         let mut config = Config::new();
         config.wasm_component_model(true);
         config.epoch_interruption(true);
-        // Kite serves 0.2 (non-async ABI) components; skipping the concurrency machinery
-        // saves per-request work.
-        config.concurrency_support(false);
+        // Skipping the concurrency machinery saves every 0.2 (non-async ABI) request work;
+        // components that use the async ABI need it.
+        config.concurrency_support(kind == EngineKind::Concurrent);
         config.memory_init_cow(true);
         if pooling {
             let mut pool = PoolingAllocationConfig::default();
@@ -139,32 +224,5 @@ impl KiteEngine {
             config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         config
-    }
-
-    pub fn engine(&self) -> &Engine {
-        &self.engine
-    }
-
-    pub fn cache(&self) -> Option<&CompileCache> {
-        self.cache.as_ref()
-    }
-
-    /// Loads that found a compilation (shared with another load of the same bytes, or in
-    /// the compile cache), and loads that compiled, so far.
-    pub fn compile_hits_and_misses(&self) -> (u64, u64) {
-        (
-            self.hits.load(Ordering::Relaxed),
-            self.misses.load(Ordering::Relaxed),
-        )
-    }
-
-    /// Flushes decommit batches on demand (with the pooling allocator only).
-    pub fn decommits(&self) -> Option<&Arc<DecommitFlusher>> {
-        self.decommits.as_ref()
-    }
-
-    /// Whether the pooling allocator is in use (false after a fallback).
-    pub fn is_pooling(&self) -> bool {
-        self.pooling
     }
 }

@@ -3,7 +3,7 @@
 //! a component first, as Spin does; other files get an error saying what to do instead.
 
 use crate::shared::Lease;
-use crate::KiteEngine;
+use crate::{EngineKind, KiteEngine};
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -11,6 +11,8 @@ use wasmtime::component::Component;
 
 pub struct LoadedComponent {
     pub component: Component,
+    /// The engine it was compiled for.
+    pub kind: EngineKind,
     /// From the compile cache, or shared with another load of the same bytes.
     pub from_cache: bool,
     pub elapsed: Duration,
@@ -81,47 +83,50 @@ impl KiteEngine {
             return Err(ComponentLoadError::NotWasm(path.into()));
         }
         let digest: [u8; 32] = Sha256::digest(&wasm).into();
-        if let Some((component, lease)) = self.shared_components.get(&digest) {
+        let is_core_module = wasm[4..8] == CORE_MODULE_VERSION;
+        let kind = if !is_core_module && crate::classify::needs_concurrency(&wasm) {
+            EngineKind::Concurrent
+        } else {
+            EngineKind::Classic
+        };
+        let flavour = self
+            .flavour(kind)
+            .map_err(|e| ComponentLoadError::Invalid(path.into(), format!("{e:#}")))?;
+        let loaded = |component, from_cache, lease| LoadedComponent {
+            component,
+            kind,
+            from_cache,
+            elapsed: started.elapsed(),
+            lease,
+        };
+        if let Some((component, lease)) = flavour.shared_components.get(&digest) {
             self.count(true);
-            return Ok(LoadedComponent {
-                component,
-                from_cache: true,
-                elapsed: started.elapsed(),
-                lease,
-            });
+            return Ok(loaded(component, true, lease));
         }
-        if let Some(component) = self
-            .cache()
-            .and_then(|c| c.get::<Component>(self.engine(), &wasm))
+        if let Some(component) = flavour
+            .cache
+            .as_ref()
+            .and_then(|c| c.get::<Component>(&flavour.engine, &wasm))
         {
             self.count(true);
-            let lease = self.shared_components.insert(digest, component.clone());
-            return Ok(LoadedComponent {
-                component,
-                from_cache: true,
-                elapsed: started.elapsed(),
-                lease,
-            });
+            let lease = flavour.shared_components.insert(digest, component.clone());
+            return Ok(loaded(component, true, lease));
         }
-        let component = if wasm[4..8] == CORE_MODULE_VERSION {
+        let component = if is_core_module {
             let converted = componentize(&wasm)
                 .map_err(|e| ComponentLoadError::CoreModule(path.into(), format!("{e:#}")))?;
-            Component::new(self.engine(), &converted)
+            Component::new(&flavour.engine, &converted)
         } else {
-            Component::new(self.engine(), &wasm)
+            let named = crate::wasi_versions::rename_release_candidates(&wasm);
+            Component::new(&flavour.engine, &named)
         }
         .map_err(|e| ComponentLoadError::Invalid(path.into(), format!("{e:#}")))?;
-        if let Some(cache) = self.cache() {
+        if let Some(cache) = &flavour.cache {
             cache.put(&component, &wasm);
         }
         self.count(false);
-        let lease = self.shared_components.insert(digest, component.clone());
-        Ok(LoadedComponent {
-            component,
-            from_cache: false,
-            elapsed: started.elapsed(),
-            lease,
-        })
+        let lease = flavour.shared_components.insert(digest, component.clone());
+        Ok(loaded(component, false, lease))
     }
 }
 

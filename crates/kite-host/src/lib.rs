@@ -21,5 +21,5 @@ pub use cgi_state::{add_cgi_to_linker, CgiRun, CgiState};
 pub use grants::{AppResources, ComponentGrants};
 pub use guest_log::escape_line;
 pub use instance_limits::InstanceLimits;
-pub use linker::add_to_linker;
+pub use linker::{add_to_concurrent_linker, add_to_linker};
 pub use state::InstanceState;

@@ -1,7 +1,7 @@
 //! Links every host interface Kite provides into a component linker, once per engine:
 //! the full `wasi:cli` world (filled per instance from grants), `wasi:http`, variables,
 //! key-value (Spin and `wasi:keyvalue`), SQLite, and the Spin interfaces for LLMs,
-//! Redis, PostgreSQL, MySQL and MQTT.
+//! Redis, PostgreSQL, MySQL and MQTT; and for the concurrent engine WASI 0.3 as well.
 
 use crate::InstanceState;
 use wasmtime::component::Linker;
@@ -19,5 +19,15 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     crate::capability::postgres::add_to_linker(linker)?;
     crate::capability::mysql::add_to_linker(linker)?;
     crate::capability::mqtt::add_to_linker(linker)?;
+    Ok(())
+}
+
+/// Everything [`add_to_linker`] adds, and WASI 0.3 (`wasi:cli`, `wasi:http` and the rest
+/// at `@0.3.0`), for a linker on the concurrent engine: a 0.3 component often imports 0.2
+/// interfaces too (the Rust standard library's, for one).
+pub fn add_to_concurrent_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    add_to_linker(linker)?;
+    wasmtime_wasi::p3::add_to_linker(linker)?;
+    wasmtime_wasi_http::p3::add_to_linker(linker)?;
     Ok(())
 }

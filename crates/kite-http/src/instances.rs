@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
-use wasmtime::{PoolConcurrencyLimitError, Store, UpdateDeadline};
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime::{Engine, PoolConcurrencyLimitError, Store, UpdateDeadline};
+use wasmtime_wasi_http::handler::{Proxy, ProxyPre};
 
 /// A store with a never-run instance in it (only instantiation, including any start
 /// functions, has happened).
@@ -17,21 +17,42 @@ pub struct FreshInstance {
     pub proxy: Proxy,
 }
 
-/// Builds one component's instances from its grants. Public for the `instance_cost`
-/// benchmark, which times exactly the instances the server would build.
+/// Builds one component's instances from its grants: a WASI 0.2 or 0.3 handler, on the
+/// engine it was compiled for. Public for the `instance_cost` benchmark, which times
+/// exactly the instances the server would build.
 pub struct InstanceFactory {
     pre: ProxyPre<InstanceState>,
+    engine: Engine,
+    /// Whether its stores run guests in the concurrent engine's event loop.
+    concurrent: bool,
     grants: ComponentGrants,
     timeout: Duration,
 }
 
 impl InstanceFactory {
-    pub fn new(pre: ProxyPre<InstanceState>, grants: ComponentGrants, timeout: Duration) -> Self {
+    pub fn new(
+        pre: ProxyPre<InstanceState>,
+        engine: &Engine,
+        grants: ComponentGrants,
+        timeout: Duration,
+    ) -> Self {
         InstanceFactory {
             pre,
+            concurrent: engine.get_concurrency_support(),
+            engine: engine.clone(),
             grants,
             timeout,
         }
+    }
+
+    /// Whether the guest runs in the store's event loop (`Store::run_concurrent`).
+    pub fn is_concurrent(&self) -> bool {
+        self.concurrent
+    }
+
+    /// Whether the component is a WASI 0.3 handler (`wasi:http/handler`).
+    pub fn is_service(&self) -> bool {
+        matches!(self.pre, ProxyPre::P3(_))
     }
 
     /// A store filled from the component's grants, with no instance and no deadline yet.
@@ -39,7 +60,7 @@ impl InstanceFactory {
     /// computes for long never holds up other requests on its thread; past its deadline (see
     /// [`Self::start_deadline`]) it is interrupted.
     pub(crate) fn new_store(&self) -> anyhow::Result<Store<InstanceState>> {
-        let mut store = Store::new(self.pre.engine(), self.grants.instance_state()?);
+        let mut store = Store::new(&self.engine, self.grants.instance_state()?);
         store.limiter(|state| state.limits());
         store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
         store.epoch_deadline_callback(|store| {

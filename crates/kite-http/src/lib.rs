@@ -1,6 +1,6 @@
 //! Kite's HTTP trigger: a hyper server on one current-thread runtime per core, a router
 //! from paths to components, and the executors that run a fresh instance per request
-//! (wasi:http components, and Wagi's CGI programs).
+//! (wasi:http 0.2 and 0.3 components, and Wagi's CGI programs).
 
 mod access_log;
 mod body_limit;
@@ -12,6 +12,7 @@ mod request_id;
 mod response_body;
 mod router;
 mod server;
+mod service;
 mod spin_headers;
 mod static_response;
 mod trigger;

@@ -14,7 +14,7 @@ use crate::wasi_http::WasiHttpExecutor;
 use futures::future::BoxFuture;
 use http::{Request, Response, StatusCode};
 use kite_app::{App, Executor, HttpSettings, Route, RoutePattern, Target};
-use kite_engine::{ComponentLoadError, KiteEngine, Lease};
+use kite_engine::{ComponentLoadError, EngineKind, KiteEngine, Lease};
 use kite_host::{AppResources, CgiState, InstanceState};
 use kite_host::{LocalHandler, LocalTarget};
 use std::net::SocketAddr;
@@ -83,9 +83,11 @@ pub type ChainAdmission =
     Arc<dyn Fn() -> Result<Box<dyn std::any::Any + Send>, (StatusCode, String)> + Send + Sync>;
 
 /// What guests are linked against: every import a component may have, and WASI preview 1
-/// for CGI programs. Made once per engine and shared by the triggers built on it.
+/// for CGI programs. Made once per engine and shared by the triggers built on it; the
+/// concurrent engine's when a component first needs it.
 pub struct Linkers {
     component: Linker<InstanceState>,
+    concurrent: OnceLock<Linker<InstanceState>>,
     cgi: wasmtime::Linker<CgiState>,
 }
 
@@ -95,7 +97,30 @@ impl Linkers {
         kite_host::add_to_linker(&mut component)?;
         let mut cgi = wasmtime::Linker::<CgiState>::new(engine.engine());
         kite_host::add_cgi_to_linker(&mut cgi)?;
-        Ok(Arc::new(Linkers { component, cgi }))
+        Ok(Arc::new(Linkers {
+            component,
+            concurrent: OnceLock::new(),
+            cgi,
+        }))
+    }
+
+    /// The linker for components compiled for `kind`'s engine.
+    fn component(
+        &self,
+        engine: &KiteEngine,
+        kind: EngineKind,
+    ) -> anyhow::Result<&Linker<InstanceState>> {
+        match kind {
+            EngineKind::Classic => Ok(&self.component),
+            EngineKind::Concurrent => {
+                if let Some(linker) = self.concurrent.get() {
+                    return Ok(linker);
+                }
+                let mut linker = Linker::<InstanceState>::new(engine.engine_of(kind)?);
+                kite_host::add_to_concurrent_linker(&mut linker)?;
+                Ok(self.concurrent.get_or_init(|| linker))
+            }
+        }
     }
 }
 
@@ -137,7 +162,7 @@ impl HttpTrigger {
             Some(linkers) => linkers,
             None => Linkers::new(engine)?,
         };
-        let (linker, cgi_linker) = (&linkers.component, &linkers.cgi);
+        let cgi_linker = &linkers.cgi;
         let mut leases = Vec::new();
         let ready = Arc::new(ReadyInstances::new(
             app.components.len(),
@@ -184,7 +209,7 @@ impl HttpTrigger {
                         spec,
                         index,
                         &loaded.component,
-                        linker,
+                        linkers.component(engine, loaded.kind)?,
                         resources,
                         ready.clone(),
                         failures.clone(),
@@ -222,7 +247,7 @@ impl HttpTrigger {
                         let executor = WagiExecutor::new_command(
                             spec,
                             &loaded.component,
-                            linker,
+                            linkers.component(engine, loaded.kind)?,
                             resources,
                             settings,
                             failures.clone(),

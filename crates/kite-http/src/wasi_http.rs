@@ -1,5 +1,6 @@
 //! The wasi:http executor: one fresh instance per request, filled from the component's
-//! grants, with its memory limit and deadline, running `wasi:http/incoming-handler`.
+//! grants, with its memory limit and deadline, running `wasi:http/incoming-handler` (0.2)
+//! or `wasi:http/handler` (0.3).
 
 use crate::executor::{Executor, GuestRequest, InstanceHold, Outcome};
 use crate::failure::{error_response, FailureCounts, GuestFailure};
@@ -14,13 +15,14 @@ use tokio::sync::oneshot;
 use tracing::Instrument;
 use wasmtime::component::{Component, Linker, Resource};
 use wasmtime::Store;
-use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
+use wasmtime_wasi_http::handler::Proxy;
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::WasiHttpView;
 
-type GuestResponse = Result<Response<HyperOutgoingBody>, ErrorCode>;
+/// The guest's response, or the error code it answered with instead (as text, for the log).
+pub(crate) type GuestResponse = Result<Response<HyperOutgoingBody>, String>;
 
 /// How the guest's handler ended: sent once it returns, traps or runs out of time.
 pub(crate) type HandlerOutcome = Result<(), GuestFailure>;
@@ -39,8 +41,21 @@ pub(crate) struct WasiHttpExecutor {
 struct PreparedCall {
     store: Store<InstanceState>,
     proxy: Option<Proxy>,
-    request: Resource<HostIncomingRequest>,
-    outparam: Resource<HostResponseOutparam>,
+    entry: Entry,
+}
+
+/// The request as the handler takes it.
+pub(crate) enum Entry {
+    /// For a 0.2 handler: the request and the response slot, in the store's table.
+    Incoming {
+        request: Resource<HostIncomingRequest>,
+        outparam: Resource<HostResponseOutparam>,
+    },
+    /// For a 0.3 handler: handed over inside the store's event loop.
+    Service {
+        request: Box<GuestRequest>,
+        respond: oneshot::Sender<GuestResponse>,
+    },
 }
 
 impl WasiHttpExecutor {
@@ -65,9 +80,9 @@ impl WasiHttpExecutor {
                 spec.source.display()
             )
         })?;
-        let pre = ProxyPre::new(instance_pre).map_err(|e| {
+        let pre = crate::service::handler_pre(instance_pre).map_err(|e| {
             anyhow::anyhow!(
-                "component `{}` ({}) is not an HTTP handler: it must export `wasi:http/incoming-handler` ({e:#})",
+                "component `{}` ({}) is not an HTTP handler: it must export `wasi:http/incoming-handler@0.2.x` or `wasi:http/handler@0.3.x` ({e:#})",
                 spec.id,
                 spec.source.display()
             )
@@ -76,7 +91,12 @@ impl WasiHttpExecutor {
         Ok(WasiHttpExecutor {
             component: spec.id.as_str().into(),
             index,
-            factory: Arc::new(InstanceFactory::new(pre, grants, spec.limits.timeout)),
+            factory: Arc::new(InstanceFactory::new(
+                pre,
+                component.engine(),
+                grants,
+                spec.limits.timeout,
+            )),
             ready,
             failures,
         })
@@ -115,7 +135,7 @@ impl Executor for WasiHttpExecutor {
                 response.map(|body| GuardedBody::new(body, handler_outcome).boxed_unsync()),
             ),
             Ok(Err(code)) => {
-                tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code:?}");
+                tracing::error!(component = %self.component, request_id = %request_id, "the component responded with an error: {code}");
                 Outcome::Failed(None)
             }
             Err(_) => match handler_outcome.await {
@@ -164,6 +184,16 @@ impl WasiHttpExecutor {
             .data_mut()
             .begin_request(request_id.clone(), chain_depth);
         self.factory.start_deadline(&mut store);
+        if self.factory.is_service() {
+            return Ok(PreparedCall {
+                store,
+                proxy,
+                entry: Entry::Service {
+                    request: Box::new(req),
+                    respond: response_sender,
+                },
+            });
+        }
         let mut http = store.data_mut().http();
         let request = http.new_incoming_request(Scheme::Http, req).map_err(|e| {
             Box::new(error_response(
@@ -172,18 +202,22 @@ impl WasiHttpExecutor {
                 &format!("bad request: {e:#}"),
             ))
         })?;
-        let outparam = http.new_response_outparam(response_sender).map_err(|e| {
-            Box::new(error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                request_id,
-                &format!("{e:#}"),
-            ))
-        })?;
+        let outparam = http
+            .new_response_outparam_from_callback(move |response| {
+                // The receiver is gone only if the request was abandoned.
+                let _ = response_sender.send(response.map_err(|code| format!("{code:?}")));
+            })
+            .map_err(|e| {
+                Box::new(error_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    request_id,
+                    &format!("{e:#}"),
+                ))
+            })?;
         Ok(PreparedCall {
             store,
             proxy,
-            request,
-            outparam,
+            entry: Entry::Incoming { request, outparam },
         })
     }
 }
@@ -201,8 +235,7 @@ async fn run_guest(
     let PreparedCall {
         mut store,
         proxy,
-        request,
-        outparam,
+        entry,
     } = call;
     let timeout = factory.timeout();
     let run = async {
@@ -210,10 +243,17 @@ async fn run_guest(
             Some(proxy) => proxy,
             None => instantiate_for_request(factory, ready, &mut store).await?,
         };
-        proxy
-            .wasi_http_incoming_handler()
-            .call_handle(&mut store, request, outparam)
-            .await
+        match (proxy, entry) {
+            (Proxy::P2(proxy), Entry::Incoming { request, outparam })
+                if !factory.is_concurrent() =>
+            {
+                proxy
+                    .wasi_http_incoming_handler()
+                    .call_handle(&mut store, request, outparam)
+                    .await
+            }
+            (proxy, entry) => crate::service::run_concurrent(&mut store, proxy, entry).await,
+        }
     };
     let outcome = match tokio::time::timeout(timeout, run).await {
         Ok(Ok(())) => Ok(()),

@@ -159,6 +159,10 @@ impl WasiHttpHooks for OutboundHttp {
         1
     }
 
+    fn p3_outgoing_body_chunk_size(&mut self) -> usize {
+        crate::host_budget::BODY_CHUNK_BYTES
+    }
+
     fn send_request(
         &mut self,
         request: http::Request<WasiBody>,
