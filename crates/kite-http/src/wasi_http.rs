@@ -69,11 +69,7 @@ impl WasiHttpExecutor {
         failures: Arc<FailureCounts>,
     ) -> anyhow::Result<Self> {
         let instance_pre = linker.instantiate_pre(component).map_err(|e| {
-            let hint = release_candidate_import(component, linker.engine())
-                .map(|import| format!(
-                    "; it imports `{import}`, from a WASI 0.2 release candidate that Spin 2.0-era SDKs used (spin-sdk 2.x): rebuild it with spin-sdk 3 or newer, or another toolchain that targets WASI 0.2.0"
-                ))
-                .unwrap_or_default();
+            let hint = release_candidate_hint(component, linker.engine()).unwrap_or_default();
             anyhow::anyhow!(
                 "component `{}` ({}) cannot be linked: {e:#}{hint}",
                 spec.id,
@@ -81,8 +77,9 @@ impl WasiHttpExecutor {
             )
         })?;
         let pre = crate::service::handler_pre(instance_pre).map_err(|e| {
+            let hint = release_candidate_hint(component, linker.engine()).unwrap_or_default();
             anyhow::anyhow!(
-                "component `{}` ({}) is not an HTTP handler: it must export `wasi:http/incoming-handler@0.2.x` or `wasi:http/handler@0.3.x` ({e:#})",
+                "component `{}` ({}) is not an HTTP handler: it must export `wasi:http/incoming-handler@0.2.x` or `wasi:http/handler@0.3.x` ({e:#}){hint}",
                 spec.id,
                 spec.source.display()
             )
@@ -267,13 +264,26 @@ async fn run_guest(
     store
 }
 
-/// An import of `component` from a pre-release WASI 0.2 snapshot (`@0.2.0-rc-2023-10-18`,
-/// `@0.2.0-rc-2023-11-10`), which Kite does not serve.
-fn release_candidate_import(component: &Component, engine: &wasmtime::Engine) -> Option<String> {
-    component
-        .component_type()
-        .imports(engine)
-        .map(|(name, _)| name)
-        .find(|name| name.contains("@0.2.0-rc-"))
-        .map(str::to_string)
+/// What to do about an import of `component` from a WASI release candidate Kite does not
+/// serve: a pre-release 0.2 snapshot (`@0.2.0-rc-2023-11-10`, Spin 2.0-era SDKs), or a 0.3
+/// candidate that differs from 0.3.0.
+fn release_candidate_hint(component: &Component, engine: &wasmtime::Engine) -> Option<String> {
+    let component_type = component.component_type();
+    let names = || {
+        let exports = component_type.exports(engine).map(|(name, _)| name);
+        component_type
+            .imports(engine)
+            .map(|(name, _)| name)
+            .chain(exports)
+    };
+    if let Some(import) = names().find(|name| name.contains("@0.2.0-rc-")) {
+        return Some(format!(
+            "; it uses `{import}`, from a WASI 0.2 release candidate that Spin 2.0-era SDKs used (spin-sdk 2.x): rebuild it with spin-sdk 3 or newer, or another toolchain that targets WASI 0.2.0"
+        ));
+    }
+    let import = kite_engine::unsupported_release_candidate(names())?;
+    Some(format!(
+        "; it uses `{import}`, from a WASI 0.3 release candidate Kite does not serve (Kite serves WASI 0.3.0 and the candidates identical to it: {}): rebuild it with a current toolchain (spin-sdk 6 or newer, wasip3 0.5 or newer)",
+        kite_engine::served_release_candidates().join(", ")
+    ))
 }
