@@ -195,6 +195,8 @@ impl Compiled for wasmtime::Module {
 fn engine_key(engine: &Engine) -> String {
     let mut hasher = std::collections::hash_map::DefaultHasher::new();
     engine.precompile_compatibility_hash().hash(&mut hasher);
+    // What Kite does to a component before compiling it is part of what was compiled.
+    crate::wasi_versions::served_release_candidates().hash(&mut hasher);
     format!("{:016x}", hasher.finish())
 }
 

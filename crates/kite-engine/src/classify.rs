@@ -1,7 +1,10 @@
 //! Tells which engine a component needs: one using the component model's async ABI
 //! (WASI 0.3 handlers, async imports) runs on the concurrent engine, any other on the classic.
 
-use wasmparser::{CanonicalFunction, CanonicalOption, ComponentDefinedType, Parser, Payload};
+use wasmparser::{
+    CanonicalFunction, CanonicalOption, ComponentDefinedType, ComponentType,
+    ComponentTypeDeclaration, InstanceTypeDeclaration, Parser, Payload,
+};
 
 /// Whether `wasm` (a component) uses any part of the async ABI: async lifts or lowers,
 /// streams, futures, error contexts, or the task built-ins. A scan of the sections, without
@@ -22,15 +25,7 @@ pub fn needs_concurrency(wasm: &[u8]) -> bool {
             }
             Payload::ComponentTypeSection(types) => {
                 for ty in types.into_iter().flatten() {
-                    let concurrent = match ty {
-                        wasmparser::ComponentType::Defined(defined) => matches!(
-                            defined,
-                            ComponentDefinedType::Future(_) | ComponentDefinedType::Stream(_)
-                        ),
-                        wasmparser::ComponentType::Func(func) => func.async_,
-                        _ => false,
-                    };
-                    if concurrent {
+                    if type_is_async(&ty) {
                         return true;
                     }
                 }
@@ -39,6 +34,27 @@ pub fn needs_concurrency(wasm: &[u8]) -> bool {
         }
     }
     false
+}
+
+/// Whether a type is (or declares, within an instance or component type) a stream, a
+/// future or an async function.
+fn type_is_async(ty: &ComponentType) -> bool {
+    match ty {
+        ComponentType::Defined(defined) => matches!(
+            defined,
+            ComponentDefinedType::Future(_) | ComponentDefinedType::Stream(_)
+        ),
+        ComponentType::Func(func) => func.async_,
+        ComponentType::Instance(declarations) => declarations.iter().any(|d| match d {
+            InstanceTypeDeclaration::Type(ty) => type_is_async(ty),
+            _ => false,
+        }),
+        ComponentType::Component(declarations) => declarations.iter().any(|d| match d {
+            ComponentTypeDeclaration::Type(ty) => type_is_async(ty),
+            _ => false,
+        }),
+        _ => false,
+    }
 }
 
 fn is_async(function: &CanonicalFunction) -> bool {
@@ -75,6 +91,17 @@ mod tests {
         )
         .unwrap();
         assert!(!needs_concurrency(&wasm));
+    }
+
+    #[test]
+    fn an_import_declaring_an_async_function_needs_the_concurrent_engine() {
+        let wasm = wat::parse_str(
+            r#"(component
+                (import "spin:key-value/key-value@3.0.0" (instance
+                    (export "get" (func async (param "k" string) (result u32))))))"#,
+        )
+        .unwrap();
+        assert!(needs_concurrency(&wasm));
     }
 
     #[test]

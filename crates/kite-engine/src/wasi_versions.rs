@@ -15,6 +15,13 @@ const EXPORT_SECTION: u8 = 11;
 /// `@0.3.0`, or unchanged (borrowed) if it has none. Nested components are left alone:
 /// their names are matched within the component, not by the host.
 pub fn rename_release_candidates(wasm: &[u8]) -> Cow<'_, [u8]> {
+    // Most components name no candidate at all: nothing to parse.
+    if !SAME_AS_0_3_0
+        .iter()
+        .any(|version| contains(wasm, format!("@{version}").as_bytes()))
+    {
+        return Cow::Borrowed(wasm);
+    }
     match try_rename(wasm) {
         Some(renamed) => Cow::Owned(renamed),
         None => Cow::Borrowed(wasm),
@@ -33,6 +40,12 @@ pub fn unsupported_release_candidate<'a>(
 /// The release candidates served as WASI 0.3.0, for error messages.
 pub fn served_release_candidates() -> &'static [&'static str] {
     SAME_AS_0_3_0
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack
+        .windows(needle.len())
+        .any(|window| window == needle)
 }
 
 fn renamed(name: &str) -> Option<String> {
@@ -101,7 +114,8 @@ fn rewrite_entries<'a, T: FromReader<'a>>(
     let reader = BinaryReader::new(&wasm[range.clone()], range.start);
     let entries = SectionLimited::<T>::new(reader).ok()?;
     let count = entries.count();
-    let mut starts = Vec::with_capacity(count as usize);
+    // The count is the file's word, not yet checked: an entry takes at least two bytes.
+    let mut starts = Vec::with_capacity((count as usize).min(range.len() / 2));
     for entry in entries.into_iter_with_offsets() {
         let (offset, _) = entry.ok()?;
         starts.push(offset);
@@ -222,6 +236,20 @@ mod tests {
             rename_release_candidates(&core_module),
             Cow::Borrowed(_)
         ));
+    }
+
+    #[test]
+    fn a_lying_entry_count_neither_allocates_nor_panics() {
+        // An import section of five bytes claiming 2^32 - 1 entries, in a file that names
+        // a served candidate (so that it is parsed).
+        let mut wasm = b"\0asm\x0d\x00\x01\x00".to_vec();
+        wasm.extend_from_slice(&[10, 5, 0xff, 0xff, 0xff, 0xff, 0x0f]);
+        wasm.extend_from_slice(&[0, 20]);
+        wasm.extend_from_slice(b"@0.3.0-rc-2026-03-15");
+        assert!(matches!(rename_release_candidates(&wasm), Cow::Borrowed(_)));
+        for cut in 0..wasm.len() {
+            let _ = rename_release_candidates(&wasm[..cut]);
+        }
     }
 
     #[test]

@@ -119,6 +119,11 @@ impl ComponentGrants {
         (self.component.clone(), self.app_label.clone())
     }
 
+    /// Host resources an instance may hold at once (from `limits.host_memory`).
+    pub fn max_resources(&self) -> usize {
+        self.max_resources
+    }
+
     /// A fresh instance state, for exactly one request (see [`InstanceState::begin_request`]).
     pub fn instance_state(&self) -> anyhow::Result<InstanceState> {
         let request = RequestTag::default();

@@ -118,6 +118,13 @@ impl GuestLog {
     }
 }
 
+impl GuestLog {
+    /// Whether this request has used its whole budget: everything more is dropped unread.
+    fn exhausted(&self) -> bool {
+        self.budget.logged.load(Ordering::Relaxed) > MAX_LOG_BYTES_PER_REQUEST
+    }
+}
+
 impl IsTerminal for GuestLog {
     fn is_terminal(&self) -> bool {
         false
@@ -154,13 +161,13 @@ struct LineWriter {
 
 impl LineWriter {
     fn emit(&self, line: &[u8]) {
-        let line = String::from_utf8_lossy(line);
-        let line = escape_line(line.strip_suffix('\n').unwrap_or(&line));
         // A record costs its fields and framing too, so even an empty line counts as a
-        // short one.
+        // short one. Admitted before any copy is made of it.
         if !self.log.admit(line.len().max(MIN_RECORD_BYTES)) {
             return;
         }
+        let line = String::from_utf8_lossy(line);
+        let line = escape_line(line.strip_suffix('\n').unwrap_or(&line));
         tracing::info!(
             target: "kite::guest",
             app = self.log.app.as_deref().map(tracing::field::display),
@@ -185,6 +192,12 @@ impl AsyncWrite for LineWriter {
         _: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
+        // At most a line's worth per call: a WASI 0.3 guest hands over its whole buffer at
+        // once, and one call must not copy or scan megabytes while holding the thread.
+        let buf = &buf[..buf.len().min(MAX_LINE)];
+        if self.log.exhausted() {
+            return Poll::Ready(Ok(buf.len()));
+        }
         let mut rest = buf;
         while let Some(newline) = rest.iter().position(|&b| b == b'\n') {
             let (line, after) = rest.split_at(newline + 1);

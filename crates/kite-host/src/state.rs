@@ -46,6 +46,11 @@ impl InstanceState {
         self.deadline = Some(deadline);
     }
 
+    /// When the request must be done by, once it has started.
+    pub fn deadline(&self) -> Option<Instant> {
+        self.deadline
+    }
+
     /// Whether the request's deadline (if it has started) has passed.
     pub fn past_deadline(&self) -> bool {
         self.deadline

@@ -45,6 +45,10 @@ impl InstanceFactory {
         }
     }
 
+    pub(crate) fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
     /// Whether the guest runs in the store's event loop (`Store::run_concurrent`).
     pub fn is_concurrent(&self) -> bool {
         self.concurrent
@@ -63,6 +67,14 @@ impl InstanceFactory {
         let mut store = Store::new(&self.engine, self.grants.instance_state()?);
         store.limiter(|state| state.limits());
         store.set_hostcall_fuel(kite_host::host_budget::MAX_BYTES_PER_HOST_CALL);
+        if self.concurrent {
+            // Streams, futures and subtasks are host state too: the same budget bounds them.
+            let max = self.grants.max_resources();
+            store.set_max_component_handles(max);
+            if let Some(table) = store.concurrent_resource_table() {
+                table.set_max_capacity(max);
+            }
+        }
         store.epoch_deadline_callback(|store| {
             Ok(if store.data().past_deadline() {
                 UpdateDeadline::Interrupt
@@ -141,8 +153,9 @@ impl AheadBudget {
         holders.push(Arc::downgrade(ready));
     }
 
-    /// Asks every app to drop its instances built ahead; returns whether any did.
-    fn release_everywhere(&self) -> bool {
+    /// Asks every app to drop its instances built ahead on `engine` (whose pool ran out);
+    /// returns whether any did.
+    fn release_everywhere(&self, engine: &Engine) -> bool {
         let holders: Vec<Arc<ReadyInstances>> = self
             .holders
             .lock()
@@ -152,7 +165,7 @@ impl AheadBudget {
             .collect();
         let mut released = false;
         for holder in holders {
-            released |= holder.release_all();
+            released |= holder.release_on(Some(engine));
         }
         released
     }
@@ -295,6 +308,12 @@ impl ReadyInstances {
         tokio::task::yield_now().await;
         let memory_bytes = used.data().memory_bytes() as u64;
         drop(used);
+        // The flusher flushes the classic engine's pool; the concurrent engine's batches
+        // flush when full.
+        if factory.is_concurrent() {
+            self.refill(component, factory).await;
+            return;
+        }
         if let Some(decommits) = &self.decommits {
             if decommits.note_dropped(memory_bytes) {
                 decommits.flush();
@@ -330,10 +349,24 @@ impl ReadyInstances {
 
     /// Drops every instance built ahead, freeing their slots. Returns whether there were any.
     pub(crate) fn release_all(&self) -> bool {
+        self.release_on(None)
+    }
+
+    /// Drops the instances built ahead on `engine` (all of them for `None`): slots of one
+    /// engine's pool do not make room in the other's. Returns whether there were any.
+    fn release_on(&self, engine: Option<&Engine>) -> bool {
         let released: Vec<FreshInstance> = {
             let mut ready = self.lock();
             self.generation.fetch_add(1, Ordering::AcqRel);
-            ready.iter_mut().flat_map(std::mem::take).collect()
+            let mut released = Vec::new();
+            for instances in ready.iter_mut() {
+                let (gone, kept) = std::mem::take(instances).into_iter().partition(|instance| {
+                    engine.is_none_or(|engine| Engine::same(instance.store.engine(), engine))
+                });
+                *instances = kept;
+                released.extend::<Vec<FreshInstance>>(gone);
+            }
+            released
         };
         self.give_back(released.len());
         !released.is_empty()
@@ -359,11 +392,12 @@ pub(crate) async fn instantiate_for_request(
         let settled = ready.settled.notified();
         match factory.instantiate(store).await {
             Err(e) if e.downcast_ref::<PoolConcurrencyLimitError>().is_some() => {
-                let released = ready.release_all()
+                let engine = factory.engine();
+                let released = ready.release_on(Some(engine))
                     || ready
                         .budget
                         .as_ref()
-                        .is_some_and(|budget| budget.release_everywhere());
+                        .is_some_and(|budget| budget.release_everywhere(engine));
                 if released {
                     continue;
                 }

@@ -2,7 +2,9 @@
 //! handler whose imports are async) inside its store's event loop, until every task it
 //! started, its response body's writer included, has finished.
 
+use crate::response_body::DeadlineBody;
 use crate::wasi_http::{Entry, GuestResponse};
+use http_body_util::BodyExt;
 use kite_host::InstanceState;
 use wasmtime::component::{Accessor, InstancePre};
 use wasmtime::Store;
@@ -75,8 +77,20 @@ async fn serve(
     });
     match service.handle(accessor, request).await? {
         Ok(response) => {
-            let response =
-                accessor.with(|mut access| response.into_http(&mut access, request_io))?;
+            let (response, deadline) = accessor.with(|mut access| {
+                let deadline = access.get().deadline();
+                response
+                    .into_http(&mut access, request_io)
+                    .map(|response| (response, deadline))
+            })?;
+            // The body may be one the host streams (an outbound response handed through),
+            // which would outlive the instance: it still ends at the deadline.
+            let response = match deadline {
+                Some(deadline) => {
+                    response.map(|body| DeadlineBody::new(body, deadline).boxed_unsync())
+                }
+                None => response,
+            };
             // The receiver is gone only if the request was abandoned.
             let _ = respond.send(Ok(response));
         }

@@ -49,6 +49,15 @@ impl wasip3::exports::http::handler::Guest for Service {
                 let url = param("url").unwrap_or_default();
                 Ok(text(&fetch(&url).await))
             }
+            "/proxy" => {
+                // The upstream response's body handed over as this response's, unread.
+                let url = param("url").unwrap_or_default();
+                let upstream = send_get(&url).await?;
+                let (_result_tx, result_rx) = wit_future::new(|| Ok(()));
+                let (body, trailers) = Response::consume_body(upstream, result_rx);
+                let (response, _sent) = Response::new(Fields::new(), Some(body), trailers);
+                Ok(response)
+            }
             "/background" => {
                 wasip3::spawn(async {
                     wasip3::clocks::monotonic_clock::wait_for(20_000_000).await;
@@ -59,6 +68,17 @@ impl wasip3::exports::http::handler::Guest for Service {
             "/log" => {
                 println!("a line from a WASI 0.3 handler");
                 Ok(text("logged\n"))
+            }
+            "/flood" => {
+                // One write of `mib` MiB through `wasi:cli/stdout@0.3.0`, all `byte`.
+                let byte = number("byte", 1) as u8;
+                let bytes = vec![byte; (number("mib", 64) << 20) as usize];
+                let (mut tx, rx) = wit_stream::new();
+                let done = wasip3::cli::stdout::write_via_stream(rx);
+                let left = tx.write_all(bytes).await;
+                drop(tx);
+                let _ = done.await;
+                Ok(text(&format!("flooded, {} bytes left\n", left.len())))
             }
             "/trap" => panic!("the handler trapped on purpose"),
             "/trap-mid-body" => Ok(trap_mid_body()),
@@ -179,8 +199,15 @@ fn trap_mid_body() -> Response {
 
 /// A GET of `url` through `wasi:http/client`: its status, or the error code.
 async fn fetch(url: &str) -> String {
+    match send_get(url).await {
+        Ok(response) => format!("status {}\n", response.get_status_code()),
+        Err(code) => format!("error {code:?}\n"),
+    }
+}
+
+async fn send_get(url: &str) -> Result<Response, ErrorCode> {
     let Some((scheme, rest)) = url.split_once("://") else {
-        return format!("not a URL: {url}\n");
+        return Err(ErrorCode::HttpRequestUriInvalid);
     };
     let (authority, path) = match rest.find('/') {
         Some(at) => (&rest[..at], &rest[at..]),
@@ -195,8 +222,5 @@ async fn fetch(url: &str) -> String {
     let _ = request.set_scheme(Some(&scheme));
     let _ = request.set_authority(Some(authority));
     let _ = request.set_path_with_query(Some(path));
-    match wasip3::http::client::send(request).await {
-        Ok(response) => format!("status {}\n", response.get_status_code()),
-        Err(code) => format!("error {code:?}\n"),
-    }
+    wasip3::http::client::send(request).await
 }
