@@ -162,7 +162,7 @@ async fn a_0_3_handler_sees_only_its_grants() {
         "[[route]]\npath = \"/...\"\ncomponent = \"p\"\n[component.p]\nsource = \"PROBE\"\n",
     ));
     let app = service_app(&format!(
-        "allowed_outbound_hosts = [\"http://{}\"]",
+        "allowed_outbound_hosts = [\"http://{}\", \"http://*.spin.internal\"]",
         backend.addr
     ));
     let server = Server::start(&app);
@@ -176,6 +176,13 @@ async fn a_0_3_handler_sees_only_its_grants() {
         .get(&format!("/fetch?url=http://{}/", backend.addr))
         .await;
     assert_eq!(allowed.body, "status 200\n", "{allowed:?}");
+    // Service chaining, to a 0.2 and to a 0.3 component of the app.
+    for callee in ["probe", "rc"] {
+        let chained = server
+            .get(&format!("/fetch?url=http://{callee}.spin.internal/"))
+            .await;
+        assert_eq!(chained.body, "status 200\n", "{callee}: {chained:?}");
+    }
     let denied = server.get("/fetch?url=http://192.0.2.1/").await;
     assert_eq!(denied.body, "error ErrorCode::HttpRequestDenied\n");
     server.wait_for_log("allowed_outbound_hosts");
@@ -284,4 +291,129 @@ fn an_unsupported_0_3_release_candidate_is_refused_with_what_to_do() {
             && error.contains("rebuild"),
         "{error}"
     );
+}
+
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    let kib: u64 = line.split_whitespace().nth(1).unwrap().parse().unwrap();
+    kib << 10
+}
+
+#[tokio::test]
+async fn one_huge_stdout_write_is_bounded_in_host_memory_and_log() {
+    let app = service_app("");
+    let server = Server::start(&app);
+    assert_eq!(server.get("/hello").await.status, 200);
+    let before = peak_rss(server.pid());
+    // 64 MiB in one write: control bytes (each escaped as six in a log line), then
+    // newlines (one record each).
+    for byte in [1, b'\n'] {
+        let reply = server.get(&format!("/flood?mib=64&byte={byte}")).await;
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    // The guest's own 64 MiB buffer lives in its linear memory; the host must add little.
+    let growth = peak_rss(server.pid()).saturating_sub(before);
+    assert!(
+        growth < 200 << 20,
+        "peak memory grew by {} MiB",
+        growth >> 20
+    );
+    let log = server.wait_for_log("the rest of this request's output is dropped");
+    assert!(log.len() < 2 << 20, "the log holds {} bytes", log.len());
+    assert_eq!(server.get("/hello").await.status, 200);
+}
+
+/// An HTTP server on loopback that answers every request with a response head and one
+/// chunk, then sends nothing more while keeping the connection open.
+async fn stalling_upstream() -> std::net::SocketAddr {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = [0u8; 4096];
+                let _ = socket.read(&mut head).await;
+                let _ = socket
+                    .write_all(
+                        b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nstart\r\n",
+                    )
+                    .await;
+                tokio::time::sleep(Duration::from_secs(600)).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn an_upstream_body_handed_through_still_ends_at_the_deadline() {
+    let upstream = stalling_upstream().await;
+    let app = service_app(&format!("allowed_outbound_hosts = [\"http://{upstream}\"]"));
+    let server = Server::start(&app);
+    let reply = tokio::time::timeout(
+        Duration::from_secs(60),
+        server.get(&format!("/proxy?url=http://{upstream}/")),
+    )
+    .await
+    .expect("the response must end (with an error) at the 2 s deadline");
+    assert_eq!(reply.status, 200);
+    assert!(reply.body_failed, "{reply:?}");
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_key_value_and_variables_through_spin_v3_interfaces() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "spin4"
+
+[variables]
+greeting = {{ default = "hello from spin.toml" }}
+
+[[trigger.http]]
+route = "/..."
+component = "spin4"
+
+[component.spin4]
+source = "{}"
+key_value_stores = ["default"]
+[component.spin4.variables]
+greeting = "{{{{ greeting }}}}"
+"#,
+            guest("spin4").display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_at(dir.path(), &[]);
+    let hello = server.get("/hello").await;
+    assert_eq!(
+        (hello.status, hello.body.as_str()),
+        (200, "Hello from Spin 4\n")
+    );
+
+    let variable = server.get("/variable?name=greeting").await;
+    assert_eq!(variable.body, "greeting=hello from spin.toml\n");
+    let undefined = server.get("/variable?name=missing").await;
+    assert!(undefined.body.contains("Undefined"), "{undefined:?}");
+    let invalid = server.get("/variable?name=Not-Valid").await;
+    assert!(invalid.body.contains("InvalidName"), "{invalid:?}");
+
+    let first = server.get("/kv?key=a&value=1").await;
+    assert_eq!(
+        first.body, "get=Ok(Some(\"1\")) exists=Ok(true) keys=a\n",
+        "{first:?}"
+    );
+    let second = server.get("/kv?key=b&value=2").await;
+    assert_eq!(
+        second.body,
+        "get=Ok(Some(\"2\")) exists=Ok(true) keys=a,b\n"
+    );
+    let unknown = server.get("/kv?store=other&key=c&value=3").await;
+    assert_eq!(unknown.body, "open: Error::NoSuchStore\n");
 }

@@ -22,12 +22,14 @@ pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Everything [`add_to_linker`] adds, and WASI 0.3 (`wasi:cli`, `wasi:http` and the rest
-/// at `@0.3.0`), for a linker on the concurrent engine: a 0.3 component often imports 0.2
+/// Everything [`add_to_linker`] adds, WASI 0.3 (`wasi:cli`, `wasi:http` and the rest at
+/// `@0.3.0`) and Spin 4's async `spin:*@3` interfaces, for a linker on the concurrent engine: a 0.3 component often imports 0.2
 /// interfaces too (the Rust standard library's, for one).
 pub fn add_to_concurrent_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     add_to_linker(linker)?;
     wasmtime_wasi::p3::add_to_linker(linker)?;
     wasmtime_wasi_http::p3::add_to_linker(linker)?;
+    crate::capability::variables::add_v3_to_linker(linker)?;
+    crate::capability::key_value_v3::add_to_linker(linker)?;
     Ok(())
 }

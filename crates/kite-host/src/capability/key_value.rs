@@ -166,7 +166,7 @@ impl KeyValueGrant {
 pub type ComponentKeyValue = OpenStores<dyn KeyValueBackend>;
 pub(super) type KeyValueView<'a> = StoreView<'a, dyn KeyValueBackend>;
 
-struct KeyValue;
+pub(super) struct KeyValue;
 
 impl HasData for KeyValue {
     type Data<'a> = KeyValueView<'a>;

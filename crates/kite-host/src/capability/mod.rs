@@ -6,6 +6,7 @@ pub mod client_tls;
 pub mod env;
 pub mod files;
 pub mod key_value;
+pub mod key_value_v3;
 mod labels;
 pub mod llm;
 pub mod local_dispatch;

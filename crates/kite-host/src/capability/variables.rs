@@ -1,5 +1,6 @@
 //! Variables: a component's `variables`, rendered once at load from the app's resolved
-//! values, served through `wasi:config/store` and `fermyon:spin/variables`.
+//! values, served through `wasi:config/store`, `fermyon:spin/variables` and (on the
+//! concurrent engine) Spin 4's async `spin:variables@3.0.0`.
 
 use crate::InstanceState;
 use kite_app::{is_valid_variable_name, ComponentSpec, ResolvedVariables};
@@ -13,8 +14,16 @@ mod bindings {
     });
 }
 
+mod bindings_v3 {
+    wasmtime::component::bindgen!({
+        path: "../../wit",
+        world: "kite:host/variables-v3",
+    });
+}
+
 use bindings::fermyon::spin::variables as spin_variables;
 use bindings::wasi::config::store as config_store;
+use bindings_v3::spin::variables::variables as spin_variables_v3;
 
 /// This component's variables with their values.
 pub struct VariablesGrant {
@@ -52,6 +61,24 @@ impl ComponentVariables {
             .find(|(k, _)| k == name)
             .map(|(_, v)| v.as_str())
     }
+
+    /// Spin's answer for `name`: its value, or why there is none.
+    fn spin_get(&self, name: &str) -> Result<String, SpinRefusal> {
+        if !is_valid_variable_name(name) {
+            return Err(SpinRefusal::InvalidName(format!(
+                "{name:?} is not a variable name (lowercase letters, digits and `_`)"
+            )));
+        }
+        self.lookup(name)
+            .map(str::to_string)
+            .ok_or_else(|| SpinRefusal::Undefined(format!("no variable named {name:?}")))
+    }
+}
+
+/// Why Spin's `get` has no value, in both interface generations' terms.
+enum SpinRefusal {
+    InvalidName(String),
+    Undefined(String),
 }
 
 struct Variables;
@@ -63,6 +90,12 @@ impl HasData for Variables {
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
     config_store::add_to_linker::<_, Variables>(linker, |state| &mut state.variables)?;
     spin_variables::add_to_linker::<_, Variables>(linker, |state| &mut state.variables)?;
+    Ok(())
+}
+
+/// Spin 4's `spin:variables@3.0.0`, for a linker on the concurrent engine.
+pub fn add_v3_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_variables_v3::add_to_linker::<_, Variables>(linker, |state| &mut state.variables)?;
     Ok(())
 }
 
@@ -78,13 +111,25 @@ impl config_store::Host for ComponentVariables {
 
 impl spin_variables::Host for ComponentVariables {
     fn get(&mut self, name: String) -> Result<String, spin_variables::Error> {
-        if !is_valid_variable_name(&name) {
-            return Err(spin_variables::Error::InvalidName(format!(
-                "{name:?} is not a variable name (lowercase letters, digits and `_`)"
-            )));
-        }
-        self.lookup(&name)
-            .map(str::to_string)
-            .ok_or_else(|| spin_variables::Error::Undefined(format!("no variable named {name:?}")))
+        self.spin_get(&name).map_err(|refusal| match refusal {
+            SpinRefusal::InvalidName(why) => spin_variables::Error::InvalidName(why),
+            SpinRefusal::Undefined(why) => spin_variables::Error::Undefined(why),
+        })
+    }
+}
+
+impl spin_variables_v3::Host for ComponentVariables {}
+
+impl<T> spin_variables_v3::HostWithStore<T> for Variables {
+    async fn get(
+        accessor: &wasmtime::component::Accessor<T, Self>,
+        name: String,
+    ) -> Result<String, spin_variables_v3::Error> {
+        accessor
+            .with(|mut access| access.get().spin_get(&name))
+            .map_err(|refusal| match refusal {
+                SpinRefusal::InvalidName(why) => spin_variables_v3::Error::InvalidName(why),
+                SpinRefusal::Undefined(why) => spin_variables_v3::Error::Undefined(why),
+            })
     }
 }

@@ -1,0 +1,51 @@
+//! A Spin 4 HTTP component (spin-sdk 7): key-value and variables through `spin:*@3`.
+
+use spin_sdk::http::{IntoResponse, Request};
+use spin_sdk::http_service;
+use spin_sdk::key_value::Store;
+
+#[http_service]
+async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
+    let path = request.uri().path().to_string();
+    let query = request.uri().query().unwrap_or_default().to_string();
+    let param = |name: &str| {
+        query
+            .split('&')
+            .filter_map(|pair| pair.split_once('='))
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.to_string())
+            .unwrap_or_default()
+    };
+    let body = match path.as_str() {
+        "/hello" => "Hello from Spin 4\n".to_string(),
+        "/variable" => match spin_sdk::variables::get(param("name")).await {
+            Ok(value) => format!("{}={value}\n", param("name")),
+            Err(e) => format!("error: {e:?}\n"),
+        },
+        "/kv" => key_value(&param("store"), &param("key"), &param("value")).await,
+        _ => "not found\n".to_string(),
+    };
+    Ok(body)
+}
+
+/// Sets `key` to `value` in `store` (or `default`), then reports what the store holds.
+async fn key_value(store: &str, key: &str, value: &str) -> String {
+    let opened = if store.is_empty() {
+        Store::open_default().await
+    } else {
+        Store::open(store).await
+    };
+    let store = match opened {
+        Ok(store) => store,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    if let Err(e) = store.set(key, value).await {
+        return format!("set: {e:?}\n");
+    }
+    let got = store.get(key).await.map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()));
+    let exists = store.exists(key).await;
+    let mut keys = store.get_keys().await.collect().await.unwrap_or_default();
+    keys.sort();
+    let _ = store.delete("gone").await;
+    format!("get={got:?} exists={exists:?} keys={}\n", keys.join(","))
+}
