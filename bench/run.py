@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""Kite's load benchmark: a hello-world wasi:http component served by `kite up`, by
-`wasmtime serve -S cli` (when a `wasmtime` binary is on PATH) and, as the baseline, a native
-hyper server; all in one run, interleaved, server pinned to core 0 and wrk to core 1.
+"""Kite's load benchmark: a hello-world wasi:http component served by `kite up` (as a WASI
+0.2 handler, and the same as a 0.3 one), by `wasmtime serve -S cli` (when a `wasmtime` binary
+is on PATH) and, as the baseline, a native hyper server; all in one run, interleaved, server
+pinned to core 0 and wrk to core 1.
 
 Usage: bench/run.py [--scenario hello|kv] [--reps 3] [--duration 5] [--warmup 2] [--skip-build]
 Prints a markdown table (medians over reps) and the ratios to the baseline.
@@ -30,6 +31,7 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
 HELLO_DIR = ROOT / "examples" / "hello-rust"
 HELLO_WASM = HELLO_DIR / "target" / "wasm32-wasip2" / "release" / "hello_rust.wasm"
+HELLO_P3_DIR = ROOT / "examples" / "hello-p3"
 NATIVE_DIR = ROOT / "bench" / "native-hello"
 KV_DIR = ROOT / "examples" / "kv-counter-rust"
 NATIVE_KV_DIR = ROOT / "bench" / "native-kv"
@@ -46,6 +48,7 @@ def build(scenario):
     run(["cargo", "build", "--release", "-p", "kite-cli"], cwd=ROOT)
     if scenario == "hello":
         run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_DIR)
+        run(["cargo", "build", "--release", "--target", "wasm32-wasip2"], cwd=HELLO_P3_DIR)
         run(["cargo", "build", "--release"], cwd=NATIVE_DIR)
     else:
         run(["cargo", "build", "--release", "-p", "kite-cli", "--example", "instance_cost"],
@@ -77,6 +80,7 @@ def servers(port, kite_log):
     addr = f"127.0.0.1:{port}"
     yield "native hyper", [str(native), addr], {}
     yield "kite up", [str(kite), "up", "-f", str(HELLO_DIR), "--listen", addr], {"RUST_LOG": kite_log}
+    yield "kite up, WASI 0.3 hello", [str(kite), "up", "-f", str(HELLO_P3_DIR), "--listen", addr], {"RUST_LOG": kite_log}
     wasmtime = subprocess.run(["which", "wasmtime"], capture_output=True, text=True).stdout.strip()
     if wasmtime:
         yield "wasmtime serve -S cli", [
@@ -246,6 +250,10 @@ def main():
         ratio = med["kite up"]["rps32"] / med["wasmtime serve -S cli"]["rps32"]
         print(f"\nkite / wasmtime serve throughput at c=32: {ratio:.2f}x (target >= 1.6x)")
     print(f"kite / native throughput at c=32: {med['kite up']['rps32'] / base['rps32']:.2f}x")
+    p3 = med["kite up, WASI 0.3 hello"]
+    print(f"kite WASI 0.3 / 0.2 hello: throughput {p3['rps32'] / med['kite up']['rps32']:.2f}x, "
+          f"CPU per request {p3['cpu_us'] / med['kite up']['cpu_us']:.2f}x, "
+          f"p50 c=1 {p3['p50'] - med['kite up']['p50']:+.0f} µs")
     print(f"kite added p50 latency at c=1: {med['kite up']['p50'] - base['p50']:.0f} µs (target <= 20 µs)")
 
 
