@@ -27,6 +27,16 @@ async fn hello_rust_greets() {
 }
 
 #[tokio::test]
+async fn hello_p3_greets_as_a_wasi_0_3_handler() {
+    let app = example("hello-p3");
+    let server = Server::start(&app);
+    let reply = server.get("/anything").await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.body, "Hello from Kite\n");
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+}
+
+#[tokio::test]
 async fn outbound_rust_reaches_the_allowed_host_and_is_refused_the_other() {
     let app = example("outbound-rust");
     // The manifest names the server's own address, so serve on a port known in advance.
