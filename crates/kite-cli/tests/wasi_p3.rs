@@ -363,7 +363,7 @@ async fn an_upstream_body_handed_through_still_ends_at_the_deadline() {
 }
 
 #[tokio::test]
-async fn a_spin_4_app_uses_key_value_and_variables_through_spin_v3_interfaces() {
+async fn a_spin_4_app_uses_key_value_sqlite_and_variables_through_spin_v3_interfaces() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("spin.toml"),
@@ -383,6 +383,7 @@ component = "spin4"
 [component.spin4]
 source = "{}"
 key_value_stores = ["default"]
+sqlite_databases = ["default"]
 [component.spin4.variables]
 greeting = "{{{{ greeting }}}}"
 "#,
@@ -416,4 +417,11 @@ greeting = "{{{{ greeting }}}}"
     );
     let unknown = server.get("/kv?store=other&key=c&value=3").await;
     assert_eq!(unknown.body, "open: Error::NoSuchStore\n");
+
+    // spin:sqlite@3.1.0: rows as a stream; the insert's row id and changes are this
+    // connection's own.
+    let first = server.get("/sqlite?note=one").await;
+    assert_eq!(first.body, "rowid=1 changes=1 notes=1:one\n", "{first:?}");
+    let second = server.get("/sqlite?note=two").await;
+    assert_eq!(second.body, "rowid=2 changes=1 notes=1:one,2:two\n");
 }

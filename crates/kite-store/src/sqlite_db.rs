@@ -33,6 +33,11 @@ pub enum DbValue {
 pub struct QueryResult {
     pub columns: Vec<String>,
     pub rows: Vec<Vec<DbValue>>,
+    /// The row id this statement inserted, if it inserted one (the connection may be shared,
+    /// so its own last id can be another request's).
+    pub inserted_rowid: Option<i64>,
+    /// The rows this statement changed, if it was an insert, update or delete.
+    pub changes: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +285,8 @@ fn run(
     parameters: &[DbValue],
 ) -> Result<QueryResult, DbError> {
     sqlite_guard::take_refusal();
+    let (rowid_before, total_changes_before) =
+        (connection.last_insert_rowid(), connection.total_changes());
     let mut prepared = connection.prepare_cached(statement).map_err(map_error)?;
     let columns: Vec<String> = prepared.column_names().map(|c| c.to_string()).collect();
     let mut rows = prepared
@@ -287,7 +294,7 @@ fn run(
         .map_err(map_error)?;
     let mut result = QueryResult {
         columns,
-        rows: Vec::new(),
+        ..QueryResult::default()
     };
     // What the host holds for the result: every value's own size plus its bytes, and each
     // row's list.
@@ -312,6 +319,11 @@ fn run(
         }
         result.rows.push(values);
     }
+    drop(rows);
+    let rowid = connection.last_insert_rowid();
+    result.inserted_rowid = (rowid != rowid_before).then_some(rowid);
+    result.changes =
+        (connection.total_changes() != total_changes_before).then(|| connection.changes());
     Ok(result)
 }
 

@@ -15,6 +15,9 @@ pub struct SqliteSession {
     database: Arc<SqliteDatabase>,
     /// The connection holding this session's open transaction, if it has one.
     in_transaction: Mutex<Option<Connection>>,
+    /// The row id this session's statements last inserted, and the rows its last insert,
+    /// update or delete changed (what SQLite keeps per connection; sessions share one).
+    last: Mutex<(i64, u64)>,
 }
 
 impl SqliteSession {
@@ -22,6 +25,28 @@ impl SqliteSession {
         SqliteSession {
             database,
             in_transaction: Mutex::new(None),
+            last: Mutex::new((0, 0)),
+        }
+    }
+
+    /// The row id this session's statements last inserted (0 before any insert).
+    pub fn last_insert_rowid(&self) -> i64 {
+        self.last.lock().map_or(0, |last| last.0)
+    }
+
+    /// The rows this session's last insert, update or delete changed.
+    pub fn changes(&self) -> u64 {
+        self.last.lock().map_or(0, |last| last.1)
+    }
+
+    fn note(&self, result: &QueryResult) {
+        if let Ok(mut last) = self.last.lock() {
+            if let Some(rowid) = result.inserted_rowid {
+                last.0 = rowid;
+            }
+            if let Some(changes) = result.changes {
+                last.1 = changes;
+            }
         }
     }
 
@@ -53,7 +78,12 @@ impl SqliteSession {
                         more = backoff.wait() => if !more { return Err(DbError::Locked) },
                     }
                 }
-                result => return result,
+                result => {
+                    if let Ok(result) = &result {
+                        self.note(result);
+                    }
+                    return result;
+                }
             }
         }
     }

@@ -19,6 +19,7 @@ pub(crate) mod poll_list;
 pub mod postgres;
 pub mod redis;
 pub mod sqlite;
+pub mod sqlite_v3;
 pub(crate) mod store_places;
 pub mod tcp;
 pub mod variables;

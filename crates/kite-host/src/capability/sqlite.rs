@@ -33,8 +33,9 @@ use bindings::fermyon::spin::sqlite::{self as spin_sqlite, Error, QueryResult, R
 const MAX_OPEN_CONNECTIONS: usize = 8;
 
 /// A database a guest has opened: its own session, whose open transaction is rolled back
-/// when the guest drops the connection or the instance ends.
-pub type OpenDatabase = Handle<SqliteSession>;
+/// when the guest drops the connection or the instance ends (shared with statements of
+/// Spin 4's interface still running, which hold it without holding the instance's state).
+pub type OpenDatabase = Handle<Arc<SqliteSession>>;
 
 /// The app's SQLite databases by label.
 #[derive(Default)]
@@ -116,26 +117,36 @@ pub type ComponentSqlite = OpenStores<SqliteDatabase>;
 
 /// What the SQLite host functions see: the open databases, and the request's deadline, at
 /// which a statement still running is stopped.
-struct SqliteView<'a> {
-    databases: StoreView<'a, SqliteDatabase>,
-    deadline: Option<Instant>,
+pub(super) struct SqliteView<'a> {
+    pub(super) databases: StoreView<'a, SqliteDatabase>,
+    pub(super) deadline: Option<Instant>,
 }
 
-struct Sqlite;
+pub(super) struct Sqlite;
 
 impl HasData for Sqlite {
     type Data<'a> = SqliteView<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_sqlite::add_to_linker::<_, Sqlite>(linker, |state| SqliteView {
+/// The SQLite part of an instance's state, as both interface generations see it.
+pub(super) fn view(state: &mut InstanceState) -> SqliteView<'_> {
+    SqliteView {
         databases: StoreView {
             table: &mut state.table,
             stores: &mut state.sqlite,
         },
         deadline: state.deadline,
-    })?;
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_sqlite::add_to_linker::<_, Sqlite>(linker, view)?;
     Ok(())
+}
+
+/// Why opening a database was refused, in words for `io` errors.
+pub(super) fn too_many_open() -> String {
+    format!("too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)")
 }
 
 fn from_guest(value: Value) -> DbValue {
@@ -163,13 +174,11 @@ impl spin_sqlite::Host for SqliteView<'_> {}
 impl spin_sqlite::HostConnection for SqliteView<'_> {
     fn open(&mut self, database: String) -> Result<Resource<OpenDatabase>, Error> {
         self.databases
-            .open_with(&database, SqliteSession::new)
+            .open_with(&database, |database| Arc::new(SqliteSession::new(database)))
             .map_err(|refusal| match refusal {
                 Refusal::AccessDenied => Error::AccessDenied,
                 Refusal::Unknown => Error::NoSuchDatabase,
-                Refusal::TooManyOpen => Error::Io(format!(
-                    "too many open connections (at most {MAX_OPEN_CONNECTIONS} per instance)"
-                )),
+                Refusal::TooManyOpen => Error::Io(too_many_open()),
                 Refusal::TableFull(e) => Error::Io(e.to_string()),
             })
     }

@@ -1,4 +1,4 @@
-//! A Spin 4 HTTP component (spin-sdk 7): key-value and variables through `spin:*@3`.
+//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite and variables through `spin:*@3`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -23,6 +23,7 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
             Err(e) => format!("error: {e:?}\n"),
         },
         "/kv" => key_value(&param("store"), &param("key"), &param("value")).await,
+        "/sqlite" => sqlite(&param("note")).await,
         _ => "not found\n".to_string(),
     };
     Ok(body)
@@ -48,4 +49,37 @@ async fn key_value(store: &str, key: &str, value: &str) -> String {
     keys.sort();
     let _ = store.delete("gone").await;
     format!("get={got:?} exists={exists:?} keys={}\n", keys.join(","))
+}
+
+/// Inserts `note` into the default database, then lists every note with what the
+/// connection reports about the insert.
+async fn sqlite(note: &str) -> String {
+    use spin_sdk::sqlite::{Connection, Value};
+    let connection = match Connection::open_default().await {
+        Ok(connection) => connection,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let create = "CREATE TABLE IF NOT EXISTS notes (id INTEGER PRIMARY KEY, body TEXT)";
+    if let Err(e) = connection.execute(create, []).await {
+        return format!("create: {e:?}\n");
+    }
+    if let Err(e) = connection
+        .execute("INSERT INTO notes (body) VALUES (?)", [Value::Text(note.to_string())])
+        .await
+    {
+        return format!("insert: {e:?}\n");
+    }
+    let (rowid, changes) = (connection.last_insert_rowid().await, connection.changes().await);
+    let rows = match connection.execute("SELECT id, body FROM notes ORDER BY id", []).await {
+        Ok(result) => result.collect().await,
+        Err(e) => return format!("select: {e:?}\n"),
+    };
+    let notes: Vec<String> = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| format!("{}:{}", row.get::<i64>(0).unwrap_or(-1), row.get::<&str>(1).unwrap_or("?")))
+            .collect(),
+        Err(e) => return format!("rows: {e:?}\n"),
+    };
+    format!("rowid={rowid} changes={changes} notes={}\n", notes.join(","))
 }
