@@ -48,14 +48,45 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
         .any(|window| window == needle)
 }
 
-fn renamed(name: &str) -> Option<String> {
+/// `name` with a served candidate's version replaced by `0.3.0`, or, where the component
+/// also names that interface at `0.3.0` (Spin's Python SDK imports both), by the first
+/// `0.3.N` it does not name: the linker matches any 0.3 patch version to 0.3.0.
+fn renamed(name: &str, taken: &[String]) -> Option<String> {
     if !name.starts_with("wasi:") {
         return None;
     }
     let (interface, version) = name.rsplit_once('@')?;
-    SAME_AS_0_3_0
-        .contains(&version)
-        .then(|| format!("{interface}@0.3.0"))
+    if !SAME_AS_0_3_0.contains(&version) {
+        return None;
+    }
+    (0..)
+        .map(|patch| format!("{interface}@0.3.{patch}"))
+        .find(|candidate| !taken.iter().any(|name| name == candidate))
+}
+
+/// Every top-level import and export name of the component.
+fn top_level_names(
+    wasm: &[u8],
+    sections: &[(u8, usize, std::ops::Range<usize>)],
+) -> Option<Vec<String>> {
+    let mut names = Vec::new();
+    for (id, _, range) in sections {
+        let reader = BinaryReader::new(&wasm[range.clone()], range.start);
+        match *id {
+            IMPORT_SECTION => {
+                for import in SectionLimited::<ComponentImport>::new(reader).ok()? {
+                    names.push(import.ok()?.name.name.to_string());
+                }
+            }
+            EXPORT_SECTION => {
+                for export in SectionLimited::<ComponentExport>::new(reader).ok()? {
+                    names.push(export.ok()?.name.name.to_string());
+                }
+            }
+            _ => {}
+        }
+    }
+    Some(names)
 }
 
 /// The sections of a component, each as (id, where it starts, contents range), at the top
@@ -83,12 +114,13 @@ fn sections(wasm: &[u8]) -> Option<Vec<(u8, usize, std::ops::Range<usize>)>> {
 
 fn try_rename(wasm: &[u8]) -> Option<Vec<u8>> {
     let sections = sections(wasm)?;
+    let taken = top_level_names(wasm, &sections)?;
     let mut out: Option<Vec<u8>> = None;
     let mut copied_to = 0;
     for (id, header_start, range) in sections {
         let rewritten = match id {
-            IMPORT_SECTION => rewrite_entries::<ComponentImport>(wasm, range.clone())?,
-            EXPORT_SECTION => rewrite_entries::<ComponentExport>(wasm, range.clone())?,
+            IMPORT_SECTION => rewrite_entries::<ComponentImport>(wasm, range.clone(), &taken)?,
+            EXPORT_SECTION => rewrite_entries::<ComponentExport>(wasm, range.clone(), &taken)?,
             _ => None,
         };
         let Some(contents) = rewritten else { continue };
@@ -110,6 +142,7 @@ fn try_rename(wasm: &[u8]) -> Option<Vec<u8>> {
 fn rewrite_entries<'a, T: FromReader<'a>>(
     wasm: &'a [u8],
     range: std::ops::Range<usize>,
+    taken: &[String],
 ) -> Option<Option<Vec<u8>>> {
     let reader = BinaryReader::new(&wasm[range.clone()], range.start);
     let entries = SectionLimited::<T>::new(reader).ok()?;
@@ -133,7 +166,7 @@ fn rewrite_entries<'a, T: FromReader<'a>>(
                 let name_start = 1 + len_bytes;
                 let name_end = name_start.checked_add(len as usize)?;
                 let name = std::str::from_utf8(entry.get(name_start..name_end)?).ok()?;
-                renamed(name).map(|new| (new, name_end))
+                renamed(name, taken).map(|new| (new, name_end))
             }
             _ => None,
         };
@@ -223,6 +256,27 @@ mod tests {
         );
         let mut validator = wasmparser::Validator::new();
         validator.validate_all(&renamed).unwrap();
+    }
+
+    #[test]
+    fn a_candidate_imported_beside_0_3_0_takes_the_next_patch_version() {
+        let wasm = wat::parse_str(
+            r#"(component
+                (import "wasi:clocks/monotonic-clock@0.3.0-rc-2026-03-15" (instance))
+                (import "wasi:clocks/monotonic-clock@0.3.0" (instance))
+                (import "wasi:clocks/monotonic-clock@0.3.1" (instance)))"#,
+        )
+        .unwrap();
+        let renamed = rename_release_candidates(&wasm);
+        assert_eq!(
+            names(&renamed),
+            [
+                "wasi:clocks/monotonic-clock@0.3.2",
+                "wasi:clocks/monotonic-clock@0.3.0",
+                "wasi:clocks/monotonic-clock@0.3.1"
+            ]
+        );
+        wasmparser::Validator::new().validate_all(&renamed).unwrap();
     }
 
     #[test]
