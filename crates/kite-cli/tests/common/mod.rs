@@ -435,3 +435,59 @@ pub fn free_port() -> u16 {
         .unwrap()
         .port()
 }
+
+/// Installs the Python and JavaScript guest toolchains (`scripts/guest-tools.sh`) once per
+/// test process; returns the tools directory.
+pub fn guest_tools(which: &str) -> PathBuf {
+    static INSTALLED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let mut installed = INSTALLED.lock().unwrap();
+    let root = repo_root();
+    if !installed.iter().any(|w| w == which) {
+        let output = Command::new("bash")
+            .arg(root.join("scripts/guest-tools.sh"))
+            .arg(which)
+            .output()
+            .expect("running scripts/guest-tools.sh");
+        assert!(
+            output.status.success(),
+            "installing the {which} guest tools failed:\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        installed.push(which.to_string());
+    }
+    root.join("tests/guests/.tools")
+}
+
+/// Builds tests/guests/python/<name>/app.py with componentize-py for `world` (a world of
+/// the WIT files Spin's Python SDK ships) into the guests' target directory, once per test
+/// process; returns the component's path.
+pub fn python_guest(name: &str, world: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let tools = guest_tools("python").join("python");
+    let source = repo_root().join("tests/guests/python").join(name);
+    let out_dir = wasm_target_dir().join("python");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let output_path = out_dir.join(format!("{name}.wasm"));
+    let output = Command::new(tools.join("bin/componentize-py"))
+        .env("PYTHONPATH", &tools)
+        .arg("-d")
+        .arg(tools.join("spin_sdk/wit"))
+        .args(["-w", world, "componentize", "app", "-o"])
+        .arg(&output_path)
+        .current_dir(&source)
+        .output()
+        .expect("running componentize-py");
+    assert!(
+        output.status.success(),
+        "componentize-py failed for {}:\n{}{}",
+        source.display(),
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    built.push((name.to_string(), output_path.clone()));
+    output_path
+}
