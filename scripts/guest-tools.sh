@@ -11,6 +11,8 @@ cd "$(dirname "$0")/.."
 TOOLS="tests/guests/.tools"
 COMPONENTIZE_PY=0.25.1
 SPIN_SDK_PY=5.0.0
+COMPONENTIZE_JS=0.23.0
+JCO=1.35.0
 
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(python js)
@@ -31,9 +33,26 @@ install_python() {
     echo "$versions" > "$stamp"
 }
 
+install_js() {
+    if ! command -v npm >/dev/null 2>&1; then
+        apt-get update -qq && apt-get install -y -qq nodejs npm
+    fi
+    local dir="$TOOLS/js" stamp="$TOOLS/js/.installed"
+    local versions="@bytecodealliance/componentize-js@$COMPONENTIZE_JS @bytecodealliance/jco@$JCO"
+    if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$versions" ]; then
+        return
+    fi
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    # shellcheck disable=SC2086
+    npm install --silent --no-audit --no-fund --prefix "$dir" $versions
+    echo "$versions" > "$stamp"
+}
+
 for tool in "${want[@]}"; do
     case "$tool" in
         python) install_python ;;
+        js) install_js ;;
         *) echo "unknown tool set: $tool (python or js)" >&2; exit 2 ;;
     esac
 done

@@ -491,3 +491,55 @@ pub fn python_guest(name: &str, world: &str) -> PathBuf {
     built.push((name.to_string(), output_path.clone()));
     output_path
 }
+
+/// Builds tests/guests/js/<name>/app.js with componentize-js for `world` (of the WIT files
+/// Spin's Python SDK ships, copied beside the source: the tool reads paths relative to its
+/// working directory only), once per test process; returns the component's path.
+pub fn js_guest(name: &str, world: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let wit = guest_tools("python").join("python/spin_sdk/wit");
+    let tools = guest_tools("js").join("js");
+    let work = wasm_target_dir().join("js").join(name);
+    let _ = std::fs::remove_dir_all(&work);
+    std::fs::create_dir_all(&work).unwrap();
+    copy_dir(&wit, &work.join("wit"));
+    std::fs::copy(
+        repo_root()
+            .join("tests/guests/js")
+            .join(name)
+            .join("app.js"),
+        work.join("app.js"),
+    )
+    .unwrap();
+    let output = Command::new(tools.join("node_modules/.bin/componentize-js"))
+        .args(["app.js", "--wit", "wit", "-n", world, "-o", "app.wasm"])
+        .current_dir(&work)
+        .output()
+        .expect("running componentize-js");
+    assert!(
+        output.status.success(),
+        "componentize-js failed for {name}:\n{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = work.join("app.wasm");
+    built.push((name.to_string(), path.clone()));
+    path
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
