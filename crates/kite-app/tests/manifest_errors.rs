@@ -306,3 +306,29 @@ fn templated_hosts_are_checked_with_defaults_and_resolved_at_start() {
     ));
     assert!(err.message.contains("not declared"), "{err}");
 }
+
+#[test]
+fn a_private_route_has_no_path_and_every_other_route_has_one() {
+    let manifest = format!(
+        "{}[[route]]\nprivate = true\ncomponent = \"hello\"\n{GOOD_COMPONENT}",
+        header()
+    );
+    let dir = write_app(&manifest);
+    let app = load_app(dir.path()).unwrap();
+    assert_eq!(app.routes().count(), 0, "a private route serves no path");
+    assert!(matches!(app.triggers[0].route, kite_app::Route::Private));
+
+    let both = load_err(&format!(
+        "{}[[route]]\npath = \"/x\"\nprivate = true\ncomponent = \"hello\"\n{GOOD_COMPONENT}",
+        header()
+    ));
+    assert_eq!(both.key, "route[0].path");
+    assert!(both.message.contains("private route has no path"), "{both}");
+
+    let neither = load_err(&format!(
+        "{}[[route]]\ncomponent = \"hello\"\n{GOOD_COMPONENT}",
+        header()
+    ));
+    assert_eq!(neither.key, "route[0]");
+    assert!(neither.message.contains("needs a `path`"), "{neither}");
+}

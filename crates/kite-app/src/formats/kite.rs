@@ -65,7 +65,10 @@ impl RawHttpSettings {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRoute {
-    pub path: Spanned<String>,
+    /// Required unless the route is private.
+    pub path: Option<Spanned<String>>,
+    /// Reachable only by the app's own components (`http://<component>.spin.internal`).
+    pub private: Option<Spanned<bool>>,
     pub component: Spanned<String>,
     /// How the component is run on this route; the component's own `executor` otherwise.
     pub executor: Option<Spanned<toml::Value>>,
@@ -301,10 +304,34 @@ fn routes(
     let mut triggers = Vec::with_capacity(raw.len());
     for (i, route) in raw.into_iter().enumerate() {
         let key = format!("route[{i}]");
-        let pattern = source.route_pattern(&format!("{key}.path"), &route.path, &mut seen)?;
+        let private = route.private.as_ref().is_some_and(|p| *p.get_ref());
+        let route_kind = match (&route.path, private) {
+            (Some(path), false) => {
+                Route::Path(source.route_pattern(&format!("{key}.path"), path, &mut seen)?)
+            }
+            (None, true) => Route::Private,
+            (Some(path), true) => {
+                return Err(source.error_at(
+                    path.span(),
+                    &format!("{key}.path"),
+                    "a private route has no path: it is reached only as `http://<component>.spin.internal` from the app's own components; remove `path` or `private`".to_string(),
+                ))
+            }
+            (None, false) => {
+                return Err(source.error_at(
+                    route.component.span(),
+                    &key,
+                    "a route needs a `path` (or `private = true`, to be reached only by the app's own components)".to_string(),
+                ))
+            }
+        };
+        let route_text = route
+            .path
+            .as_ref()
+            .map_or("(private)", |path| path.get_ref().as_str());
         source.known_component(
             &format!("{key}.component"),
-            route.path.get_ref(),
+            route_text,
             &route.component,
             &known,
             "[component.{}] table",
@@ -317,7 +344,7 @@ fn routes(
                 .unwrap_or_default(),
         };
         triggers.push(TriggerSpec {
-            route: Route::Path(pattern),
+            route: route_kind,
             target: Target::Component(route.component.into_inner()),
             executor,
         });
