@@ -37,6 +37,60 @@ async fn hello_p3_greets_as_a_wasi_0_3_handler() {
 }
 
 #[tokio::test]
+async fn polyglot_chains_rust_python_and_javascript_with_only_their_grants() {
+    // Built as its README says (`kite up --build`); the Python and JavaScript toolchains
+    // come from scripts/guest-tools.sh.
+    let dir = common::repo_root().join("examples/polyglot");
+    let cache = tempfile::tempdir().unwrap();
+    let mut command = kite();
+    command
+        .args(["up", "--build", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(cache.path())
+        .arg("-f")
+        .arg(&dir);
+    let server = Server::spawn(command);
+    let text = "the cat sat on the mat. The cat ran!";
+    let request = |token: Option<&str>| {
+        let mut builder = http::Request::post("/report").header("host", "localhost");
+        if let Some(token) = token {
+            builder = builder.header("authorization", format!("Bearer {token}"));
+        }
+        builder
+            .body(http_body_util::Full::new(bytes::Bytes::from(text)))
+            .unwrap()
+    };
+    let page = common::send_request(server.addr, request(Some("let-me-in"))).await;
+    assert_eq!(page.status, 200, "{page:?}");
+    assert_eq!(
+        page.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
+    assert!(
+        page.body.contains("<p>9 words on 1 lines.</p>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<tr><td>the</td><td>3</td></tr>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("<tr><td>cat</td><td>2</td></tr>"),
+        "{}",
+        page.body
+    );
+
+    for token in [None, Some("wrong")] {
+        let refused = common::send_request(server.addr, request(token)).await;
+        assert_eq!(refused.status, 401, "{refused:?}");
+    }
+    // The Python and JavaScript components have no public route.
+    let usage = server.get("/transform").await;
+    assert!(usage.body.starts_with("POST some text"), "{usage:?}");
+}
+
+#[tokio::test]
 async fn outbound_rust_reaches_the_allowed_host_and_is_refused_the_other() {
     let app = example("outbound-rust");
     // The manifest names the server's own address, so serve on a port known in advance.
