@@ -229,3 +229,67 @@ fn new_then_build_then_up_serves_the_template() {
     let reply = runtime.block_on(server.get("/"));
     assert_eq!(reply.body, "Hello from Kite\n");
 }
+
+#[test]
+fn the_python_template_builds_with_componentize_py_and_serves() {
+    // componentize-py and Spin's Python SDK as the README has them installed, from the
+    // tools directory instead of a virtual environment.
+    let tools = common::guest_tools("python").join("python");
+    let work = tempfile::tempdir().unwrap();
+    let app_dir = work.path().join("py-hello");
+    let output = kite()
+        .args(["new", "http-python", "py-hello", "--output"])
+        .arg(&app_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let path = format!(
+        "{}:{}",
+        tools.join("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let cache = work.path().join("cache");
+    let mut command = kite();
+    command
+        .args(["up", "--build", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(&cache)
+        .arg("-f")
+        .arg(&app_dir)
+        .env("PATH", path)
+        .env("PYTHONPATH", &tools);
+    let server = Server::spawn(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(server.get("/there"));
+    assert_eq!(reply.body, "Hello from Kite at /there\n");
+}
+
+#[test]
+fn the_javascript_template_builds_with_npm_and_serves() {
+    let work = tempfile::tempdir().unwrap();
+    let app_dir = work.path().join("js-hello");
+    let output = kite()
+        .args(["new", "http-js", "js-hello", "--output"])
+        .arg(&app_dir)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let cache = work.path().join("cache");
+    let mut command = kite();
+    command
+        .args(["up", "--build", "--listen", "127.0.0.1:0", "--cache-dir"])
+        .arg(&cache)
+        .arg("-f")
+        .arg(&app_dir);
+    let server = Server::spawn(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(server.get("/there"));
+    assert_eq!(reply.body, "Hello from Kite at /there\n");
+}

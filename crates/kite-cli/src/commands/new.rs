@@ -24,31 +24,83 @@ struct Template {
     files: &'static [(&'static str, &'static str)],
 }
 
-const TEMPLATES: &[Template] = &[Template {
-    name: "http-rust",
-    files: &[
-        (
-            "Cargo.toml",
-            include_str!("../../../../templates/http-rust/Cargo.toml.tmpl"),
-        ),
-        (
-            "kite.toml",
-            include_str!("../../../../templates/http-rust/kite.toml.tmpl"),
-        ),
-        (
-            "src/lib.rs",
-            include_str!("../../../../templates/http-rust/src/lib.rs"),
-        ),
-        (
-            ".gitignore",
-            include_str!("../../../../templates/http-rust/gitignore.tmpl"),
-        ),
-        (
-            "README.md",
-            include_str!("../../../../templates/http-rust/README.md.tmpl"),
-        ),
-    ],
-}];
+const TEMPLATES: &[Template] = &[
+    Template {
+        name: "http-rust",
+        files: &[
+            (
+                "Cargo.toml",
+                include_str!("../../../../templates/http-rust/Cargo.toml.tmpl"),
+            ),
+            (
+                "kite.toml",
+                include_str!("../../../../templates/http-rust/kite.toml.tmpl"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../../../../templates/http-rust/src/lib.rs"),
+            ),
+            (
+                ".gitignore",
+                include_str!("../../../../templates/http-rust/gitignore.tmpl"),
+            ),
+            (
+                "README.md",
+                include_str!("../../../../templates/http-rust/README.md.tmpl"),
+            ),
+        ],
+    },
+    Template {
+        name: "http-python",
+        files: &[
+            (
+                "kite.toml",
+                include_str!("../../../../templates/http-python/kite.toml.tmpl"),
+            ),
+            (
+                "app.py",
+                include_str!("../../../../templates/http-python/app.py"),
+            ),
+            (
+                ".gitignore",
+                include_str!("../../../../templates/http-python/gitignore.tmpl"),
+            ),
+            (
+                "README.md",
+                include_str!("../../../../templates/http-python/README.md.tmpl"),
+            ),
+        ],
+    },
+    Template {
+        name: "http-js",
+        files: &[
+            (
+                "kite.toml",
+                include_str!("../../../../templates/http-js/kite.toml.tmpl"),
+            ),
+            (
+                "package.json",
+                include_str!("../../../../templates/http-js/package.json.tmpl"),
+            ),
+            (
+                "app.js",
+                include_str!("../../../../templates/http-js/app.js"),
+            ),
+            (
+                "wit/world.wit",
+                include_str!("../../../../templates/http-js/wit/world.wit"),
+            ),
+            (
+                ".gitignore",
+                include_str!("../../../../templates/http-js/gitignore.tmpl"),
+            ),
+            (
+                "README.md",
+                include_str!("../../../../templates/http-js/README.md.tmpl"),
+            ),
+        ],
+    },
+];
 
 pub fn run(args: NewArgs) -> anyhow::Result<()> {
     let valid = args.name.starts_with(|c: char| c.is_ascii_lowercase())
