@@ -362,8 +362,9 @@ async fn an_upstream_body_handed_through_still_ends_at_the_deadline() {
     assert!(reply.body_failed, "{reply:?}");
 }
 
-#[tokio::test]
-async fn a_spin_4_app_uses_key_value_sqlite_and_variables_through_spin_v3_interfaces() {
+/// A Spin 4 app (spin.toml) serving the spin-sdk 7 guest with `extra` lines added to its
+/// component table.
+fn spin4_app(extra: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("spin.toml"),
@@ -384,6 +385,7 @@ component = "spin4"
 source = "{}"
 key_value_stores = ["default"]
 sqlite_databases = ["default"]
+{extra}
 [component.spin4.variables]
 greeting = "{{{{ greeting }}}}"
 "#,
@@ -391,6 +393,12 @@ greeting = "{{{{ greeting }}}}"
         ),
     )
     .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_key_value_sqlite_and_variables_through_spin_v3_interfaces() {
+    let dir = spin4_app("");
     let server = Server::start_at(dir.path(), &[]);
     let hello = server.get("/hello").await;
     assert_eq!(
@@ -424,4 +432,24 @@ greeting = "{{{{ greeting }}}}"
     assert_eq!(first.body, "rowid=1 changes=1 notes=1:one\n", "{first:?}");
     let second = server.get("/sqlite?note=two").await;
     assert_eq!(second.body, "rowid=2 changes=1 notes=1:one,2:two\n");
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_redis_through_spin_redis_3_within_its_rules() {
+    let redis = common::RedisServer::start();
+    let dir = spin4_app(&format!("allowed_outbound_hosts = [\"{}\"]", redis.url()));
+    let server = Server::start_at(dir.path(), &[]);
+    let url = redis.url();
+    for visits in [1, 2] {
+        let reply = server.get(&format!("/redis?address={url}")).await;
+        assert_eq!(
+            reply.body,
+            format!("visits=Ok({visits}) greeting=Ok(Some(\"hello\")) config_refused=true\n"),
+            "{reply:?}"
+        );
+    }
+    let other = format!("redis://127.0.0.1:{}", common::free_port());
+    let denied = server.get(&format!("/redis?address={other}")).await;
+    assert_eq!(denied.body, "open: Error::InvalidAddress\n");
+    server.wait_for_log("allowed_outbound_hosts");
 }

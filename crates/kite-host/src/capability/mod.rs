@@ -18,6 +18,7 @@ pub mod outbound_policy;
 pub(crate) mod poll_list;
 pub mod postgres;
 pub mod redis;
+pub mod redis_v3;
 pub mod sqlite;
 pub mod sqlite_v3;
 pub(crate) mod store_places;

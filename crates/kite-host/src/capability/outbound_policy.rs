@@ -100,6 +100,19 @@ impl ClientUse {
         }
     }
 
+    /// A copy for an operation that runs without holding the instance's state (Spin 4's
+    /// async interfaces): the same policy, request and per-instance connection cap.
+    pub(crate) fn shared(&self) -> ClientUse {
+        let instance = self
+            .connections
+            .get_or_init(|| Arc::new(Semaphore::new(MAX_CONNECTIONS_PER_INSTANCE)));
+        ClientUse {
+            policy: self.policy.clone(),
+            connections: OnceLock::from(instance.clone()),
+            request: self.request.clone(),
+        }
+    }
+
     /// Logs that the `client` (e.g. "Redis") connection to `address` was refused.
     pub(crate) fn refused(&self, client: &str, address: &str, reason: &str) {
         // The address may be the guest's own text: shown without credentials, escaped and

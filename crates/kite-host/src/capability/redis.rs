@@ -32,7 +32,8 @@ mod bindings {
     });
 }
 
-use bindings::fermyon::spin::redis::{self as spin_redis, Error, RedisParameter, RedisResult};
+use bindings::fermyon::spin::redis::{self as spin_redis};
+pub use bindings::fermyon::spin::redis::{Error, RedisParameter, RedisResult};
 
 /// The client's name in log lines.
 const CLIENT: &str = "Redis";
@@ -85,21 +86,26 @@ impl Drop for RedisConnection {
 }
 
 pub(crate) struct RedisView<'a> {
-    table: &'a mut ResourceTable,
-    redis: &'a mut ClientUse,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) redis: &'a mut ClientUse,
 }
 
-struct Redis;
+pub(crate) struct Redis;
 
 impl HasData for Redis {
     type Data<'a> = RedisView<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_redis::add_to_linker::<_, Redis>(linker, |state| RedisView {
+/// The Redis part of an instance's state, as both interface generations see it.
+pub(crate) fn view(state: &mut InstanceState) -> RedisView<'_> {
+    RedisView {
         table: &mut state.table,
         redis: &mut state.clients,
-    })?;
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_redis::add_to_linker::<_, Redis>(linker, view)?;
     Ok(())
 }
 
@@ -108,7 +114,7 @@ fn other(e: impl std::fmt::Display) -> Error {
 }
 
 impl RedisView<'_> {
-    fn connection(
+    pub(crate) fn connection(
         &self,
         handle: &Resource<RedisConnection>,
     ) -> Result<MultiplexedConnection, Error> {
@@ -123,73 +129,104 @@ impl RedisView<'_> {
         handle: &Resource<RedisConnection>,
         command: &redis::Cmd,
     ) -> Result<T, Error> {
-        let mut connection = self.connection(handle)?;
-        let value: Value =
-            command
-                .query_async(&mut connection)
-                .await
-                .map_err(|e| match e.kind() {
-                    redis::ErrorKind::TypeError => Error::TypeError,
-                    _ => other(e),
-                })?;
-        if reply_bytes(&value) > MAX_REPLY_BYTES {
-            return Err(Error::Other(format!(
-                "the reply is larger than {MAX_REPLY_BYTES} bytes"
-            )));
-        }
-        redis::from_redis_value(&value).map_err(|_| Error::TypeError)
+        query(self.connection(handle)?, command).await
     }
+}
 
-    /// Connects to `address` if a rule allows it; refusals are logged with the rule to add.
-    async fn open(&mut self, address: &str) -> Result<RedisConnection, Error> {
-        let Some((info, use_tls)) = parse_address(address) else {
-            self.redis.refused(
-                CLIENT,
-                address,
-                "only redis:// and rediss:// over TCP are supported (no Unix sockets, no #insecure)",
-            );
-            return Err(Error::InvalidAddress);
-        };
-        let ConnectionAddr::Tcp(host, port) = &info.addr else {
-            return Err(Error::InvalidAddress);
-        };
-        let (host, port) = (host.clone(), *port);
-        let scheme = if use_tls { "rediss" } else { "redis" };
-        let shown = format!("{scheme}://{host}:{port}");
-        if let Err(reason) = self.redis.policy.check_address(scheme, &host, port) {
-            self.redis.refused(CLIENT, &shown, &reason);
+/// Runs `command` on `connection`, refusing replies over [`MAX_REPLY_BYTES`].
+pub(crate) async fn query<T: redis::FromRedisValue>(
+    mut connection: MultiplexedConnection,
+    command: &redis::Cmd,
+) -> Result<T, Error> {
+    let value: Value = command
+        .query_async(&mut connection)
+        .await
+        .map_err(|e| match e.kind() {
+            redis::ErrorKind::TypeError => Error::TypeError,
+            _ => other(e),
+        })?;
+    if reply_bytes(&value) > MAX_REPLY_BYTES {
+        return Err(Error::Other(format!(
+            "the reply is larger than {MAX_REPLY_BYTES} bytes"
+        )));
+    }
+    redis::from_redis_value(&value).map_err(|_| Error::TypeError)
+}
+
+/// Connects to `address` if a rule of `client` allows it; refusals are logged with the
+/// rule to add.
+pub(crate) async fn open(client: &ClientUse, address: &str) -> Result<RedisConnection, Error> {
+    let Some((info, use_tls)) = parse_address(address) else {
+        client.refused(
+            CLIENT,
+            address,
+            "only redis:// and rediss:// over TCP are supported (no Unix sockets, no #insecure)",
+        );
+        return Err(Error::InvalidAddress);
+    };
+    let ConnectionAddr::Tcp(host, port) = &info.addr else {
+        return Err(Error::InvalidAddress);
+    };
+    let (host, port) = (host.clone(), *port);
+    let scheme = if use_tls { "rediss" } else { "redis" };
+    let shown = format!("{scheme}://{host}:{port}");
+    if let Err(reason) = client.policy.check_address(scheme, &host, port) {
+        client.refused(CLIENT, &shown, &reason);
+        return Err(Error::InvalidAddress);
+    }
+    let Some(permits) = client.reserve(CLIENT, &shown) else {
+        return Err(Error::TooManyConnections);
+    };
+    let stream = match connect_tcp(&host, port, &client.policy.blocked, CONNECT_TIMEOUT).await {
+        Ok(stream) => stream,
+        Err(Failure::Refused { reason, .. }) => {
+            client.refused(CLIENT, &shown, &reason);
             return Err(Error::InvalidAddress);
         }
-        let Some(permits) = self.redis.reserve(CLIENT, &shown) else {
-            return Err(Error::TooManyConnections);
-        };
-        let stream =
-            match connect_tcp(&host, port, &self.redis.policy.blocked, CONNECT_TIMEOUT).await {
-                Ok(stream) => stream,
-                Err(Failure::Refused { reason, .. }) => {
-                    self.redis.refused(CLIENT, &shown, &reason);
-                    return Err(Error::InvalidAddress);
-                }
-                Err(Failure::Failed(code)) => return Err(other(code)),
-            };
-        let (connection, driver) = if use_tls {
-            let config = self.redis.policy.tls.for_host(&host).config.clone();
-            let stream = tls(config, &host, stream, CONNECT_TIMEOUT)
-                .await
-                .map_err(|failure| match failure {
-                    Failure::Refused { reason, .. } => Error::Other(reason),
-                    Failure::Failed(code) => other(code),
-                })?;
-            handshake(&info, stream).await?
-        } else {
-            handshake(&info, stream).await?
-        };
-        Ok(RedisConnection {
-            connection,
-            driver,
-            _permits: permits,
-        })
+        Err(Failure::Failed(code)) => return Err(other(code)),
+    };
+    let (connection, driver) = if use_tls {
+        let config = client.policy.tls.for_host(&host).config.clone();
+        let stream = tls(config, &host, stream, CONNECT_TIMEOUT)
+            .await
+            .map_err(|failure| match failure {
+                Failure::Refused { reason, .. } => Error::Other(reason),
+                Failure::Failed(code) => other(code),
+            })?;
+        handshake(&info, stream).await?
+    } else {
+        handshake(&info, stream).await?
+    };
+    Ok(RedisConnection {
+        connection,
+        driver,
+        _permits: permits,
+    })
+}
+
+/// The command a guest asked `execute` to run, unless it acts on the server itself.
+pub(crate) fn guest_command(
+    client: &ClientUse,
+    command: &str,
+    arguments: Vec<RedisParameter>,
+) -> Result<redis::Cmd, Error> {
+    let name = command.trim().to_ascii_uppercase();
+    if REFUSED_COMMANDS.contains(&name.as_str()) {
+        client.refused(
+            CLIENT,
+            "its server",
+            &format!("`{name}` acts on the server, not on data, and is not allowed"),
+        );
+        return Err(Error::Other(format!("the command {name} is not allowed")));
     }
+    let mut cmd = redis::cmd(&name);
+    for argument in arguments {
+        match argument {
+            RedisParameter::Int64(n) => cmd.arg(n),
+            RedisParameter::Binary(bytes) => cmd.arg(bytes),
+        };
+    }
+    Ok(cmd)
 }
 
 /// What a `redis://` or `rediss://` address names, and whether it asks for TLS. The TLS
@@ -243,7 +280,7 @@ fn reply_bytes(value: &Value) -> usize {
 }
 
 /// A reply as `execute` returns it: arrays flattened, as Spin does.
-fn results(value: Value, into: &mut Vec<RedisResult>) -> Result<(), Error> {
+pub(crate) fn results(value: Value, into: &mut Vec<RedisResult>) -> Result<(), Error> {
     match value {
         Value::Nil => into.push(RedisResult::Nil),
         Value::Int(n) => into.push(RedisResult::Int64(n)),
@@ -272,7 +309,7 @@ impl spin_redis::Host for RedisView<'_> {}
 
 impl spin_redis::HostConnection for RedisView<'_> {
     async fn open(&mut self, address: String) -> Result<Resource<RedisConnection>, Error> {
-        let connection = RedisView::open(self, &address).await?;
+        let connection = open(self.redis, &address).await?;
         self.table
             .push(connection)
             .map_err(|_| Error::TooManyConnections)
@@ -361,22 +398,7 @@ impl spin_redis::HostConnection for RedisView<'_> {
         command: String,
         arguments: Vec<RedisParameter>,
     ) -> Result<Vec<RedisResult>, Error> {
-        let name = command.trim().to_ascii_uppercase();
-        if REFUSED_COMMANDS.contains(&name.as_str()) {
-            self.redis.refused(
-                CLIENT,
-                "its server",
-                &format!("`{name}` acts on the server, not on data, and is not allowed"),
-            );
-            return Err(Error::Other(format!("the command {name} is not allowed")));
-        }
-        let mut cmd = redis::cmd(&name);
-        for argument in arguments {
-            match argument {
-                RedisParameter::Int64(n) => cmd.arg(n),
-                RedisParameter::Binary(bytes) => cmd.arg(bytes),
-            };
-        }
+        let cmd = guest_command(self.redis, &command, arguments)?;
         let value: Value = self.query(&connection, &cmd).await?;
         let mut out = Vec::new();
         results(value, &mut out)?;

@@ -1,4 +1,5 @@
-//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite and variables through `spin:*@3`.
+//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite, Redis and variables through
+//! `spin:*@3`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -24,6 +25,7 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         },
         "/kv" => key_value(&param("store"), &param("key"), &param("value")).await,
         "/sqlite" => sqlite(&param("note")).await,
+        "/redis" => redis(&param("address")).await,
         _ => "not found\n".to_string(),
     };
     Ok(body)
@@ -82,4 +84,25 @@ async fn sqlite(note: &str) -> String {
         Err(e) => return format!("rows: {e:?}\n"),
     };
     format!("rowid={rowid} changes={changes} notes={}\n", notes.join(","))
+}
+
+/// Counts visits in the Redis server at `address`, and tries a command that acts on the
+/// server itself (refused).
+async fn redis(address: &str) -> String {
+    use spin_sdk::redis::{Connection, RedisParameter};
+    let connection = match Connection::open(address).await {
+        Ok(connection) => connection,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let visits = connection.incr("spin4-visits").await;
+    let _ = connection.set("spin4-greeting", b"hello").await;
+    let greeting = connection
+        .get("spin4-greeting")
+        .await
+        .map(|v| v.map(|v| String::from_utf8_lossy(&v).into_owned()));
+    let refused = connection
+        .execute("CONFIG", vec![RedisParameter::Binary(b"GET".to_vec())])
+        .await
+        .is_err();
+    format!("visits={visits:?} greeting={greeting:?} config_refused={refused}\n")
 }
