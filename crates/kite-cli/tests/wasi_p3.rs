@@ -453,3 +453,29 @@ async fn a_spin_4_app_uses_redis_through_spin_redis_3_within_its_rules() {
     assert_eq!(denied.body, "open: Error::InvalidAddress\n");
     server.wait_for_log("allowed_outbound_hosts");
 }
+
+#[tokio::test]
+async fn a_spin_4_app_publishes_through_spin_mqtt_3_within_its_rules() {
+    let broker = common::MqttBroker::start();
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"mqtt://127.0.0.1:{}\"]",
+        broker.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    let address = format!("mqtt://127.0.0.1:{}?client_id=spin4", broker.port);
+    let reply = server
+        .get(&format!(
+            "/mqtt?address={address}&topic=kite/spin4&value=hello"
+        ))
+        .await;
+    assert_eq!(reply.body, "published\n", "{reply:?}");
+    assert_eq!(broker.next_message(), "kite/spin4 hello");
+    let other = format!("mqtt://127.0.0.1:{}", common::free_port());
+    let denied = server
+        .get(&format!("/mqtt?address={other}&topic=t&value=v"))
+        .await;
+    assert!(
+        denied.body.starts_with("open: Error::ConnectionFailed"),
+        "{denied:?}"
+    );
+}

@@ -33,5 +33,6 @@ pub fn add_to_concurrent_linker(linker: &mut Linker<InstanceState>) -> anyhow::R
     crate::capability::key_value_v3::add_to_linker(linker)?;
     crate::capability::sqlite_v3::add_to_linker(linker)?;
     crate::capability::redis_v3::add_to_linker(linker)?;
+    crate::capability::mqtt_v3::add_to_linker(linker)?;
     Ok(())
 }

@@ -11,6 +11,7 @@ mod labels;
 pub mod llm;
 pub mod local_dispatch;
 pub mod mqtt;
+pub mod mqtt_v3;
 pub mod mysql;
 pub(crate) mod outbound_connect;
 pub mod outbound_http;

@@ -25,7 +25,8 @@ mod bindings {
     });
 }
 
-use bindings::fermyon::spin::mqtt::{self as spin_mqtt, Error, Qos};
+pub use bindings::fermyon::spin::mqtt::Error;
+use bindings::fermyon::spin::mqtt::{self as spin_mqtt, Qos};
 
 /// The client's name in log lines.
 const CLIENT: &str = "MQTT";
@@ -50,17 +51,17 @@ impl Drop for MqttConnection {
 }
 
 pub(crate) struct MqttView<'a> {
-    table: &'a mut ResourceTable,
-    mqtt: &'a mut ClientUse,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) mqtt: &'a mut ClientUse,
 }
 
-struct Mqtt;
+pub(crate) struct Mqtt;
 
 impl HasData for Mqtt {
     type Data<'a> = MqttView<'a>;
 }
 
-fn view(state: &mut InstanceState) -> MqttView<'_> {
+pub(crate) fn view(state: &mut InstanceState) -> MqttView<'_> {
     MqttView {
         table: &mut state.table,
         mqtt: &mut state.clients,
@@ -87,72 +88,135 @@ fn parse_address(address: &str) -> Option<(String, u16, String)> {
     Some((host, url.port().unwrap_or(1883), client_id))
 }
 
-impl MqttView<'_> {
-    async fn open(
-        &mut self,
-        address: &str,
-        username: String,
-        password: String,
-        keep_alive_seconds: u64,
-    ) -> Result<MqttConnection, Error> {
-        let Some((host, port, client_id)) = parse_address(address) else {
-            self.mqtt.refused(
-                CLIENT,
-                address,
-                "only mqtt:// addresses are supported (no TLS yet)",
-            );
-            return Err(Error::InvalidAddress);
-        };
-        let shown = format!("mqtt://{host}:{port}");
-        let refuse = |reason: &str| {
-            self.mqtt.refused(CLIENT, &shown, reason);
-            Error::ConnectionFailed(format!("address {shown} is not permitted"))
-        };
-        if let Err(reason) = self.mqtt.policy.check_address("mqtt", &host, port) {
-            return Err(refuse(&reason));
-        }
-        let addresses = match checked_addresses(
-            &host,
-            port,
-            &self.mqtt.policy.blocked,
-            RESOLVE_TIMEOUT,
-        )
-        .await
-        {
+/// Connects to the broker at `address` if a rule of `client` allows it; refusals are logged
+/// with the rule to add.
+pub(crate) async fn open(
+    client: &ClientUse,
+    address: &str,
+    username: String,
+    password: String,
+    keep_alive_seconds: u64,
+) -> Result<MqttConnection, Error> {
+    let Some((host, port, client_id)) = parse_address(address) else {
+        client.refused(
+            CLIENT,
+            address,
+            "only mqtt:// addresses are supported (no TLS yet)",
+        );
+        return Err(Error::InvalidAddress);
+    };
+    let shown = format!("mqtt://{host}:{port}");
+    let refuse = |reason: &str| {
+        client.refused(CLIENT, &shown, reason);
+        Error::ConnectionFailed(format!("address {shown} is not permitted"))
+    };
+    if let Err(reason) = client.policy.check_address("mqtt", &host, port) {
+        return Err(refuse(&reason));
+    }
+    let addresses =
+        match checked_addresses(&host, port, &client.policy.blocked, RESOLVE_TIMEOUT).await {
             Ok(addresses) => addresses,
             Err(Failure::Refused { reason, .. }) => return Err(refuse(&reason)),
             Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
         };
-        let Some(permits) = self.mqtt.reserve(CLIENT, &shown) else {
-            return Err(Error::TooManyConnections);
-        };
-        // The client connects to the address checked here, not to the name again.
-        let mut options = MqttOptions::new(client_id, addresses[0].ip().to_string(), port);
-        options
-            .set_keep_alive(Duration::from_secs(
-                keep_alive_seconds.min(u64::from(u16::MAX)),
-            ))
-            .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_PAYLOAD_BYTES);
-        if !username.is_empty() || !password.is_empty() {
-            options.set_credentials(username, password);
-        }
-        let (client, mut event_loop) = AsyncClient::new(options, 16);
-        let (sender, events) = mpsc::unbounded_channel();
-        let driver = tokio::spawn(async move {
-            loop {
-                let event = event_loop.poll().await.map_err(|e| e.to_string());
-                let failed = event.is_err();
-                if sender.send(event).is_err() || failed {
-                    break;
-                }
+    let Some(permits) = client.reserve(CLIENT, &shown) else {
+        return Err(Error::TooManyConnections);
+    };
+    // The client connects to the address checked here, not to the name again.
+    let mut options = MqttOptions::new(client_id, addresses[0].ip().to_string(), port);
+    options
+        .set_keep_alive(Duration::from_secs(
+            keep_alive_seconds.min(u64::from(u16::MAX)),
+        ))
+        .set_max_packet_size(MAX_INCOMING_PACKET_BYTES, MAX_PAYLOAD_BYTES);
+    if !username.is_empty() || !password.is_empty() {
+        options.set_credentials(username, password);
+    }
+    let (client, mut event_loop) = AsyncClient::new(options, 16);
+    let (sender, events) = mpsc::unbounded_channel();
+    let driver = tokio::spawn(async move {
+        loop {
+            let event = event_loop.poll().await.map_err(|e| e.to_string());
+            let failed = event.is_err();
+            if sender.send(event).is_err() || failed {
+                break;
             }
-        });
-        Ok(MqttConnection {
-            client,
-            events: Arc::new(Mutex::new(events)),
-            driver,
-            _permits: permits,
-        })
+        }
+    });
+    Ok(MqttConnection {
+        client,
+        events: Arc::new(Mutex::new(events)),
+        driver,
+        _permits: permits,
+    })
+}
+
+/// The client and event queue behind a connection, to publish without holding the table.
+pub(crate) fn publisher(
+    table: &ResourceTable,
+    connection: &Resource<MqttConnection>,
+) -> Result<(AsyncClient, Events), Error> {
+    let connection = table
+        .get(connection)
+        .map_err(|e| Error::Other(e.to_string()))?;
+    Ok((connection.client.clone(), connection.events.clone()))
+}
+
+/// What a connection's event loop reports.
+pub(crate) type Events = Arc<Mutex<mpsc::UnboundedReceiver<Result<Event, String>>>>;
+
+/// Publishes and waits as long as the quality of service asks: until the message is sent
+/// (at most once), acknowledged (at least once) or completed (exactly once).
+pub(crate) async fn publish(
+    (client, events): (AsyncClient, Events),
+    topic: String,
+    payload: Vec<u8>,
+    level: QoS,
+) -> Result<(), Error> {
+    if payload.len() > MAX_PAYLOAD_BYTES {
+        return Err(Error::Other(format!(
+            "the payload is larger than {MAX_PAYLOAD_BYTES} bytes"
+        )));
+    }
+    let mut events = events.lock().await;
+    client
+        .publish(topic, level, false, payload)
+        .await
+        .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+    let mut sent = None;
+    loop {
+        let event = match events.recv().await {
+            None => return Err(Error::ConnectionFailed("the connection closed".into())),
+            Some(Err(e)) => return Err(Error::ConnectionFailed(e)),
+            Some(Ok(event)) => event,
+        };
+        match event {
+            Event::Outgoing(Outgoing::Publish(id)) if sent.is_none() => {
+                if level == QoS::AtMostOnce {
+                    return Ok(());
+                }
+                sent = Some(id);
+            }
+            Event::Incoming(Packet::ConnAck(ack))
+                if ack.code != rumqttc::ConnectReturnCode::Success =>
+            {
+                return Err(Error::ConnectionFailed(format!(
+                    "the broker refused the connection: {:?}",
+                    ack.code
+                )))
+            }
+            Event::Incoming(Packet::PubAck(ack))
+                if level == QoS::AtLeastOnce && sent == Some(ack.pkid) =>
+            {
+                return Ok(())
+            }
+            Event::Incoming(Packet::PubComp(done))
+                if level == QoS::ExactlyOnce && sent == Some(done.pkid) =>
+            {
+                return Ok(())
+            }
+            _ => {}
+        }
     }
 }
 
@@ -166,8 +230,8 @@ impl spin_mqtt::HostConnection for MqttView<'_> {
         password: String,
         keep_alive_interval_in_secs: u64,
     ) -> Result<Resource<MqttConnection>, Error> {
-        let connection = MqttView::open(
-            self,
+        let connection = open(
+            self.mqtt,
             &address,
             username,
             password,
@@ -179,8 +243,6 @@ impl spin_mqtt::HostConnection for MqttView<'_> {
             .map_err(|_| Error::TooManyConnections)
     }
 
-    /// Publishes and waits as long as the quality of service asks: until the message is
-    /// sent (at most once), acknowledged (at least once) or completed (exactly once).
     async fn publish(
         &mut self,
         connection: Resource<MqttConnection>,
@@ -188,63 +250,12 @@ impl spin_mqtt::HostConnection for MqttView<'_> {
         payload: Vec<u8>,
         qos: Qos,
     ) -> Result<(), Error> {
-        if payload.len() > MAX_PAYLOAD_BYTES {
-            return Err(Error::Other(format!(
-                "the payload is larger than {MAX_PAYLOAD_BYTES} bytes"
-            )));
-        }
-        let (client, events) = {
-            let connection = self
-                .table
-                .get(&connection)
-                .map_err(|e| Error::Other(e.to_string()))?;
-            (connection.client.clone(), connection.events.clone())
-        };
         let level = match qos {
             Qos::AtMostOnce => QoS::AtMostOnce,
             Qos::AtLeastOnce => QoS::AtLeastOnce,
             Qos::ExactlyOnce => QoS::ExactlyOnce,
         };
-        let mut events = events.lock().await;
-        client
-            .publish(topic, level, false, payload)
-            .await
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        let mut sent = None;
-        loop {
-            let event = match events.recv().await {
-                None => return Err(Error::ConnectionFailed("the connection closed".into())),
-                Some(Err(e)) => return Err(Error::ConnectionFailed(e)),
-                Some(Ok(event)) => event,
-            };
-            match event {
-                Event::Outgoing(Outgoing::Publish(id)) if sent.is_none() => {
-                    if level == QoS::AtMostOnce {
-                        return Ok(());
-                    }
-                    sent = Some(id);
-                }
-                Event::Incoming(Packet::ConnAck(ack))
-                    if ack.code != rumqttc::ConnectReturnCode::Success =>
-                {
-                    return Err(Error::ConnectionFailed(format!(
-                        "the broker refused the connection: {:?}",
-                        ack.code
-                    )))
-                }
-                Event::Incoming(Packet::PubAck(ack))
-                    if level == QoS::AtLeastOnce && sent == Some(ack.pkid) =>
-                {
-                    return Ok(())
-                }
-                Event::Incoming(Packet::PubComp(done))
-                    if level == QoS::ExactlyOnce && sent == Some(done.pkid) =>
-                {
-                    return Ok(())
-                }
-                _ => {}
-            }
-        }
+        publish(publisher(self.table, &connection)?, topic, payload, level).await
     }
 
     fn drop(&mut self, connection: Resource<MqttConnection>) -> wasmtime::Result<()> {

@@ -1,5 +1,5 @@
-//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite, Redis and variables through
-//! `spin:*@3`.
+//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite, Redis, MQTT and variables
+//! through `spin:*@3`.
 
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
@@ -26,6 +26,7 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         "/kv" => key_value(&param("store"), &param("key"), &param("value")).await,
         "/sqlite" => sqlite(&param("note")).await,
         "/redis" => redis(&param("address")).await,
+        "/mqtt" => mqtt(&param("address"), &param("topic"), &param("value")).await,
         _ => "not found\n".to_string(),
     };
     Ok(body)
@@ -105,4 +106,20 @@ async fn redis(address: &str) -> String {
         .await
         .is_err();
     format!("visits={visits:?} greeting={greeting:?} config_refused={refused}\n")
+}
+
+/// Publishes `value` to `topic` at the broker at `address`, at least once.
+async fn mqtt(address: &str, topic: &str, value: &str) -> String {
+    use spin_sdk::mqtt::{Connection, Qos};
+    let connection = match Connection::open(address, "", "", 30).await {
+        Ok(connection) => connection,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    match connection
+        .publish(topic, value.as_bytes().to_vec(), Qos::AtLeastOnce)
+        .await
+    {
+        Ok(()) => "published\n".to_string(),
+        Err(e) => format!("publish: {e:?}\n"),
+    }
 }
