@@ -19,8 +19,8 @@ import time
 import urllib.request
 from pathlib import Path
 
-from run import (ROOT, SERVER_CORE, TARGET, cpu_seconds, free_port, run, server_env,
-                 stop_server, wait_ready, wrk)
+from run import (ROOT, SERVER_CORE, TARGET, free_port, measure, run, server_env,
+                 stop_server)
 
 TOOLS = ROOT / "tests" / "guests" / ".tools"
 WIT = TOOLS / "python" / "spin_sdk" / "wit"
@@ -68,7 +68,7 @@ def app_dir(work, name, wasm):
 
 
 def kite_cmd(app, port, cache):
-    return ["taskset", "-c", SERVER_CORE, str(TARGET / "release" / "kite"), "up", "-f", str(app),
+    return [str(TARGET / "release" / "kite"), "up", "-f", str(app),
             "--listen", f"127.0.0.1:{port}", "--cache-dir", str(cache)]
 
 
@@ -92,7 +92,8 @@ def start_to_first_200(app, cache, starts):
     for _ in range(starts + 1):
         port = free_port()
         started = time.monotonic()
-        proc = subprocess.Popen(kite_cmd(app, port, cache), env=server_env({"RUST_LOG": "warn"}),
+        proc = subprocess.Popen(["taskset", "-c", SERVER_CORE] + kite_cmd(app, port, cache),
+                                env=server_env({"RUST_LOG": "warn"}),
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             first_200(f"http://127.0.0.1:{port}/", proc)
@@ -100,25 +101,6 @@ def start_to_first_200(app, cache, starts):
         finally:
             stop_server(proc)
     return statistics.median(times[1:])  # the first start warms the cache
-
-
-def load(app, cache, args):
-    port = free_port()
-    proc = subprocess.Popen(kite_cmd(app, port, cache), env=server_env({"RUST_LOG": "info"}),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        wait_ready(port, proc)
-        url = f"http://127.0.0.1:{port}/"
-        wrk(url, 32, 2, args.warmup)
-        before = cpu_seconds(proc.pid)
-        c32 = wrk(url, 32, 2, args.duration)
-        cpu = (cpu_seconds(proc.pid) - before) / max(c32["requests"], 1) * 1e6
-        c1 = wrk(url, 1, 1, args.duration, latency=True)
-        if c32["errors"] or c1["errors"]:
-            raise RuntimeError("non-2xx responses during the run")
-        return {"rps32": c32["rps"], "cpu_us": cpu, "p50": c1["p50"]}
-    finally:
-        stop_server(proc)
 
 
 def main():
@@ -138,7 +120,8 @@ def main():
     for rep in range(args.reps):
         for name, app in apps.items():
             print(f"rep {rep + 1}/{args.reps}: {name}", file=sys.stderr)
-            measured = load(app, cache, args)
+            port = free_port()
+            measured = measure(name, kite_cmd(app, port, cache), {"RUST_LOG": "info"}, port, args)
             measured["start_ms"] = start_to_first_200(app, cache, args.starts)
             results[name].append(measured)
     med = {name: {k: statistics.median(r[k] for r in runs) for k in runs[0]}

@@ -194,16 +194,7 @@ fn a_missing_rust_target_names_the_rustup_command() {
 fn new_then_build_then_up_serves_the_template() {
     let work = tempfile::tempdir().unwrap();
     let app_dir = work.path().join("hello");
-    let output = kite()
-        .args(["new", "http-rust", "hello", "--output"])
-        .arg(&app_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    new_app("http-rust", "hello", &app_dir);
     let again = kite()
         .args(["new", "http-rust", "hello", "--output"])
         .arg(&app_dir)
@@ -237,30 +228,14 @@ fn the_python_template_builds_with_componentize_py_and_serves() {
     let tools = common::guest_tools("python").join("python");
     let work = tempfile::tempdir().unwrap();
     let app_dir = work.path().join("py-hello");
-    let output = kite()
-        .args(["new", "http-python", "py-hello", "--output"])
-        .arg(&app_dir)
-        .output()
-        .unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    new_app("http-python", "py-hello", &app_dir);
     let path = format!(
         "{}:{}",
         tools.join("bin").display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let cache = work.path().join("cache");
-    let mut command = kite();
-    command
-        .args(["up", "--build", "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(&cache)
-        .arg("-f")
-        .arg(&app_dir)
-        .env("PATH", path)
-        .env("PYTHONPATH", &tools);
+    let mut command = up_with_build(&app_dir, &work.path().join("cache"));
+    command.env("PATH", path).env("PYTHONPATH", &tools);
     let server = Server::spawn(command);
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let reply = runtime.block_on(server.get("/there"));
@@ -271,9 +246,19 @@ fn the_python_template_builds_with_componentize_py_and_serves() {
 fn the_javascript_template_builds_with_npm_and_serves() {
     let work = tempfile::tempdir().unwrap();
     let app_dir = work.path().join("js-hello");
+    new_app("http-js", "js-hello", &app_dir);
+    let command = up_with_build(&app_dir, &work.path().join("cache"));
+    let server = Server::spawn(command);
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let reply = runtime.block_on(server.get("/there"));
+    assert_eq!(reply.body, "Hello from Kite at /there\n");
+}
+
+/// `kite new <template> <name> --output <dir>`, which must succeed.
+fn new_app(template: &str, name: &str, dir: &std::path::Path) {
     let output = kite()
-        .args(["new", "http-js", "js-hello", "--output"])
-        .arg(&app_dir)
+        .args(["new", template, name, "--output"])
+        .arg(dir)
         .output()
         .unwrap();
     assert!(
@@ -281,15 +266,15 @@ fn the_javascript_template_builds_with_npm_and_serves() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let cache = work.path().join("cache");
+}
+
+/// `kite up --build` for the app in `dir` on a port the OS chooses, caching in `cache`.
+fn up_with_build(dir: &std::path::Path, cache: &std::path::Path) -> std::process::Command {
     let mut command = kite();
     command
         .args(["up", "--build", "--listen", "127.0.0.1:0", "--cache-dir"])
-        .arg(&cache)
+        .arg(cache)
         .arg("-f")
-        .arg(&app_dir);
-    let server = Server::spawn(command);
-    let runtime = tokio::runtime::Runtime::new().unwrap();
-    let reply = runtime.block_on(server.get("/there"));
-    assert_eq!(reply.body, "Hello from Kite at /there\n");
+        .arg(dir);
+    command
 }

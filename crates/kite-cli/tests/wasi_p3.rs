@@ -55,13 +55,7 @@ async fn exchange(
         >,
     >,
 ) -> (u16, String, Option<http::HeaderMap>) {
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
+    let response = common::response_of(server.addr, request).await;
     let status = response.status().as_u16();
     let mut body = response.into_body();
     let (mut text, mut trailers) = (Vec::new(), None);
@@ -242,18 +236,12 @@ async fn work_a_0_3_handler_spawns_after_responding_runs_to_its_end() {
 async fn a_response_body_that_never_ends_is_stopped_at_the_deadline() {
     let app = service_app("");
     let server = Server::start(&app);
-    let stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
-    let (mut sender, connection) =
-        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
-            .await
-            .unwrap();
-    tokio::spawn(connection);
     // A billion chunks: the body is still streaming when the 2 s deadline comes.
     let request = http::Request::get("/stream?chunks=1000000000&pause_ms=0")
         .header("host", "localhost")
         .body(http_body_util::Empty::<Bytes>::new())
         .unwrap();
-    let response = sender.send_request(request).await.unwrap();
+    let response = common::response_of(server.addr, request).await;
     assert_eq!(response.status(), 200);
     let mut body = response.into_body();
     let ended = tokio::time::timeout(Duration::from_secs(60), async {

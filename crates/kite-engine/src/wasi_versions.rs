@@ -30,11 +30,9 @@ pub fn rename_release_candidates(wasm: &[u8]) -> Cow<'_, [u8]> {
 
 /// A top-level import of `wasm` from a WASI 0.3 release candidate Kite does not serve.
 pub fn unsupported_release_candidate<'a>(
-    import_names: impl Iterator<Item = &'a str>,
+    mut import_names: impl Iterator<Item = &'a str>,
 ) -> Option<&'a str> {
-    import_names
-        .into_iter()
-        .find(|name| name.starts_with("wasi:") && name.contains("@0.3.0-rc-"))
+    import_names.find(|name| name.starts_with("wasi:") && name.contains("@0.3.0-rc-"))
 }
 
 /// The release candidates served as WASI 0.3.0, for error messages.

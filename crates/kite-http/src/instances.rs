@@ -310,11 +310,7 @@ impl ReadyInstances {
         drop(used);
         // The flusher flushes the classic engine's pool; the concurrent engine's batches
         // flush when full.
-        if factory.is_concurrent() {
-            self.refill(component, factory).await;
-            return;
-        }
-        if let Some(decommits) = &self.decommits {
+        if let Some(decommits) = self.decommits.as_ref().filter(|_| !factory.is_concurrent()) {
             if decommits.note_dropped(memory_bytes) {
                 decommits.flush();
             }

@@ -395,7 +395,11 @@ pub async fn send(addr: SocketAddr, method: http::Method, path: &str, body: Byte
     send_request(addr, request).await
 }
 
-pub async fn send_request<B>(addr: SocketAddr, request: http::Request<B>) -> Reply
+/// `request` on a fresh connection: the response, its body still to be read frame by frame.
+pub async fn response_of<B>(
+    addr: SocketAddr,
+    request: http::Request<B>,
+) -> http::Response<hyper::body::Incoming>
 where
     B: hyper::body::Body + Send + 'static,
     B::Data: Send,
@@ -407,7 +411,16 @@ where
             .await
             .unwrap();
     tokio::spawn(connection);
-    let response = sender.send_request(request).await.unwrap();
+    sender.send_request(request).await.unwrap()
+}
+
+pub async fn send_request<B>(addr: SocketAddr, request: http::Request<B>) -> Reply
+where
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let response = response_of(addr, request).await;
     let (parts, body) = response.into_parts();
     let collected = body.collect().await.map(|b| b.to_bytes());
     Reply {
