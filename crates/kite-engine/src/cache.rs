@@ -115,18 +115,19 @@ impl CompileCache {
         &self.dir
     }
 
-    fn entry_path(&self, wasm: &[u8], kind: &str) -> PathBuf {
-        let digest = Sha256::digest(wasm);
+    /// Where the compilation of the Wasm whose SHA-256 is `digest` is kept.
+    fn entry_path(&self, digest: &[u8; 32], kind: &str) -> PathBuf {
         let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
         self.dir
             .join(format!("{hex}-{}{kind}.cwasm", self.engine_key))
     }
 
-    /// The cached compilation of `wasm` (a component, or a core module kept apart from
-    /// the component made of the same file), if there is a usable one. An entry that fails
-    /// its integrity check or does not deserialize is removed.
-    pub(crate) fn get<T: Compiled>(&self, engine: &Engine, wasm: &[u8]) -> Option<T> {
-        let path = self.entry_path(wasm, T::KIND);
+    /// The cached compilation of the Wasm whose SHA-256 is `digest` (a component, or a
+    /// core module kept apart from the component made of the same file), if there is a
+    /// usable one. An entry that fails its integrity check or does not deserialize is
+    /// removed.
+    pub(crate) fn get<T: Compiled>(&self, engine: &Engine, digest: &[u8; 32]) -> Option<T> {
+        let path = self.entry_path(digest, T::KIND);
         let entry = match std::fs::read(&path) {
             Ok(entry) => entry,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
@@ -147,8 +148,8 @@ impl CompileCache {
 
     /// Stores a compilation. Failures are logged, never fatal: the cache is an
     /// optimisation.
-    pub(crate) fn put<T: Compiled>(&self, compiled: &T, wasm: &[u8]) {
-        let path = self.entry_path(wasm, T::KIND);
+    pub(crate) fn put<T: Compiled>(&self, compiled: &T, digest: &[u8; 32]) {
+        let path = self.entry_path(digest, T::KIND);
         let result = compiled.serialize().and_then(|serialized| {
             let header = entry_header(&serialized);
             Ok(write_atomically(&path, &[&header, &serialized])?)
@@ -304,6 +305,10 @@ fn temp_path_beside(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn digest(wasm: &[u8]) -> [u8; 32] {
+        Sha256::digest(wasm).into()
+    }
     use std::os::unix::fs::PermissionsExt;
     use wasmtime::Config;
 
@@ -354,8 +359,8 @@ mod tests {
         let engine = engine();
         let cache = CompileCache::new(dir.join("cache"), &engine).unwrap();
         let wasm = wasm();
-        cache.put(&Component::new(&engine, &wasm).unwrap(), &wasm);
-        let entry = cache.entry_path(&wasm, <Component as Compiled>::KIND);
+        cache.put(&Component::new(&engine, &wasm).unwrap(), &digest(&wasm));
+        let entry = cache.entry_path(&digest(&wasm), <Component as Compiled>::KIND);
         (engine, cache, wasm, entry)
     }
 
@@ -365,9 +370,9 @@ mod tests {
         let engine = engine();
         let cache = CompileCache::new(tmp.path().join("cache"), &engine).unwrap();
         let wasm = wasm();
-        assert!(cache.get::<Component>(&engine, &wasm).is_none());
-        cache.put(&Component::new(&engine, &wasm).unwrap(), &wasm);
-        assert!(cache.get::<Component>(&engine, &wasm).is_some());
+        assert!(cache.get::<Component>(&engine, &digest(&wasm)).is_none());
+        cache.put(&Component::new(&engine, &wasm).unwrap(), &digest(&wasm));
+        assert!(cache.get::<Component>(&engine, &digest(&wasm)).is_some());
     }
 
     #[test]
@@ -392,7 +397,7 @@ mod tests {
         assert!(undetected.is_ok(), "Wasmtime alone would have loaded it");
         std::fs::write(&entry, &bytes).unwrap();
 
-        assert!(cache.get::<Component>(&engine, &wasm).is_none());
+        assert!(cache.get::<Component>(&engine, &digest(&wasm)).is_none());
         assert!(!entry.exists());
     }
 
@@ -403,7 +408,7 @@ mod tests {
         let serialized = Component::new(&engine, &wasm).unwrap().serialize().unwrap();
         std::fs::write(&entry, serialized).unwrap();
 
-        assert!(cache.get::<Component>(&engine, &wasm).is_none());
+        assert!(cache.get::<Component>(&engine, &digest(&wasm)).is_none());
         assert!(!entry.exists());
     }
 

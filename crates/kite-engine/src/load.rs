@@ -106,7 +106,7 @@ impl KiteEngine {
         if let Some(component) = flavour
             .cache
             .as_ref()
-            .and_then(|c| c.get::<Component>(&flavour.engine, &wasm))
+            .and_then(|c| c.get::<Component>(&flavour.engine, &digest))
         {
             self.count(true);
             let lease = flavour.shared_components.insert(digest, component.clone());
@@ -122,7 +122,7 @@ impl KiteEngine {
         }
         .map_err(|e| ComponentLoadError::Invalid(path.into(), format!("{e:#}")))?;
         if let Some(cache) = &flavour.cache {
-            cache.put(&component, &wasm);
+            cache.put(&component, &digest);
         }
         self.count(false);
         let lease = flavour.shared_components.insert(digest, component.clone());
@@ -163,7 +163,7 @@ impl KiteEngine {
         }
         if let Some(module) = self
             .cache()
-            .and_then(|c| c.get::<wasmtime::Module>(self.engine(), &wasm))
+            .and_then(|c| c.get::<wasmtime::Module>(self.engine(), &digest))
         {
             self.count(true);
             let lease = self.shared_modules.insert(digest, module.clone());
@@ -177,7 +177,7 @@ impl KiteEngine {
         let module = wasmtime::Module::new(self.engine(), &wasm)
             .map_err(|e| ComponentLoadError::InvalidModule(path.into(), format!("{e:#}")))?;
         if let Some(cache) = self.cache() {
-            cache.put(&module, &wasm);
+            cache.put(&module, &digest);
         }
         self.count(false);
         let lease = self.shared_modules.insert(digest, module.clone());
