@@ -9,7 +9,7 @@ use wasmparser::{
 /// Whether `wasm` (a component) uses any part of the async ABI: async lifts or lowers,
 /// streams, futures, error contexts, or the task built-ins. A scan of the sections, without
 /// validation (compiling validates).
-pub fn needs_concurrency(wasm: &[u8]) -> bool {
+pub(crate) fn needs_concurrency(wasm: &[u8]) -> bool {
     for payload in Parser::new(0).parse_all(wasm) {
         let Ok(payload) = payload else {
             // Compiling reports what is wrong; the classic engine gives the plainer error.

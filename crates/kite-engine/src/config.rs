@@ -103,6 +103,14 @@ impl KiteEngine {
         }
     }
 
+    /// The engine of `kind` if it has been made (the classic one always is).
+    pub(crate) fn made(&self, kind: EngineKind) -> Option<&Flavour> {
+        match kind {
+            EngineKind::Classic => Some(&self.classic),
+            EngineKind::Concurrent => self.concurrent.get()?.as_ref().ok(),
+        }
+    }
+
     /// The classic engine (WASI 0.2 components and preview 1 modules).
     pub fn engine(&self) -> &Engine {
         &self.classic.engine
@@ -111,11 +119,6 @@ impl KiteEngine {
     /// The engine of `kind`, made on first use.
     pub fn engine_of(&self, kind: EngineKind) -> anyhow::Result<&Engine> {
         Ok(&self.flavour(kind)?.engine)
-    }
-
-    /// The concurrent engine if a component has needed it.
-    pub fn concurrent_engine_if_made(&self) -> Option<&Engine> {
-        self.concurrent.get()?.as_ref().ok().map(|f| &f.engine)
     }
 
     pub fn cache(&self) -> Option<&CompileCache> {

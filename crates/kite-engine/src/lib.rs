@@ -11,7 +11,6 @@ mod shared;
 mod wasi_versions;
 
 pub use cache::{CompileCache, UnusableCacheDir};
-pub use classify::needs_concurrency;
 pub use config::{EngineKind, EngineOptions, KiteEngine};
 pub use decommit::DecommitFlusher;
 pub use epoch::EPOCH_TICK;

@@ -83,6 +83,22 @@ impl KiteEngine {
             return Err(ComponentLoadError::NotWasm(path.into()));
         }
         let digest: [u8; 32] = Sha256::digest(&wasm).into();
+        // Bytes another load compiled are found without reading them again.
+        for kind in [EngineKind::Classic, EngineKind::Concurrent] {
+            let shared = self
+                .made(kind)
+                .and_then(|flavour| flavour.shared_components.get(&digest));
+            if let Some((component, lease)) = shared {
+                self.count(true);
+                return Ok(LoadedComponent {
+                    component,
+                    kind,
+                    from_cache: true,
+                    elapsed: started.elapsed(),
+                    lease,
+                });
+            }
+        }
         let is_core_module = wasm[4..8] == CORE_MODULE_VERSION;
         let kind = if !is_core_module && crate::classify::needs_concurrency(&wasm) {
             EngineKind::Concurrent
@@ -99,10 +115,6 @@ impl KiteEngine {
             elapsed: started.elapsed(),
             lease,
         };
-        if let Some((component, lease)) = flavour.shared_components.get(&digest) {
-            self.count(true);
-            return Ok(loaded(component, true, lease));
-        }
         if let Some(component) = flavour
             .cache
             .as_ref()
