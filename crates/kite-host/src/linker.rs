@@ -34,5 +34,7 @@ pub fn add_to_concurrent_linker(linker: &mut Linker<InstanceState>) -> anyhow::R
     crate::capability::sqlite_v3::add_to_linker(linker)?;
     crate::capability::redis_v3::add_to_linker(linker)?;
     crate::capability::mqtt_v3::add_to_linker(linker)?;
+    crate::capability::mysql_v3::add_to_linker(linker)?;
+    crate::capability::postgres::v4_2::add_to_linker(linker)?;
     Ok(())
 }

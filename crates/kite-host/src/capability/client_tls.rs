@@ -20,6 +20,38 @@ pub struct HostTls {
     pub(crate) identity_pem: Option<(Vec<u8>, Vec<u8>)>,
 }
 
+impl HostTls {
+    /// This host's TLS settings trusting `extra` roots as well (a root a guest names for
+    /// one connection of its own, as Spin 4's PostgreSQL connection builder does).
+    pub(crate) fn with_roots(
+        &self,
+        extra: &[CertificateDer<'static>],
+    ) -> anyhow::Result<Arc<rustls::ClientConfig>> {
+        let mut roots = if self.builtin_roots {
+            builtin_roots()
+        } else {
+            rustls::RootCertStore::empty()
+        };
+        let from_settings = match &self.roots_pem {
+            Some(pem) => CertificateDer::pem_slice_iter(pem).collect::<Result<Vec<_>, _>>()?,
+            None => Vec::new(),
+        };
+        for certificate in from_settings.into_iter().chain(extra.iter().cloned()) {
+            roots
+                .add(certificate)
+                .context("a root certificate is not a CA certificate")?;
+        }
+        let identity = match &self.identity_pem {
+            None => None,
+            Some((chain, key)) => Some((
+                CertificateDer::pem_slice_iter(chain).collect::<Result<Vec<_>, _>>()?,
+                PrivateKeyDer::from_pem_slice(key)?,
+            )),
+        };
+        client_config(roots, identity)
+    }
+}
+
 /// The TLS settings of one component: a [`HostTls`] for each host a `[[client_tls]]` entry
 /// names for it, and the built-in one for every other host.
 #[derive(Default)]

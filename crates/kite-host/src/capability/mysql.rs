@@ -17,7 +17,9 @@ use futures::TryStreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Params, SslOpts, Value};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::Mutex;
 use wasmtime::component::{HasData, Linker, Resource, ResourceTable};
 
 mod bindings {
@@ -58,43 +60,54 @@ const STATEMENT_CACHE: usize = 4;
 /// result, then saying goodbye); after that the socket is simply closed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// The client connection behind a guest's handle; statements on it take turns (Spin 4's
+/// async functions may run several at once).
+pub(crate) type SharedConn = Arc<Mutex<Option<Conn>>>;
+
 /// A connection a guest opened. Dropped, it is closed on a task that gives up after
 /// [`CLOSE_TIMEOUT`], holding the connection's places in the caps until then.
 pub struct MysqlConnection {
-    conn: Option<Conn>,
+    conn: SharedConn,
     permits: Option<ConnectionPermits>,
 }
 
 impl Drop for MysqlConnection {
     fn drop(&mut self) {
-        let (Some(conn), permits) = (self.conn.take(), self.permits.take()) else {
-            return;
-        };
+        let (conn, permits) = (self.conn.clone(), self.permits.take());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _permits = permits;
-                let _ = tokio::time::timeout(CLOSE_TIMEOUT, conn.disconnect()).await;
+                let _ = tokio::time::timeout(CLOSE_TIMEOUT, async move {
+                    if let Some(conn) = conn.lock().await.take() {
+                        let _ = conn.disconnect().await;
+                    }
+                })
+                .await;
             });
         }
     }
 }
 
 pub(crate) struct MysqlView<'a> {
-    table: &'a mut ResourceTable,
-    mysql: &'a mut ClientUse,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) mysql: &'a mut ClientUse,
 }
 
-struct Mysql;
+pub(crate) struct Mysql;
 
 impl HasData for Mysql {
     type Data<'a> = MysqlView<'a>;
 }
 
-pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
-    spin_mysql::add_to_linker::<_, Mysql>(linker, |state| MysqlView {
+pub(crate) fn view(state: &mut InstanceState) -> MysqlView<'_> {
+    MysqlView {
         table: &mut state.table,
         mysql: &mut state.clients,
-    })?;
+    }
+}
+
+pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
+    spin_mysql::add_to_linker::<_, Mysql>(linker, view)?;
     Ok(())
 }
 
@@ -167,92 +180,147 @@ fn percent_decode(text: &str) -> Option<String> {
         .map(|decoded| decoded.into_owned())
 }
 
-impl MysqlView<'_> {
-    /// Connects to the server `address` names if a rule allows it; refusals are logged
-    /// with the rule to add.
-    async fn open(&mut self, address: &str) -> Result<MysqlConnection, Error> {
-        let address = parse_address(address).map_err(Error::ConnectionFailed)?;
-        let shown = format!("mysql://{}:{}", address.host, address.port);
-        let refused = |reason: &str, this: &Self| {
-            this.mysql.refused(CLIENT, &shown, reason);
-            Error::ConnectionFailed(format!("address {shown} is not permitted"))
-        };
-        if let Err(reason) = self
-            .mysql
-            .policy
-            .check_address("mysql", &address.host, address.port)
-        {
-            return Err(refused(&reason, self));
-        }
-        let permits = self
-            .mysql
-            .reserve(CLIENT, &shown)
-            .ok_or_else(|| Error::ConnectionFailed("too many connections".into()))?;
-        let ips = match checked_addresses(
-            &address.host,
-            address.port,
-            &self.mysql.policy.blocked,
-            CONNECT_TIMEOUT,
-        )
-        .await
-        {
-            Ok(found) => found.into_iter().map(|a| a.ip()).collect::<Vec<_>>(),
-            Err(Failure::Refused { reason, .. }) => return Err(refused(&reason, self)),
-            Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
-        };
-        let tls = address
-            .use_tls
-            .then(|| ssl_options(&self.mysql.policy.tls.for_host(&address.host)));
-        let options = OptsBuilder::default()
-            .ssl_opts(tls)
-            .ip_or_hostname(address.host)
-            .resolved_ips(Some(ips))
-            .tcp_port(address.port)
-            .user(address.user)
-            .pass(address.password)
-            .db_name(address.database)
-            // The client would otherwise switch to the server's Unix socket when it runs
-            // on this machine: a path nobody checked.
-            .prefer_socket(false)
-            .max_allowed_packet(Some(MAX_PACKET_BYTES))
-            .stmt_cache_size(Some(STATEMENT_CACHE))
-            // Known, so the client runs no query of its own to learn it on connecting.
-            .wait_timeout(Some(28_800));
-        let conn = tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(options))
-            .await
-            .map_err(|_| Error::ConnectionFailed("connecting timed out".into()))?
-            .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
-        Ok(MysqlConnection {
-            conn: Some(conn),
-            permits: Some(permits),
-        })
+/// Connects to the server `address` names if a rule of `mysql` allows it; refusals are
+/// logged with the rule to add.
+pub(crate) async fn open(mysql: &ClientUse, address: &str) -> Result<MysqlConnection, Error> {
+    let address = parse_address(address).map_err(Error::ConnectionFailed)?;
+    let shown = format!("mysql://{}:{}", address.host, address.port);
+    let refused = |reason: &str| {
+        mysql.refused(CLIENT, &shown, reason);
+        Error::ConnectionFailed(format!("address {shown} is not permitted"))
+    };
+    if let Err(reason) = mysql
+        .policy
+        .check_address("mysql", &address.host, address.port)
+    {
+        return Err(refused(&reason));
     }
+    let permits = mysql
+        .reserve(CLIENT, &shown)
+        .ok_or_else(|| Error::ConnectionFailed("too many connections".into()))?;
+    let ips = match checked_addresses(
+        &address.host,
+        address.port,
+        &mysql.policy.blocked,
+        CONNECT_TIMEOUT,
+    )
+    .await
+    {
+        Ok(found) => found.into_iter().map(|a| a.ip()).collect::<Vec<_>>(),
+        Err(Failure::Refused { reason, .. }) => return Err(refused(&reason)),
+        Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
+    };
+    let tls = address
+        .use_tls
+        .then(|| ssl_options(&mysql.policy.tls.for_host(&address.host)));
+    let options = OptsBuilder::default()
+        .ssl_opts(tls)
+        .ip_or_hostname(address.host)
+        .resolved_ips(Some(ips))
+        .tcp_port(address.port)
+        .user(address.user)
+        .pass(address.password)
+        .db_name(address.database)
+        // The client would otherwise switch to the server's Unix socket when it runs
+        // on this machine: a path nobody checked.
+        .prefer_socket(false)
+        .max_allowed_packet(Some(MAX_PACKET_BYTES))
+        .stmt_cache_size(Some(STATEMENT_CACHE))
+        // Known, so the client runs no query of its own to learn it on connecting.
+        .wait_timeout(Some(28_800));
+    let conn = tokio::time::timeout(CONNECT_TIMEOUT, Conn::new(options))
+        .await
+        .map_err(|_| Error::ConnectionFailed("connecting timed out".into()))?
+        .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
+    Ok(MysqlConnection {
+        conn: Arc::new(Mutex::new(Some(conn))),
+        permits: Some(permits),
+    })
+}
 
-    /// The connection behind `connection`, for running `statement` on it.
-    fn conn(
-        &mut self,
-        connection: &Resource<MysqlConnection>,
-        statement: &str,
-    ) -> Result<&mut Conn, Error> {
-        if statement.len() > MAX_STATEMENT_BYTES {
-            return Err(Error::BadParameter(format!(
-                "the statement is longer than {MAX_STATEMENT_BYTES} bytes; pass large values as parameters"
+/// The client connection behind `connection`, for running `statement` on it.
+pub(crate) fn conn(
+    table: &ResourceTable,
+    connection: &Resource<MysqlConnection>,
+    statement: &str,
+) -> Result<SharedConn, Error> {
+    if statement.len() > MAX_STATEMENT_BYTES {
+        return Err(Error::BadParameter(format!(
+            "the statement is longer than {MAX_STATEMENT_BYTES} bytes; pass large values as parameters"
+        )));
+    }
+    table
+        .get(connection)
+        .map(|c| c.conn.clone())
+        .map_err(|e| Error::Other(e.to_string()))
+}
+
+fn closed() -> Error {
+    Error::Other("the connection is closed".into())
+}
+
+/// Runs `statement` on `conn`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
+pub(crate) async fn query(
+    conn: SharedConn,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<RowSet, Error> {
+    let mut guard = conn.lock().await;
+    let conn = guard.as_mut().ok_or_else(closed)?;
+    let mut result = conn
+        .exec_iter(statement, positional(params))
+        .await
+        .map_err(|e| Error::QueryFailed(e.to_string()))?;
+    let columns: Vec<Column> = result
+        .columns()
+        .map(|columns| columns.iter().map(column).collect())
+        .unwrap_or_default();
+    let Some(mut rows) = result
+        .stream::<mysql_async::Row>()
+        .await
+        .map_err(|e| Error::QueryFailed(e.to_string()))?
+    else {
+        return Ok(RowSet {
+            columns,
+            rows: Vec::new(),
+        });
+    };
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(row) = rows
+        .try_next()
+        .await
+        .map_err(|e| Error::QueryFailed(e.to_string()))?
+    {
+        let row = convert_row(row, &columns)?;
+        bytes += std::mem::size_of::<Row>() + row.iter().map(value_size).sum::<usize>();
+        if bytes > MAX_RESULT_BYTES {
+            return Err(Error::Other(format!(
+                "the result is larger than {MAX_RESULT_BYTES} bytes"
             )));
         }
-        self.table
-            .get_mut(connection)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .conn
-            .as_mut()
-            .ok_or_else(|| Error::Other("the connection is closed".into()))
+        out.push(row);
     }
+    Ok(RowSet { columns, rows: out })
+}
+
+/// Runs `statement` on `conn` for its effect.
+pub(crate) async fn execute(
+    conn: SharedConn,
+    statement: &str,
+    params: Vec<ParameterValue>,
+) -> Result<(), Error> {
+    let mut guard = conn.lock().await;
+    let conn = guard.as_mut().ok_or_else(closed)?;
+    conn.exec_drop(statement, positional(params))
+        .await
+        .map_err(|e| Error::QueryFailed(e.to_string()))
 }
 
 impl spin_mysql::Host for MysqlView<'_> {}
 
 impl spin_mysql::HostConnection for MysqlView<'_> {
     async fn open(&mut self, address: String) -> Result<Resource<MysqlConnection>, Error> {
-        let connection = MysqlView::open(self, &address).await?;
+        let connection = open(self.mysql, &address).await?;
         self.table
             .push(connection)
             .map_err(|_| Error::ConnectionFailed("too many connections".into()))
@@ -264,41 +332,12 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, Error> {
-        let conn = self.conn(&connection, &statement)?;
-        let mut result = conn
-            .exec_iter(statement.as_str(), positional(params))
-            .await
-            .map_err(|e| Error::QueryFailed(e.to_string()))?;
-        let columns: Vec<Column> = result
-            .columns()
-            .map(|columns| columns.iter().map(column).collect())
-            .unwrap_or_default();
-        let Some(mut rows) = result
-            .stream::<mysql_async::Row>()
-            .await
-            .map_err(|e| Error::QueryFailed(e.to_string()))?
-        else {
-            return Ok(RowSet {
-                columns,
-                rows: Vec::new(),
-            });
-        };
-        let (mut out, mut bytes) = (Vec::new(), 0usize);
-        while let Some(row) = rows
-            .try_next()
-            .await
-            .map_err(|e| Error::QueryFailed(e.to_string()))?
-        {
-            let row = convert_row(row, &columns)?;
-            bytes += std::mem::size_of::<Row>() + row.iter().map(value_size).sum::<usize>();
-            if bytes > MAX_RESULT_BYTES {
-                return Err(Error::Other(format!(
-                    "the result is larger than {MAX_RESULT_BYTES} bytes"
-                )));
-            }
-            out.push(row);
-        }
-        Ok(RowSet { columns, rows: out })
+        query(
+            conn(self.table, &connection, &statement)?,
+            &statement,
+            params,
+        )
+        .await
     }
 
     async fn execute(
@@ -307,10 +346,12 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<(), Error> {
-        let conn = self.conn(&connection, &statement)?;
-        conn.exec_drop(statement.as_str(), positional(params))
-            .await
-            .map_err(|e| Error::QueryFailed(e.to_string()))
+        execute(
+            conn(self.table, &connection, &statement)?,
+            &statement,
+            params,
+        )
+        .await
     }
 
     async fn drop(&mut self, connection: Resource<MysqlConnection>) -> wasmtime::Result<()> {

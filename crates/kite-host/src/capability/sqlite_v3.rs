@@ -3,6 +3,7 @@
 //! interface's async functions and rows as a stream.
 
 use super::labels::Refusal;
+use super::row_stream::rows_and_end;
 use super::sqlite::{too_many_open, view, OpenDatabase, Sqlite, SqliteView};
 use crate::InstanceState;
 use kite_store::{DbError, DbValue, SqliteSession};
@@ -172,14 +173,8 @@ impl<T> spin_sqlite::HostConnectionWithStore<T> for Sqlite {
             Ok(result) => result,
             Err(e) => return Ok(Err(db_error(e))),
         };
-        accessor.with(|mut access| {
-            let rows = StreamReader::new(&mut access, rows(result.rows))?;
-            let ended = FutureReader::new(
-                &mut access,
-                std::future::ready(Ok::<_, wasmtime::Error>(Ok::<(), Error>(()))),
-            )?;
-            Ok(Ok((result.columns, rows, ended)))
-        })
+        let (rows, ended) = rows_and_end(accessor, rows(result.rows))?;
+        Ok(Ok((result.columns, rows, ended)))
     }
 
     async fn last_insert_rowid_async(

@@ -1,6 +1,7 @@
-//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite, Redis, MQTT and variables
-//! through `spin:*@3`.
+//! A Spin 4 HTTP component (spin-sdk 7): key-value, SQLite, Redis, MQTT, MySQL, PostgreSQL
+//! and variables through `spin:*@3` and `spin:postgres@4.2.0`.
 
+use spin_sdk::http::body::IncomingBodyExt;
 use spin_sdk::http::{IntoResponse, Request};
 use spin_sdk::http_service;
 use spin_sdk::key_value::Store;
@@ -27,6 +28,12 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         "/sqlite" => sqlite(&param("note")).await,
         "/redis" => redis(&param("address")).await,
         "/mqtt" => mqtt(&param("address"), &param("topic"), &param("value")).await,
+        "/mysql" => mysql(&param("address")).await,
+        "/pg" => pg(&param("address")).await,
+        "/pg-tls" => {
+            let ca_root = request.into_body().bytes().await.unwrap_or_default();
+            pg_tls(&param("address"), String::from_utf8_lossy(&ca_root).into_owned()).await
+        }
         _ => "not found\n".to_string(),
     };
     Ok(body)
@@ -121,5 +128,117 @@ async fn mqtt(address: &str, topic: &str, value: &str) -> String {
     {
         Ok(()) => "published\n".to_string(),
         Err(e) => format!("publish: {e:?}\n"),
+    }
+}
+
+/// Keeps pets in the MySQL database at `address`: creates the table, inserts two, lists
+/// every pet through the row stream, and reports what a query of a missing table says.
+async fn mysql(address: &str) -> String {
+    use spin_sdk::mysql::{Connection, ParameterValue};
+    let db = match Connection::open(address).await {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let create = "CREATE TABLE IF NOT EXISTS pets (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(40))";
+    if let Err(e) = db.execute(create, Vec::<ParameterValue>::new()).await {
+        return format!("create: {e:?}\n");
+    }
+    let names = vec![ParameterValue::Str("rex".into()), ParameterValue::Str("tom".into())];
+    if let Err(e) = db.execute("INSERT INTO pets (name) VALUES (?), (?)", names).await {
+        return format!("insert: {e:?}\n");
+    }
+    let rows = match db.query("SELECT id, name FROM pets ORDER BY id", Vec::<ParameterValue>::new()).await {
+        Ok(result) => result.collect().await,
+        Err(e) => return format!("select: {e:?}\n"),
+    };
+    let pets: Vec<String> = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| format!("{}:{}", row.get::<i32>("id").unwrap_or(-1), row.get::<String>("name").unwrap_or_default()))
+            .collect(),
+        Err(e) => return format!("rows: {e:?}\n"),
+    };
+    let missing = db.query("SELECT * FROM missing", Vec::<ParameterValue>::new()).await.err();
+    format!("pets={} missing={}\n", pets.join(","), missing.map(|e| format!("{e:?}")).unwrap_or_default())
+}
+
+/// The same with PostgreSQL at `address`, through `spin:postgres@4.2.0`'s async functions.
+async fn pg(address: &str) -> String {
+    use spin_sdk::pg::{Connection, ParameterValue};
+    let db = match Connection::open(address).await {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let create = "CREATE TABLE IF NOT EXISTS pets (id SERIAL PRIMARY KEY, name TEXT, born DATE)";
+    if let Err(e) = db.execute(create, Vec::<ParameterValue>::new()).await {
+        return format!("create: {e:?}\n");
+    }
+    let values = vec![
+        ParameterValue::Str("rex".into()),
+        ParameterValue::Date((2020, 1, 2)),
+        ParameterValue::Str("tom".into()),
+    ];
+    let inserted = match db
+        .execute("INSERT INTO pets (name, born) VALUES ($1, $2), ($3, NULL)", values)
+        .await
+    {
+        Ok(n) => n,
+        Err(e) => return format!("insert: {e:?}\n"),
+    };
+    let rows = match db
+        .query("SELECT id, name, born FROM pets ORDER BY id", Vec::<ParameterValue>::new())
+        .await
+    {
+        Ok(result) => result.collect().await,
+        Err(e) => return format!("select: {e:?}\n"),
+    };
+    let pets: Vec<String> = match rows {
+        Ok(rows) => rows
+            .iter()
+            .map(|row| {
+                let born = row.get::<Option<chrono::NaiveDate>>("born").flatten();
+                format!(
+                    "{}:{}:{}",
+                    row.get::<i32>("id").unwrap_or(-1),
+                    row.get::<String>("name").unwrap_or_default(),
+                    born.map(|d| d.to_string()).unwrap_or("-".into())
+                )
+            })
+            .collect(),
+        Err(e) => return format!("rows: {e:?}\n"),
+    };
+    let missing = match db.query("SELECT * FROM missing", Vec::<ParameterValue>::new()).await {
+        Err(spin_sdk::pg::Error::PgError(spin_sdk::pg::PgError::QueryFailed(
+            spin_sdk::pg::QueryError::DbError(db),
+        ))) => db.code,
+        Err(e) => format!("{e:?}"),
+        Ok(_) => "found".into(),
+    };
+    format!("inserted={inserted} pets={} missing={missing}\n", pets.join(","))
+}
+
+/// Connects to the PostgreSQL server at `address` trusting `ca_root` (if any) for this
+/// connection, and says whether the connection is encrypted.
+async fn pg_tls(address: &str, ca_root: String) -> String {
+    use spin_sdk::pg::{Certificate, Connection, OpenOptions, ParameterValue};
+    let opened = if ca_root.is_empty() {
+        Connection::open(address).await
+    } else {
+        let options = OpenOptions {
+            ca_root: Some(Certificate::Text(ca_root)),
+        };
+        Connection::open_with_options(address, options).await
+    };
+    let db = match opened {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let ssl = "SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()";
+    match db.query(ssl, Vec::<ParameterValue>::new()).await {
+        Ok(result) => match result.collect().await {
+            Ok(rows) => format!("tls={:?}\n", rows.first().and_then(|row| row.get::<bool>("ssl"))),
+            Err(e) => format!("rows: {e:?}\n"),
+        },
+        Err(e) => format!("query: {e:?}\n"),
     }
 }

@@ -7,6 +7,7 @@
 #![allow(clippy::result_large_err)]
 
 mod codec;
+pub mod v4_2;
 mod values;
 mod versions;
 
@@ -14,6 +15,7 @@ use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
 use super::outbound_policy::ClientUse;
 use crate::InstanceState;
 use futures::{pin_mut, TryStreamExt};
+use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_postgres::config::{Host, SslMode};
@@ -62,17 +64,17 @@ impl Drop for PgConnection {
 }
 
 pub(crate) struct PgView<'a> {
-    table: &'a mut ResourceTable,
-    postgres: &'a mut ClientUse,
+    pub(crate) table: &'a mut ResourceTable,
+    pub(crate) postgres: &'a mut ClientUse,
 }
 
-struct Postgres;
+pub(crate) struct Postgres;
 
 impl HasData for Postgres {
     type Data<'a> = PgView<'a>;
 }
 
-fn view(state: &mut InstanceState) -> PgView<'_> {
+pub(crate) fn view(state: &mut InstanceState) -> PgView<'_> {
     PgView {
         table: &mut state.table,
         postgres: &mut state.clients,
@@ -122,125 +124,131 @@ fn with_causes(error: &dyn std::error::Error) -> String {
     text
 }
 
-impl PgView<'_> {
-    /// Connects to the server `address` names (a `postgres://` URL or `key=value` string)
-    /// if a rule allows it; refusals are logged with the rule to add.
-    async fn open(&mut self, address: &str) -> Result<PgConnection, v4::Error> {
-        let failed = |message: String| v4::Error::ConnectionFailed(message);
-        let config: tokio_postgres::Config = address
-            .parse()
-            .map_err(|e: tokio_postgres::Error| failed(e.to_string()))?;
-        let host = match config.get_hosts().first() {
-            Some(Host::Tcp(host)) => host.clone(),
-            Some(_) => return Err(failed("Unix sockets are not supported".into())),
-            None => return Err(failed("the address names no host".into())),
-        };
-        let port = config.get_ports().first().copied().unwrap_or(5432);
-        let shown = format!("postgres://{host}:{port}");
-        if let Err(reason) = self.postgres.policy.check_address("postgres", &host, port) {
-            self.postgres.refused(CLIENT, &shown, &reason);
+/// Connects to the server `address` names (a `postgres://` URL or `key=value` string) if a
+/// rule of `postgres` allows it; refusals are logged with the rule to add. `ca_roots` are
+/// trusted for this connection besides the component's roots (Spin 4's connection builder).
+pub(crate) async fn open(
+    postgres: &ClientUse,
+    address: &str,
+    ca_roots: &[CertificateDer<'static>],
+) -> Result<PgConnection, v4::Error> {
+    let failed = |message: String| v4::Error::ConnectionFailed(message);
+    let config: tokio_postgres::Config = address
+        .parse()
+        .map_err(|e: tokio_postgres::Error| failed(e.to_string()))?;
+    let host = match config.get_hosts().first() {
+        Some(Host::Tcp(host)) => host.clone(),
+        Some(_) => return Err(failed("Unix sockets are not supported".into())),
+        None => return Err(failed("the address names no host".into())),
+    };
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let shown = format!("postgres://{host}:{port}");
+    if let Err(reason) = postgres.policy.check_address("postgres", &host, port) {
+        postgres.refused(CLIENT, &shown, &reason);
+        return Err(failed(format!("address {shown} is not permitted")));
+    }
+    let permits = postgres
+        .reserve(CLIENT, &shown)
+        .ok_or_else(|| failed("too many connections".into()))?;
+    let stream = match connect_tcp(&host, port, &postgres.policy.blocked, CONNECT_TIMEOUT).await {
+        Ok(stream) => stream,
+        Err(Failure::Refused { reason, .. }) => {
+            postgres.refused(CLIENT, &shown, &reason);
             return Err(failed(format!("address {shown} is not permitted")));
         }
-        let permits = self
-            .postgres
-            .reserve(CLIENT, &shown)
-            .ok_or_else(|| failed("too many connections".into()))?;
-        let stream =
-            match connect_tcp(&host, port, &self.postgres.policy.blocked, CONNECT_TIMEOUT).await {
-                Ok(stream) => stream,
-                Err(Failure::Refused { reason, .. }) => {
-                    self.postgres.refused(CLIENT, &shown, &reason);
-                    return Err(failed(format!("address {shown} is not permitted")));
-                }
-                Err(Failure::Failed(code)) => return Err(failed(code.to_string())),
-            };
-        // As libpq and Spin: TLS unless `sslmode=disable`; with `prefer` (the default) a
-        // server without TLS is spoken to in plain text, one with TLS must present a
-        // certificate the component trusts for `host`.
-        let (client, driver) = if config.get_ssl_mode() == SslMode::Disable {
-            handshake(&config, stream, tokio_postgres::NoTls).await?
+        Err(Failure::Failed(code)) => return Err(failed(code.to_string())),
+    };
+    // As libpq and Spin: TLS unless `sslmode=disable`; with `prefer` (the default) a
+    // server without TLS is spoken to in plain text, one with TLS must present a
+    // certificate the component trusts for `host`.
+    let (client, driver) = if config.get_ssl_mode() == SslMode::Disable {
+        handshake(&config, stream, tokio_postgres::NoTls).await?
+    } else {
+        let settings = postgres.policy.tls.for_host(&host);
+        let config_for_host = if ca_roots.is_empty() {
+            settings.config.clone()
         } else {
-            let settings = self.postgres.policy.tls.for_host(&host);
-            let mut maker = MakeRustlsConnect::new(settings.config.as_ref().clone());
-            let tls = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut maker, &host)
-                .map_err(|e| failed(format!("TLS to {host}: {e}")))?;
-            handshake(&config, stream, tls).await?
+            settings
+                .with_roots(ca_roots)
+                .map_err(|e| failed(format!("TLS to {host}: {e:#}")))?
         };
-        Ok(PgConnection {
-            client: Arc::new(client),
-            driver,
-            _permits: permits,
-        })
-    }
+        let mut maker = MakeRustlsConnect::new(config_for_host.as_ref().clone());
+        let tls = MakeTlsConnect::<tokio::net::TcpStream>::make_tls_connect(&mut maker, &host)
+            .map_err(|e| failed(format!("TLS to {host}: {e}")))?;
+        handshake(&config, stream, tls).await?
+    };
+    Ok(PgConnection {
+        client: Arc::new(client),
+        driver,
+        _permits: permits,
+    })
+}
 
-    fn client(
-        &self,
-        connection: &wasmtime::component::Resource<PgConnection>,
-    ) -> Result<Arc<tokio_postgres::Client>, v4::Error> {
-        self.table
-            .get(connection)
-            .map(|c| c.client.clone())
-            .map_err(|e| v4::Error::Other(e.to_string()))
-    }
+/// The client behind `connection`, for a statement that runs without holding the table.
+pub(crate) fn client(
+    table: &ResourceTable,
+    connection: &wasmtime::component::Resource<PgConnection>,
+) -> Result<Arc<tokio_postgres::Client>, v4::Error> {
+    table
+        .get(connection)
+        .map(|c| c.client.clone())
+        .map_err(|e| v4::Error::Other(e.to_string()))
+}
 
-    /// Runs `statement`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
-    async fn query(
-        &mut self,
-        connection: &wasmtime::component::Resource<PgConnection>,
-        statement: &str,
-        params: Vec<v4::ParameterValue>,
-    ) -> Result<v4::RowSet, v4::Error> {
-        let client = self.client(connection)?;
-        let prepared = client
-            .prepare(statement)
-            .await
-            .map_err(values::query_failed)?;
-        let columns = values::columns(prepared.columns());
-        let params = values::params(&params);
-        let rows = client
-            .query_raw(
-                &prepared,
-                params
-                    .iter()
-                    .map(|p| p as &dyn tokio_postgres::types::ToSql),
-            )
-            .await
-            .map_err(values::bad_parameter_or_query_failed)?;
-        pin_mut!(rows);
-        let (mut out, mut bytes) = (Vec::new(), 0usize);
-        while let Some(row) = rows.try_next().await.map_err(values::query_failed)? {
-            let (row, size) = values::row(&row)?;
-            bytes += size;
-            if bytes > MAX_RESULT_BYTES {
-                return Err(v4::Error::QueryFailed(v4::QueryError::Text(format!(
-                    "the result is larger than {MAX_RESULT_BYTES} bytes"
-                ))));
-            }
-            out.push(row);
+/// Runs `statement`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
+pub(crate) async fn query(
+    client: Arc<tokio_postgres::Client>,
+    statement: &str,
+    params: Vec<v4::ParameterValue>,
+) -> Result<v4::RowSet, v4::Error> {
+    let prepared = client
+        .prepare(statement)
+        .await
+        .map_err(values::query_failed)?;
+    let columns = values::columns(prepared.columns());
+    let params = values::params(&params);
+    let rows = client
+        .query_raw(
+            &prepared,
+            params
+                .iter()
+                .map(|p| p as &dyn tokio_postgres::types::ToSql),
+        )
+        .await
+        .map_err(values::bad_parameter_or_query_failed)?;
+    pin_mut!(rows);
+    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    while let Some(row) = rows.try_next().await.map_err(values::query_failed)? {
+        let (row, size) = values::row(&row)?;
+        bytes += size;
+        if bytes > MAX_RESULT_BYTES {
+            return Err(v4::Error::QueryFailed(v4::QueryError::Text(format!(
+                "the result is larger than {MAX_RESULT_BYTES} bytes"
+            ))));
         }
-        Ok(v4::RowSet { columns, rows: out })
+        out.push(row);
     }
+    Ok(v4::RowSet { columns, rows: out })
+}
 
-    async fn execute(
-        &mut self,
-        connection: &wasmtime::component::Resource<PgConnection>,
-        statement: &str,
-        params: Vec<v4::ParameterValue>,
-    ) -> Result<u64, v4::Error> {
-        let client = self.client(connection)?;
-        let prepared = client
-            .prepare(statement)
-            .await
-            .map_err(values::query_failed)?;
-        let params = values::params(&params);
-        client
-            .execute_raw(
-                &prepared,
-                params
-                    .iter()
-                    .map(|p| p as &dyn tokio_postgres::types::ToSql),
-            )
-            .await
-            .map_err(values::bad_parameter_or_query_failed)
-    }
+/// Runs `statement` for its effect; the number of rows it changed.
+pub(crate) async fn execute(
+    client: Arc<tokio_postgres::Client>,
+    statement: &str,
+    params: Vec<v4::ParameterValue>,
+) -> Result<u64, v4::Error> {
+    let prepared = client
+        .prepare(statement)
+        .await
+        .map_err(values::query_failed)?;
+    let params = values::params(&params);
+    client
+        .execute_raw(
+            &prepared,
+            params
+                .iter()
+                .map(|p| p as &dyn tokio_postgres::types::ToSql),
+        )
+        .await
+        .map_err(values::bad_parameter_or_query_failed)
 }

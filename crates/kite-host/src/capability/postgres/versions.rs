@@ -11,7 +11,7 @@ impl v4::Host for PgView<'_> {}
 
 impl v4::HostConnection for PgView<'_> {
     async fn open(&mut self, address: String) -> Result<Resource<PgConnection>, v4::Error> {
-        let connection = PgView::open(self, &address).await?;
+        let connection = super::open(self.postgres, &address, &[]).await?;
         self.table
             .push(connection)
             .map_err(|_| v4::Error::ConnectionFailed("too many connections".into()))
@@ -23,7 +23,7 @@ impl v4::HostConnection for PgView<'_> {
         statement: String,
         params: Vec<v4::ParameterValue>,
     ) -> Result<v4::RowSet, v4::Error> {
-        PgView::query(self, &connection, &statement, params).await
+        super::query(super::client(self.table, &connection)?, &statement, params).await
     }
 
     async fn execute(
@@ -32,7 +32,7 @@ impl v4::HostConnection for PgView<'_> {
         statement: String,
         params: Vec<v4::ParameterValue>,
     ) -> Result<u64, v4::Error> {
-        PgView::execute(self, &connection, &statement, params).await
+        super::execute(super::client(self.table, &connection)?, &statement, params).await
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -57,9 +57,13 @@ impl v3::HostConnection for PgView<'_> {
         params: Vec<v3::ParameterValue>,
     ) -> Result<v3::RowSet, v3::Error> {
         let params = params.into_iter().map(v3_param).collect();
-        let rows = PgView::query(self, &connection, &statement, params)
-            .await
-            .map_err(v3_error)?;
+        let rows = super::query(
+            super::client(self.table, &connection).map_err(v3_error)?,
+            &statement,
+            params,
+        )
+        .await
+        .map_err(v3_error)?;
         Ok(v3::RowSet {
             columns: rows
                 .columns
@@ -84,9 +88,13 @@ impl v3::HostConnection for PgView<'_> {
         params: Vec<v3::ParameterValue>,
     ) -> Result<u64, v3::Error> {
         let params = params.into_iter().map(v3_param).collect();
-        PgView::execute(self, &connection, &statement, params)
-            .await
-            .map_err(v3_error)
+        super::execute(
+            super::client(self.table, &connection).map_err(v3_error)?,
+            &statement,
+            params,
+        )
+        .await
+        .map_err(v3_error)
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {
@@ -113,9 +121,13 @@ impl v2::HostConnection for PgView<'_> {
         params: Vec<v2_types::ParameterValue>,
     ) -> Result<v2_types::RowSet, v2_types::Error> {
         let params = params.into_iter().map(v2_param).collect::<Result<_, _>>()?;
-        let rows = PgView::query(self, &connection, &statement, params)
-            .await
-            .map_err(v2_error)?;
+        let rows = super::query(
+            super::client(self.table, &connection).map_err(v2_error)?,
+            &statement,
+            params,
+        )
+        .await
+        .map_err(v2_error)?;
         Ok(v2_types::RowSet {
             columns: rows
                 .columns
@@ -140,9 +152,13 @@ impl v2::HostConnection for PgView<'_> {
         params: Vec<v2_types::ParameterValue>,
     ) -> Result<u64, v2_types::Error> {
         let params = params.into_iter().map(v2_param).collect::<Result<_, _>>()?;
-        PgView::execute(self, &connection, &statement, params)
-            .await
-            .map_err(v2_error)
+        super::execute(
+            super::client(self.table, &connection).map_err(v2_error)?,
+            &statement,
+            params,
+        )
+        .await
+        .map_err(v2_error)
     }
 
     async fn drop(&mut self, connection: Resource<PgConnection>) -> wasmtime::Result<()> {

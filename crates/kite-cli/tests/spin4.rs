@@ -1,0 +1,222 @@
+//! Spin 4 apps (spin-sdk 7, WASI 0.3) from a spin.toml, unchanged: every `spin:*@3`
+//! interface and `spin:postgres@4.2.0` against real SQLite, Redis, MQTT, MariaDB and
+//! PostgreSQL servers, within the component's grants.
+
+mod common;
+use common::{guest, MariaDbServer, PgServer, Server, TestCerts};
+
+/// A Spin 4 app (spin.toml) serving the spin-sdk 7 guest with `extra` lines added to its
+/// component table.
+fn spin4_app(extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "spin4"
+
+[variables]
+greeting = {{ default = "hello from spin.toml" }}
+
+[[trigger.http]]
+route = "/..."
+component = "spin4"
+
+[component.spin4]
+source = "{}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+{extra}
+[component.spin4.variables]
+greeting = "{{{{ greeting }}}}"
+"#,
+            guest("spin4").display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_key_value_sqlite_and_variables_through_spin_v3_interfaces() {
+    let dir = spin4_app("");
+    let server = Server::start_at(dir.path(), &[]);
+    let hello = server.get("/hello").await;
+    assert_eq!(
+        (hello.status, hello.body.as_str()),
+        (200, "Hello from Spin 4\n")
+    );
+
+    let variable = server.get("/variable?name=greeting").await;
+    assert_eq!(variable.body, "greeting=hello from spin.toml\n");
+    let undefined = server.get("/variable?name=missing").await;
+    assert!(undefined.body.contains("Undefined"), "{undefined:?}");
+    let invalid = server.get("/variable?name=Not-Valid").await;
+    assert!(invalid.body.contains("InvalidName"), "{invalid:?}");
+
+    let first = server.get("/kv?key=a&value=1").await;
+    assert_eq!(
+        first.body, "get=Ok(Some(\"1\")) exists=Ok(true) keys=a\n",
+        "{first:?}"
+    );
+    let second = server.get("/kv?key=b&value=2").await;
+    assert_eq!(
+        second.body,
+        "get=Ok(Some(\"2\")) exists=Ok(true) keys=a,b\n"
+    );
+    let unknown = server.get("/kv?store=other&key=c&value=3").await;
+    assert_eq!(unknown.body, "open: Error::NoSuchStore\n");
+
+    // spin:sqlite@3.1.0: rows as a stream; the insert's row id and changes are this
+    // connection's own.
+    let first = server.get("/sqlite?note=one").await;
+    assert_eq!(first.body, "rowid=1 changes=1 notes=1:one\n", "{first:?}");
+    let second = server.get("/sqlite?note=two").await;
+    assert_eq!(second.body, "rowid=2 changes=1 notes=1:one,2:two\n");
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_redis_through_spin_redis_3_within_its_rules() {
+    let redis = common::RedisServer::start();
+    let dir = spin4_app(&format!("allowed_outbound_hosts = [\"{}\"]", redis.url()));
+    let server = Server::start_at(dir.path(), &[]);
+    let url = redis.url();
+    for visits in [1, 2] {
+        let reply = server.get(&format!("/redis?address={url}")).await;
+        assert_eq!(
+            reply.body,
+            format!("visits=Ok({visits}) greeting=Ok(Some(\"hello\")) config_refused=true\n"),
+            "{reply:?}"
+        );
+    }
+    let other = format!("redis://127.0.0.1:{}", common::free_port());
+    let denied = server.get(&format!("/redis?address={other}")).await;
+    assert_eq!(denied.body, "open: Error::InvalidAddress\n");
+    server.wait_for_log("allowed_outbound_hosts");
+}
+
+#[tokio::test]
+async fn a_spin_4_app_publishes_through_spin_mqtt_3_within_its_rules() {
+    let broker = common::MqttBroker::start();
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"mqtt://127.0.0.1:{}\"]",
+        broker.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    let address = format!("mqtt://127.0.0.1:{}?client_id=spin4", broker.port);
+    let reply = server
+        .get(&format!(
+            "/mqtt?address={address}&topic=kite/spin4&value=hello"
+        ))
+        .await;
+    assert_eq!(reply.body, "published\n", "{reply:?}");
+    assert_eq!(broker.next_message(), "kite/spin4 hello");
+    let other = format!("mqtt://127.0.0.1:{}", common::free_port());
+    let denied = server
+        .get(&format!("/mqtt?address={other}&topic=t&value=v"))
+        .await;
+    assert!(
+        denied.body.starts_with("open: Error::ConnectionFailed"),
+        "{denied:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_mysql_through_spin_mysql_3_within_its_rules() {
+    let mysql = MariaDbServer::start();
+    let address = mysql.database("spin4");
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"mysql://127.0.0.1:{}\"]",
+        mysql.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    let first = server.get(&format!("/mysql?address={address}")).await;
+    assert!(
+        first
+            .body
+            .starts_with("pets=1:rex,2:tom missing=MysqlError(Error::QueryFailed("),
+        "{first:?}"
+    );
+    assert!(first.body.contains("missing"), "{first:?}");
+    let second = server.get(&format!("/mysql?address={address}")).await;
+    assert!(
+        second.body.starts_with("pets=1:rex,2:tom,3:rex,4:tom "),
+        "{second:?}"
+    );
+    let other = MariaDbServer::start();
+    let denied = server
+        .get(&format!("/mysql?address={}", other.database("spin4")))
+        .await;
+    assert!(
+        denied
+            .body
+            .starts_with("open: MysqlError(Error::ConnectionFailed(")
+            && denied.body.contains("is not permitted"),
+        "{denied:?}"
+    );
+    server.wait_for_log(&format!(
+        "add \"mysql://127.0.0.1:{}\" to `allowed_outbound_hosts`",
+        other.port
+    ));
+}
+
+#[tokio::test]
+async fn a_spin_4_app_uses_postgres_through_spin_postgres_4_2_within_its_rules() {
+    let db = PgServer::start();
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
+        db.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    let reply = server.get(&format!("/pg?address={}", db.url())).await;
+    assert_eq!(
+        reply.body, "inserted=2 pets=1:rex:2020-01-02,2:tom:- missing=42P01\n",
+        "{reply:?}"
+    );
+    let again = server.get(&format!("/pg?address={}", db.url())).await;
+    assert!(
+        again
+            .body
+            .starts_with("inserted=2 pets=1:rex:2020-01-02,2:tom:-,3:rex:2020-01-02,4:tom:- "),
+        "{again:?}"
+    );
+    let other = PgServer::start();
+    let denied = server.get(&format!("/pg?address={}", other.url())).await;
+    assert!(
+        denied.body.contains("ConnectionFailed") && denied.body.contains("is not permitted"),
+        "{denied:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_root_certificate_a_spin_4_guest_names_is_trusted_for_its_own_connection_only() {
+    let certs = TestCerts::new();
+    let db = PgServer::start_tls(&certs);
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"postgres://localhost:{}\"]",
+        db.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    let path = format!(
+        "/pg-tls?address=postgres://postgres@localhost:{}/postgres?sslmode=require",
+        db.port
+    );
+    // Nobody trusts the server's certificate authority: refused.
+    let untrusted = server.get(&path).await;
+    assert!(
+        untrusted.body.starts_with("open: ")
+            && untrusted.body.to_lowercase().contains("certificate"),
+        "{untrusted:?}"
+    );
+    // The guest names it through the connection builder: trusted, for that connection.
+    let ca = std::fs::read_to_string(certs.path("ca.pem")).unwrap();
+    let (_, trusted) = server.post(&path, &ca).await;
+    assert_eq!(trusted, "tls=Some(true)\n");
+    let after = server.get(&path).await;
+    assert!(after.body.starts_with("open: "), "{after:?}");
+    // Text that is not a certificate is the guest's error, not the host's.
+    let (_, garbage) = server.post(&path, "not a certificate").await;
+    assert!(garbage.contains("invalid root certificate"), "{garbage}");
+}
