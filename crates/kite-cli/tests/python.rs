@@ -1,5 +1,6 @@
 //! Python components built with componentize-py (installed by scripts/guest-tools.sh):
-//! WASI 0.2 and 0.3 handlers served beside each other, with their grants and failures.
+//! WASI 0.2 and 0.3 handlers served beside each other, with their grants and failures, and
+//! an app written with Spin's Python SDK.
 
 mod common;
 use common::{python_guest, Server, TestApp};
@@ -79,4 +80,67 @@ async fn a_second_start_of_a_python_app_loads_it_from_the_compile_cache() {
     let log = second.wait_for_log("component `service` loaded from cache");
     assert!(log.contains("component `hello` loaded from cache"), "{log}");
     assert_eq!(second.get("/p3/again").await.status, 200);
+}
+
+#[tokio::test]
+async fn a_python_app_written_with_spin_s_sdk_runs_unchanged_from_its_spin_toml() {
+    // Spin's Python SDK 5 builds for `spin:up/http-trigger@4.1.0`: a WASI 0.3 handler that
+    // imports every interface of Spin 4 (0.2, the 0.3 release candidate and 0.3.0 alike).
+    let source = python_guest("spin", "spin:up/http-trigger@4.1.0");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "python-spin"
+
+[variables]
+greeting = {{ default = "hello" }}
+
+[[trigger.http]]
+route = "/..."
+component = "app"
+
+[component.app]
+source = "{}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+
+[component.app.variables]
+greeting = "{{{{ greeting }}}}"
+"#,
+            source.display()
+        ),
+    )
+    .unwrap();
+    let server = Server::start_at(dir.path(), &[]);
+    let hello = server.get("/hello").await;
+    assert_eq!(
+        (hello.status, hello.body.as_str()),
+        (200, "Hello from Python on Spin 4\n")
+    );
+    assert_eq!(server.get("/kv?key=a&value=1").await.body, "get=1 keys=a\n");
+    assert_eq!(
+        server.get("/kv?key=b&value=2").await.body,
+        "get=2 keys=a,b\n"
+    );
+    assert_eq!(
+        server.get("/sqlite?note=one").await.body,
+        "rowid=1 notes=1:one\n"
+    );
+    assert_eq!(
+        server.get("/sqlite?note=two").await.body,
+        "rowid=2 notes=1:one,2:two\n"
+    );
+    assert_eq!(
+        server.get("/variable?name=greeting").await.body,
+        "greeting=hello\n"
+    );
+    assert_eq!(
+        server.get("/variable?name=missing").await.body,
+        "error: Error_Undefined\n"
+    );
+    assert_eq!(server.get("/elsewhere").await.status, 404);
 }

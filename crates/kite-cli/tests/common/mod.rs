@@ -471,9 +471,30 @@ pub fn guest_tools(which: &str) -> PathBuf {
     root.join("tests/guests/.tools")
 }
 
+/// Builds a guest into `output` with `build` (which writes the path it is given) unless
+/// `output` is newer than every file in `sources`. Test processes run side by side and the
+/// language tools do not build reproducibly: they take turns on a lock file, and a new
+/// build replaces the old file in one rename, so a server never sees a half-written or
+/// changed component under a path it was given.
+fn build_guest_once(output: &Path, sources: &[PathBuf], build: impl FnOnce(&Path)) {
+    let modified = |path: &Path| std::fs::metadata(path).and_then(|m| m.modified()).ok();
+    let lock = std::fs::File::create(output.with_extension("lock")).unwrap();
+    lock.lock().unwrap();
+    let fresh = modified(output).is_some_and(|built| {
+        sources
+            .iter()
+            .all(|source| modified(source).is_some_and(|changed| changed <= built))
+    });
+    if !fresh {
+        let partial = output.with_extension("partial.wasm");
+        build(&partial);
+        std::fs::rename(&partial, output).unwrap();
+    }
+}
+
 /// Builds tests/guests/python/<name>/app.py with componentize-py for `world` (a world of
-/// the WIT files Spin's Python SDK ships) into the guests' target directory, once per test
-/// process; returns the component's path.
+/// the WIT files Spin's Python SDK ships; a `spin:up` world for an app written with that
+/// SDK) into the guests' target directory, unless built already; returns its path.
 pub fn python_guest(name: &str, world: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
@@ -485,29 +506,41 @@ pub fn python_guest(name: &str, world: &str) -> PathBuf {
     let out_dir = wasm_target_dir().join("python");
     std::fs::create_dir_all(&out_dir).unwrap();
     let output_path = out_dir.join(format!("{name}.wasm"));
-    let output = Command::new(tools.join("bin/componentize-py"))
-        .env("PYTHONPATH", &tools)
-        .arg("-d")
-        .arg(tools.join("spin_sdk/wit"))
-        .args(["-w", world, "componentize", "app", "-o"])
-        .arg(&output_path)
-        .current_dir(&source)
-        .output()
-        .expect("running componentize-py");
-    assert!(
-        output.status.success(),
-        "componentize-py failed for {}:\n{}{}",
-        source.display(),
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let componentize_py = tools.join("bin/componentize-py");
+    let sources = [source.join("app.py"), componentize_py.clone()];
+    build_guest_once(&output_path, &sources, |partial| {
+        let mut command = Command::new(&componentize_py);
+        command.env("PYTHONPATH", &tools);
+        if world.starts_with("spin:up/") {
+            // A Spin SDK app imports `spin_sdk`, whose package carries the WIT and the
+            // bindings: the tool finds them on the Python path, as Spin's templates build.
+            command.args(["-w", world, "componentize", "app", "-p", ".", "-p"]);
+            command.arg(&tools);
+        } else {
+            command.arg("-d").arg(tools.join("spin_sdk/wit"));
+            command.args(["-w", world, "componentize", "app"]);
+        }
+        let output = command
+            .arg("-o")
+            .arg(partial)
+            .current_dir(&source)
+            .output()
+            .expect("running componentize-py");
+        assert!(
+            output.status.success(),
+            "componentize-py failed for {}:\n{}{}",
+            source.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
     built.push((name.to_string(), output_path.clone()));
     output_path
 }
 
 /// Builds tests/guests/js/<name>/app.js with componentize-js for `world` (of the WIT files
 /// Spin's Python SDK ships, copied beside the source: the tool reads paths relative to its
-/// working directory only), once per test process; returns the component's path.
+/// working directory only), unless built already; returns the component's path.
 pub fn js_guest(name: &str, world: &str) -> PathBuf {
     static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
     let mut built = BUILT.lock().unwrap();
@@ -516,32 +549,35 @@ pub fn js_guest(name: &str, world: &str) -> PathBuf {
     }
     let wit = guest_tools("python").join("python/spin_sdk/wit");
     let tools = guest_tools("js").join("js");
-    let work = wasm_target_dir().join("js").join(name);
-    let _ = std::fs::remove_dir_all(&work);
-    std::fs::create_dir_all(&work).unwrap();
-    copy_dir(&wit, &work.join("wit"));
-    std::fs::copy(
-        repo_root()
-            .join("tests/guests/js")
-            .join(name)
-            .join("app.js"),
-        work.join("app.js"),
-    )
-    .unwrap();
-    let output = Command::new(tools.join("node_modules/.bin/componentize-js"))
-        .args(["app.js", "--wit", "wit", "-n", world, "-o", "app.wasm"])
-        .current_dir(&work)
-        .output()
-        .expect("running componentize-js");
-    assert!(
-        output.status.success(),
-        "componentize-js failed for {name}:\n{}{}",
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-    let path = work.join("app.wasm");
-    built.push((name.to_string(), path.clone()));
-    path
+    let out_dir = wasm_target_dir().join("js");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let output_path = out_dir.join(format!("{name}.wasm"));
+    let source = repo_root()
+        .join("tests/guests/js")
+        .join(name)
+        .join("app.js");
+    let componentize_js = tools.join("node_modules/.bin/componentize-js");
+    let sources = [source.clone(), componentize_js.clone()];
+    build_guest_once(&output_path, &sources, |partial| {
+        let work = out_dir.join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&wit, &work.join("wit"));
+        std::fs::copy(&source, work.join("app.js")).unwrap();
+        let output = Command::new(&componentize_js)
+            .args(["app.js", "--wit", "wit", "-n", world, "-o"])
+            .arg(partial)
+            .current_dir(&work)
+            .output()
+            .expect("running componentize-js");
+        assert!(
+            output.status.success(),
+            "componentize-js failed for {name}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    built.push((name.to_string(), output_path.clone()));
+    output_path
 }
 
 fn copy_dir(from: &Path, to: &Path) {
