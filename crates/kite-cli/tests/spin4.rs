@@ -220,3 +220,40 @@ async fn a_root_certificate_a_spin_4_guest_names_is_trusted_for_its_own_connecti
     let (_, garbage) = server.post(&path, "not a certificate").await;
     assert!(garbage.contains("invalid root certificate"), "{garbage}");
 }
+
+/// The number after `kept=` in a hoarding route's answer.
+fn kept(body: &str) -> usize {
+    body.strip_prefix("kept=")
+        .and_then(|rest| rest.split([' ', '\n']).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count in {body:?}"))
+}
+
+#[tokio::test]
+async fn results_a_spin_4_guest_leaves_unread_stay_within_its_host_memory() {
+    let db = PgServer::start();
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
+        db.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    // Each query's row is 1 MiB, left unread in its stream; the instance's host memory is
+    // 64 MiB by default.
+    for path in [
+        format!("/pg-hoard?address={}&n=200", db.url()),
+        "/sqlite-hoard?n=200".to_string(),
+    ] {
+        let reply = server.get(&path).await;
+        assert!(
+            reply.body.contains("refused=") && reply.body.contains("host memory limit"),
+            "{path}: {reply:?}"
+        );
+        let kept = kept(&reply.body);
+        assert!((32..64).contains(&kept), "{path}: {reply:?}");
+    }
+    // What one request held is given back with its instance.
+    let again = server
+        .get(&format!("/pg-hoard?address={}&n=16", db.url()))
+        .await;
+    assert_eq!(again.body, "kept=16\n");
+}

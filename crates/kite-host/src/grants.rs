@@ -17,6 +17,7 @@ use crate::capability::{
     variables::VariablesGrant,
 };
 use crate::guest_log::{GuestLog, LogRate};
+use crate::held_bytes::HeldBytes;
 use crate::host_budget;
 use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
@@ -40,6 +41,8 @@ pub struct ComponentGrants {
     pub(crate) memory_limit: usize,
     /// Host resources one instance may hold at once (from `limits.host_memory`).
     pub(crate) max_resources: usize,
+    /// Bytes beyond its handles an instance's async calls and streams may hold.
+    pub(crate) host_memory: u64,
     pub(crate) log_rate: Arc<LogRate>,
 }
 
@@ -110,6 +113,7 @@ impl ComponentGrants {
             sqlite: SqliteGrant::validate(spec, &resources.sqlite)?,
             memory_limit: usize::try_from(spec.limits.memory).unwrap_or(usize::MAX),
             max_resources: host_budget::max_resources(spec.limits.host_memory),
+            host_memory: spec.limits.host_memory,
             log_rate: LogRate::new(),
         })
     }
@@ -170,6 +174,7 @@ impl ComponentGrants {
             sqlite: self.sqlite.prepare(),
             llm: crate::capability::llm::NoModels,
             deadline: None,
+            held: HeldBytes::new(self.host_memory),
         })
     }
 }

@@ -6,6 +6,7 @@ mod cgi_state;
 pub mod download;
 mod grants;
 mod guest_log;
+mod held_bytes;
 pub mod host_budget;
 mod instance_limits;
 mod linker;

@@ -7,6 +7,7 @@ use crate::capability::outbound_http::OutboundHttp;
 use crate::capability::outbound_policy::ClientUse;
 use crate::capability::sqlite::ComponentSqlite;
 use crate::capability::variables::ComponentVariables;
+use crate::held_bytes::HeldBytes;
 use crate::instance_limits::InstanceLimits;
 use crate::request_tag::RequestTag;
 use std::sync::Arc;
@@ -30,6 +31,8 @@ pub struct InstanceState {
     pub(crate) request: RequestTag,
     /// When the request must be done by (set when it starts running).
     pub(crate) deadline: Option<Instant>,
+    /// What Spin 4's async calls and streams hold for this instance (`limits.host_memory`).
+    pub(crate) held: HeldBytes,
 }
 
 impl InstanceState {

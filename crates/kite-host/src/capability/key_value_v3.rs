@@ -3,6 +3,8 @@
 
 use super::key_value::{view, KeyValue, OpenStore};
 use super::labels::Refusal;
+use super::row_stream::{ended, held_stream};
+use crate::held_bytes::{hold, Held};
 use crate::InstanceState;
 use kite_store::StoreError;
 use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
@@ -55,9 +57,9 @@ fn backend<T>(
         .map_err(other)
 }
 
-impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
+impl spin_kv::HostStoreWithStore<InstanceState> for KeyValue {
     async fn open(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         label: String,
     ) -> Result<Resource<OpenStore>, Error> {
         accessor
@@ -70,7 +72,7 @@ impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
     }
 
     async fn get(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         store: Resource<OpenStore>,
         key: String,
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -81,11 +83,13 @@ impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
     }
 
     async fn set(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         store: Resource<OpenStore>,
         key: String,
         value: Vec<u8>,
     ) -> Result<(), Error> {
+        let arguments = key.len() + value.len();
+        let _held = hold(accessor, arguments, arguments).map_err(other)?;
         backend(accessor, &store)?
             .set(&key, &value)
             .await
@@ -93,7 +97,7 @@ impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
     }
 
     async fn delete(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         store: Resource<OpenStore>,
         key: String,
     ) -> Result<(), Error> {
@@ -104,7 +108,7 @@ impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
     }
 
     async fn exists(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         store: Resource<OpenStore>,
         key: String,
     ) -> Result<bool, Error> {
@@ -116,24 +120,22 @@ impl<T> spin_kv::HostStoreWithStore<T> for KeyValue {
 
     /// The keys as a stream, and how listing them ended.
     async fn get_keys(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         store: Resource<OpenStore>,
     ) -> wasmtime::Result<(StreamReader<String>, FutureReader<Result<(), Error>>)> {
         let listed = match backend(accessor, &store) {
             Ok(backend) => backend.keys().await.map_err(store_error),
             Err(e) => Err(e),
         };
-        let (keys, ended) = match listed {
-            Ok(keys) => (keys, Ok(())),
-            Err(e) => (Vec::new(), Err(e)),
+        let size = |keys: &[String]| keys.iter().map(|k| 24 + k.len()).sum::<usize>();
+        let listed = listed.and_then(|keys| {
+            let held = hold(accessor, usize::MAX, size(&keys)).map_err(other)?;
+            Ok((keys, held))
+        });
+        let (keys, held, how) = match listed {
+            Ok((keys, held)) => (keys, held, Ok(())),
+            Err(e) => (Vec::new(), Held::alone(0), Err(e)),
         };
-        accessor.with(|mut access| {
-            let keys = StreamReader::new(&mut access, keys)?;
-            let ended = FutureReader::new(
-                &mut access,
-                std::future::ready(Ok::<_, wasmtime::Error>(ended)),
-            )?;
-            Ok((keys, ended))
-        })
+        Ok((held_stream(accessor, keys, held)?, ended(accessor, how)?))
     }
 }

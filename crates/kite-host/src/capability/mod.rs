@@ -3,6 +3,7 @@
 //! step that fills a fresh instance from the grant alone.
 
 pub mod client_tls;
+mod detached;
 pub mod env;
 pub mod files;
 pub mod key_value;

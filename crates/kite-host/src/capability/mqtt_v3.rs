@@ -3,6 +3,7 @@
 //! `fermyon:spin/mqtt@2.0.0`, whose error type (the same in both WITs) is converted here.
 
 use super::mqtt::{open, publish, publisher, view, Error as V2Error, Mqtt, MqttConnection};
+use crate::held_bytes::hold;
 use crate::InstanceState;
 use rumqttc::QoS;
 use wasmtime::component::{Accessor, Linker, Resource};
@@ -42,9 +43,9 @@ impl spin_mqtt::HostConnection for super::mqtt::MqttView<'_> {
     }
 }
 
-impl<T> spin_mqtt::HostConnectionWithStore<T> for Mqtt {
+impl spin_mqtt::HostConnectionWithStore<InstanceState> for Mqtt {
     async fn open(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         address: String,
         username: String,
         password: String,
@@ -70,7 +71,7 @@ impl<T> spin_mqtt::HostConnectionWithStore<T> for Mqtt {
     }
 
     async fn publish(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<MqttConnection>,
         topic: String,
         payload: Vec<u8>,
@@ -81,6 +82,9 @@ impl<T> spin_mqtt::HostConnectionWithStore<T> for Mqtt {
             Qos::AtLeastOnce => QoS::AtLeastOnce,
             Qos::ExactlyOnce => QoS::ExactlyOnce,
         };
+        let arguments = topic.len() + payload.len();
+        let _held =
+            hold(accessor, arguments, arguments).map_err(|e| Error::Other(e.to_string()))?;
         let publisher = accessor
             .with(|mut access| publisher(access.get().table, &connection))
             .map_err(error)?;

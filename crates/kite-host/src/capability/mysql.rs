@@ -12,6 +12,7 @@ use super::outbound_policy::ClientUse;
 use super::postgres::rdbms_types::{
     Column, DbDataType, DbValue, Error, ParameterValue, Row, RowSet,
 };
+use crate::held_bytes::Held;
 use crate::InstanceState;
 use futures::TryStreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
@@ -43,7 +44,7 @@ const CLIENT: &str = "MySQL";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes of rows one query may bring into the host; counted as rows arrive.
-const MAX_RESULT_BYTES: usize = 32 << 20;
+pub(crate) const MAX_RESULT_BYTES: usize = 32 << 20;
 
 /// The largest packet the client reads or writes: one row, or one statement with its
 /// parameters, cannot be larger.
@@ -53,6 +54,9 @@ const MAX_PACKET_BYTES: usize = 32 << 20;
 /// statements are cached with their text, so this also bounds what the cache holds.
 const MAX_STATEMENT_BYTES: usize = 1 << 20;
 
+/// The longest address a guest may give.
+pub(crate) const MAX_ADDRESS_BYTES: usize = 8 << 10;
+
 /// Prepared statements kept per connection (each is closed on the server when evicted).
 const STATEMENT_CACHE: usize = 4;
 
@@ -60,25 +64,29 @@ const STATEMENT_CACHE: usize = 4;
 /// result, then saying goodbye); after that the socket is simply closed.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 
-/// The client connection behind a guest's handle; statements on it take turns (Spin 4's
-/// async functions may run several at once).
-pub(crate) type SharedConn = Arc<Mutex<Option<Conn>>>;
+/// The client connection behind a guest's handle and its places in the caps, which it
+/// keeps for as long as anything (a statement still running) holds it. Statements on it
+/// take turns: Spin 4's async functions may run several at once.
+pub(crate) struct ConnSlot {
+    conn: Mutex<Option<Conn>>,
+    _permits: ConnectionPermits,
+}
+
+pub(crate) type SharedConn = Arc<ConnSlot>;
 
 /// A connection a guest opened. Dropped, it is closed on a task that gives up after
-/// [`CLOSE_TIMEOUT`], holding the connection's places in the caps until then.
+/// [`CLOSE_TIMEOUT`].
 pub struct MysqlConnection {
     conn: SharedConn,
-    permits: Option<ConnectionPermits>,
 }
 
 impl Drop for MysqlConnection {
     fn drop(&mut self) {
-        let (conn, permits) = (self.conn.clone(), self.permits.take());
+        let slot = self.conn.clone();
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
-                let _permits = permits;
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, async move {
-                    if let Some(conn) = conn.lock().await.take() {
+                    if let Some(conn) = slot.conn.lock().await.take() {
                         let _ = conn.disconnect().await;
                     }
                 })
@@ -183,6 +191,11 @@ fn percent_decode(text: &str) -> Option<String> {
 /// Connects to the server `address` names if a rule of `mysql` allows it; refusals are
 /// logged with the rule to add.
 pub(crate) async fn open(mysql: &ClientUse, address: &str) -> Result<MysqlConnection, Error> {
+    if address.len() > MAX_ADDRESS_BYTES {
+        return Err(Error::ConnectionFailed(format!(
+            "the address is longer than {MAX_ADDRESS_BYTES} bytes"
+        )));
+    }
     let address = parse_address(address).map_err(Error::ConnectionFailed)?;
     let shown = format!("mysql://{}:{}", address.host, address.port);
     let refused = |reason: &str| {
@@ -233,8 +246,10 @@ pub(crate) async fn open(mysql: &ClientUse, address: &str) -> Result<MysqlConnec
         .map_err(|_| Error::ConnectionFailed("connecting timed out".into()))?
         .map_err(|e| Error::ConnectionFailed(e.to_string()))?;
     Ok(MysqlConnection {
-        conn: Arc::new(Mutex::new(Some(conn))),
-        permits: Some(permits),
+        conn: Arc::new(ConnSlot {
+            conn: Mutex::new(Some(conn)),
+            _permits: permits,
+        }),
     })
 }
 
@@ -259,13 +274,15 @@ fn closed() -> Error {
     Error::Other("the connection is closed".into())
 }
 
-/// Runs `statement` on `conn`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
+/// Runs `statement` on `conn`, counting the rows in `held` as they arrive (the query fails
+/// when it refuses more).
 pub(crate) async fn query(
     conn: SharedConn,
     statement: &str,
     params: Vec<ParameterValue>,
+    held: &mut Held,
 ) -> Result<RowSet, Error> {
-    let mut guard = conn.lock().await;
+    let mut guard = conn.conn.lock().await;
     let conn = guard.as_mut().ok_or_else(closed)?;
     let mut result = conn
         .exec_iter(statement, positional(params))
@@ -285,19 +302,15 @@ pub(crate) async fn query(
             rows: Vec::new(),
         });
     };
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    let mut out = Vec::new();
     while let Some(row) = rows
         .try_next()
         .await
         .map_err(|e| Error::QueryFailed(e.to_string()))?
     {
         let row = convert_row(row, &columns)?;
-        bytes += std::mem::size_of::<Row>() + row.iter().map(value_size).sum::<usize>();
-        if bytes > MAX_RESULT_BYTES {
-            return Err(Error::Other(format!(
-                "the result is larger than {MAX_RESULT_BYTES} bytes"
-            )));
-        }
+        held.grow(std::mem::size_of::<Row>() + row.iter().map(value_size).sum::<usize>())
+            .map_err(|refused| Error::Other(refused.to_string()))?;
         out.push(row);
     }
     Ok(RowSet { columns, rows: out })
@@ -309,7 +322,7 @@ pub(crate) async fn execute(
     statement: &str,
     params: Vec<ParameterValue>,
 ) -> Result<(), Error> {
-    let mut guard = conn.lock().await;
+    let mut guard = conn.conn.lock().await;
     let conn = guard.as_mut().ok_or_else(closed)?;
     conn.exec_drop(statement, positional(params))
         .await
@@ -332,12 +345,8 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<RowSet, Error> {
-        query(
-            conn(self.table, &connection, &statement)?,
-            &statement,
-            params,
-        )
-        .await
+        let conn = conn(self.table, &connection, &statement)?;
+        query(conn, &statement, params, &mut Held::alone(MAX_RESULT_BYTES)).await
     }
 
     async fn execute(
@@ -473,6 +482,21 @@ fn convert_value(value: Value, column: &Column) -> Result<DbValue, Error> {
             )))
         }
     })
+}
+
+/// Roughly what a statement's parameters cost the host to hold.
+pub(crate) fn parameters_size(params: &[ParameterValue]) -> usize {
+    params
+        .iter()
+        .map(|p| {
+            std::mem::size_of::<ParameterValue>()
+                + match p {
+                    ParameterValue::Str(s) => s.len(),
+                    ParameterValue::Binary(b) => b.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 /// Roughly what a value costs the host to hold.

@@ -5,11 +5,16 @@
 // The interface's error type (generated from the WIT) is large; the host returns it as is.
 #![allow(clippy::result_large_err)]
 
-use super::mysql::{conn, execute, open, query, view, Mysql, MysqlConnection, MysqlView};
+use super::detached::{run_detached, PAST_DEADLINE};
+use super::mysql::{conn, execute, open, parameters_size, query, view, MAX_RESULT_BYTES};
+use super::mysql::{Mysql, MysqlConnection, MysqlView};
 use super::postgres::rdbms_types as v2;
 use super::row_stream::{rows_and_end, same_cases};
+use crate::held_bytes::{hold, Held};
 use crate::InstanceState;
+use std::time::Instant;
 use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
+use wasmtime::AsContextMut;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -82,21 +87,39 @@ impl spin_mysql::HostConnection for MysqlView<'_> {
     }
 }
 
-/// The connection behind `handle`, taken out of the instance's state so that a statement
-/// can run without holding it.
-fn shared_conn<T>(
-    accessor: &Accessor<T, Mysql>,
+/// The connection behind `handle` and the request's deadline, taken out of the instance's
+/// state so that a statement can run without holding it.
+fn shared_conn(
+    accessor: &Accessor<InstanceState, Mysql>,
     handle: &Resource<MysqlConnection>,
     statement: &str,
-) -> Result<super::mysql::SharedConn, Error> {
-    accessor
-        .with(|mut access| conn(access.get().table, handle, statement))
-        .map_err(error)
+) -> Result<(super::mysql::SharedConn, Option<Instant>), Error> {
+    accessor.with(|mut access| {
+        let deadline = access.as_context_mut().data().deadline;
+        let conn = conn(access.get().table, handle, statement).map_err(error)?;
+        Ok((conn, deadline))
+    })
 }
 
-impl<T> spin_mysql::HostConnectionWithStore<T> for Mysql {
+/// A hold on the instance's host memory for a statement and its parameters, which may
+/// grow by a result's bound.
+fn hold_statement(
+    accessor: &Accessor<InstanceState, Mysql>,
+    statement: &str,
+    params: &[v2::ParameterValue],
+    result: usize,
+) -> Result<Held, Error> {
+    let arguments = statement.len() + parameters_size(params);
+    hold(accessor, arguments + result, arguments).map_err(|e| Error::Other(e.to_string()))
+}
+
+fn past_deadline() -> Error {
+    Error::Other(PAST_DEADLINE.into())
+}
+
+impl spin_mysql::HostConnectionWithStore<InstanceState> for Mysql {
     async fn open(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         address: String,
     ) -> Result<Resource<MysqlConnection>, Error> {
         let client = accessor.with(|mut access| access.get().mysql.shared());
@@ -112,26 +135,36 @@ impl<T> spin_mysql::HostConnectionWithStore<T> for Mysql {
 
     /// The statement's columns, its rows as a stream, and how it ended.
     async fn query(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<MysqlConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<Answer, Error>> {
-        let conn = match shared_conn(accessor, &connection, &statement) {
-            Ok(conn) => conn,
+        let params: Vec<v2::ParameterValue> = params.into_iter().map(parameter).collect();
+        let started =
+            shared_conn(accessor, &connection, &statement).and_then(|(conn, deadline)| {
+                let held = hold_statement(accessor, &statement, &params, MAX_RESULT_BYTES)?;
+                Ok((conn, deadline, held))
+            });
+        let (conn, deadline, mut held) = match started {
+            Ok(started) => started,
             Err(e) => return Ok(Err(e)),
         };
-        let params = params.into_iter().map(parameter).collect();
-        let set = match query(conn, &statement, params).await {
-            Ok(set) => set,
-            Err(e) => return Ok(Err(error(e))),
+        let run = async move {
+            let set = query(conn, &statement, params, &mut held).await;
+            (set, held)
+        };
+        let (set, held) = match run_detached(deadline, run).await {
+            Some((Ok(set), held)) => (set, held),
+            Some((Err(e), _)) => return Ok(Err(error(e))),
+            None => return Ok(Err(past_deadline())),
         };
         let rows = set
             .rows
             .into_iter()
             .map(|row| row.into_iter().map(value).collect())
             .collect();
-        let (rows, ended) = rows_and_end(accessor, rows)?;
+        let (rows, ended) = rows_and_end(accessor, rows, held)?;
         Ok(Ok((
             set.columns.into_iter().map(column).collect(),
             rows,
@@ -140,13 +173,21 @@ impl<T> spin_mysql::HostConnectionWithStore<T> for Mysql {
     }
 
     async fn execute(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<MysqlConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<(), Error> {
-        let conn = shared_conn(accessor, &connection, &statement)?;
-        let params = params.into_iter().map(parameter).collect();
-        execute(conn, &statement, params).await.map_err(error)
+        let params: Vec<v2::ParameterValue> = params.into_iter().map(parameter).collect();
+        let (conn, deadline) = shared_conn(accessor, &connection, &statement)?;
+        let held = hold_statement(accessor, &statement, &params, 0)?;
+        let run = async move {
+            let _held = held;
+            execute(conn, &statement, params).await
+        };
+        run_detached(deadline, run)
+            .await
+            .unwrap_or_else(|| Err(v2::Error::Other(PAST_DEADLINE.into())))
+            .map_err(error)
     }
 }

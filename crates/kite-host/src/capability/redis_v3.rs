@@ -5,6 +5,7 @@
 
 use super::redis::{guest_command, open, query, results, view, Redis, RedisConnection};
 use super::redis::{Error as V2Error, RedisParameter as V2Parameter, RedisResult as V2Result};
+use crate::held_bytes::hold;
 use crate::InstanceState;
 use redis::Value;
 use wasmtime::component::{Accessor, Linker, Resource};
@@ -62,20 +63,29 @@ impl spin_redis::HostConnection for super::redis::RedisView<'_> {
 
 /// Runs `command` on the connection behind `handle`, taken out of the instance's state so
 /// that the command can wait without holding it.
-async fn run<T: redis::FromRedisValue, U>(
-    accessor: &Accessor<U, Redis>,
+async fn run<T: redis::FromRedisValue>(
+    accessor: &Accessor<InstanceState, Redis>,
     handle: &Resource<RedisConnection>,
     command: &redis::Cmd,
 ) -> Result<T, Error> {
+    // The command's arguments stay in the host until the server has answered.
+    let arguments = command
+        .args_iter()
+        .map(|arg| match arg {
+            redis::Arg::Simple(bytes) => bytes.len(),
+            redis::Arg::Cursor => 0,
+        })
+        .sum();
+    let _held = hold(accessor, arguments, arguments).map_err(|e| Error::Other(e.to_string()))?;
     let connection = accessor
         .with(|mut access| access.get().connection(handle))
         .map_err(error)?;
     query(connection, command).await.map_err(error)
 }
 
-impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
+impl spin_redis::HostConnectionWithStore<InstanceState> for Redis {
     async fn open(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         address: String,
     ) -> Result<Resource<RedisConnection>, Error> {
         let client = accessor.with(|mut access| access.get().redis.shared());
@@ -90,7 +100,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn publish(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         channel: String,
         payload: Vec<u8>,
@@ -101,7 +111,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn get(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<Option<Vec<u8>>, Error> {
@@ -109,7 +119,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn set(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
         value: Vec<u8>,
@@ -120,7 +130,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn incr(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<i64, Error> {
@@ -128,7 +138,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn del(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         keys: Vec<String>,
     ) -> Result<u32, Error> {
@@ -136,7 +146,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn sadd(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
         values: Vec<String>,
@@ -146,7 +156,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn smembers(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
     ) -> Result<Vec<String>, Error> {
@@ -154,7 +164,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn srem(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         key: String,
         values: Vec<String>,
@@ -164,7 +174,7 @@ impl<T> spin_redis::HostConnectionWithStore<T> for Redis {
     }
 
     async fn execute(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<RedisConnection>,
         command: String,
         arguments: Vec<RedisParameter>,

@@ -5,6 +5,7 @@
 use super::labels::Refusal;
 use super::row_stream::rows_and_end;
 use super::sqlite::{too_many_open, view, OpenDatabase, Sqlite, SqliteView};
+use crate::held_bytes::hold;
 use crate::InstanceState;
 use kite_store::{DbError, DbValue, SqliteSession};
 use std::sync::Arc;
@@ -59,6 +60,24 @@ fn db_error(e: DbError) -> Error {
         DbError::Full => Error::DatabaseFull,
         DbError::Io(_) | DbError::Locked => Error::Io(e.to_string()),
     }
+}
+
+/// The most bytes of rows one statement's stream may hold (as kite-store bounds a result).
+const MAX_RESULT_BYTES: usize = 32 << 20;
+
+/// Roughly what `values` cost the host to hold.
+fn values_size(values: &[DbValue]) -> usize {
+    values
+        .iter()
+        .map(|value| {
+            std::mem::size_of::<DbValue>()
+                + match value {
+                    DbValue::Text(t) => t.len(),
+                    DbValue::Blob(b) => b.len(),
+                    _ => 0,
+                }
+        })
+        .sum()
 }
 
 fn rows(rows: Vec<Vec<DbValue>>) -> Vec<RowResult> {
@@ -140,9 +159,9 @@ impl spin_sqlite::HostConnection for SqliteView<'_> {
     }
 }
 
-impl<T> spin_sqlite::HostConnectionWithStore<T> for Sqlite {
+impl spin_sqlite::HostConnectionWithStore<InstanceState> for Sqlite {
     async fn open_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         database: String,
     ) -> Result<Resource<OpenDatabase>, Error> {
         accessor.with(|mut access| open(&mut access.get(), &database))
@@ -150,7 +169,7 @@ impl<T> spin_sqlite::HostConnectionWithStore<T> for Sqlite {
 
     /// The statement's columns, its rows as a stream, and how it ended.
     async fn execute_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<OpenDatabase>,
         statement: String,
         parameters: Vec<Value>,
@@ -164,21 +183,30 @@ impl<T> spin_sqlite::HostConnectionWithStore<T> for Sqlite {
             Error,
         >,
     > {
+        let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
+        let arguments = statement.len() + values_size(&parameters);
+        let mut held = match hold(accessor, arguments + MAX_RESULT_BYTES, arguments) {
+            Ok(held) => held,
+            Err(refused) => return Ok(Err(Error::Io(refused.to_string()))),
+        };
         let (session, deadline) = match session_and_deadline(accessor, &connection) {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
-        let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
         let result = match session.execute(&statement, &parameters, deadline).await {
             Ok(result) => result,
             Err(e) => return Ok(Err(db_error(e))),
         };
-        let (rows, ended) = rows_and_end(accessor, rows(result.rows))?;
+        let size = result.rows.iter().map(|row| values_size(row)).sum();
+        if let Err(refused) = held.grow(size) {
+            return Ok(Err(Error::Io(refused.to_string())));
+        }
+        let (rows, ended) = rows_and_end(accessor, rows(result.rows), held)?;
         Ok(Ok((result.columns, rows, ended)))
     }
 
     async fn last_insert_rowid_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<OpenDatabase>,
     ) -> i64 {
         session_and_deadline(accessor, &connection)
@@ -186,7 +214,7 @@ impl<T> spin_sqlite::HostConnectionWithStore<T> for Sqlite {
     }
 
     async fn changes_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<OpenDatabase>,
     ) -> u64 {
         session_and_deadline(accessor, &connection).map_or(0, |(session, _)| session.changes())

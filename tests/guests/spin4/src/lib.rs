@@ -30,6 +30,8 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         "/mqtt" => mqtt(&param("address"), &param("topic"), &param("value")).await,
         "/mysql" => mysql(&param("address")).await,
         "/pg" => pg(&param("address")).await,
+        "/pg-hoard" => pg_hoard(&param("address"), param("n").parse().unwrap_or(0)).await,
+        "/sqlite-hoard" => sqlite_hoard(param("n").parse().unwrap_or(0)).await,
         "/pg-tls" => {
             let ca_root = request.into_body().bytes().await.unwrap_or_default();
             pg_tls(&param("address"), String::from_utf8_lossy(&ca_root).into_owned()).await
@@ -241,4 +243,39 @@ async fn pg_tls(address: &str, ca_root: String) -> String {
         },
         Err(e) => format!("query: {e:?}\n"),
     }
+}
+
+/// Runs `n` queries of a 1 MiB row each and keeps every result unread: how many the host
+/// ran, and what it said when it refused one.
+async fn pg_hoard(address: &str, n: usize) -> String {
+    use spin_sdk::pg::{Connection, ParameterValue};
+    let db = match Connection::open(address).await {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let mut kept = Vec::new();
+    for _ in 0..n {
+        match db.query("SELECT repeat('x', 1048576) AS big", Vec::<ParameterValue>::new()).await {
+            Ok(result) => kept.push(result),
+            Err(e) => return format!("kept={} refused={e:?}\n", kept.len()),
+        }
+    }
+    format!("kept={}\n", kept.len())
+}
+
+/// The same with SQLite.
+async fn sqlite_hoard(n: usize) -> String {
+    use spin_sdk::sqlite::Connection;
+    let db = match Connection::open_default().await {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    let mut kept = Vec::new();
+    for _ in 0..n {
+        match db.execute("SELECT randomblob(1048576) AS big", []).await {
+            Ok(result) => kept.push(result),
+            Err(e) => return format!("kept={} refused={e:?}\n", kept.len()),
+        }
+    }
+    format!("kept={}\n", kept.len())
 }

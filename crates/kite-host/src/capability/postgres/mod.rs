@@ -13,6 +13,7 @@ mod versions;
 
 use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
 use super::outbound_policy::ClientUse;
+use crate::held_bytes::{Held, HeldBytes};
 use crate::InstanceState;
 use futures::{pin_mut, TryStreamExt};
 use rustls::pki_types::CertificateDer;
@@ -47,7 +48,13 @@ const CLIENT: &str = "PostgreSQL";
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The most bytes of rows one query may bring into the host; counted as rows arrive.
-const MAX_RESULT_BYTES: usize = 32 << 20;
+pub(crate) const MAX_RESULT_BYTES: usize = 32 << 20;
+
+/// The longest statement a guest may send; large values go in parameters.
+const MAX_STATEMENT_BYTES: usize = 1 << 20;
+
+/// The longest address a guest may give.
+pub(crate) const MAX_ADDRESS_BYTES: usize = 8 << 10;
 
 /// A connection a guest opened.
 pub struct PgConnection {
@@ -66,6 +73,7 @@ impl Drop for PgConnection {
 pub(crate) struct PgView<'a> {
     pub(crate) table: &'a mut ResourceTable,
     pub(crate) postgres: &'a mut ClientUse,
+    pub(crate) held: &'a HeldBytes,
 }
 
 pub(crate) struct Postgres;
@@ -78,6 +86,7 @@ pub(crate) fn view(state: &mut InstanceState) -> PgView<'_> {
     PgView {
         table: &mut state.table,
         postgres: &mut state.clients,
+        held: &state.held,
     }
 }
 
@@ -133,6 +142,11 @@ pub(crate) async fn open(
     ca_roots: &[CertificateDer<'static>],
 ) -> Result<PgConnection, v4::Error> {
     let failed = |message: String| v4::Error::ConnectionFailed(message);
+    if address.len() > MAX_ADDRESS_BYTES {
+        return Err(failed(format!(
+            "the address is longer than {MAX_ADDRESS_BYTES} bytes"
+        )));
+    }
     let config: tokio_postgres::Config = address
         .parse()
         .map_err(|e: tokio_postgres::Error| failed(e.to_string()))?;
@@ -195,12 +209,15 @@ pub(crate) fn client(
         .map_err(|e| v4::Error::Other(e.to_string()))
 }
 
-/// Runs `statement`, reading rows until they end or exceed [`MAX_RESULT_BYTES`].
+/// Runs `statement`, counting the rows in `held` as they arrive (the query fails when it
+/// refuses more).
 pub(crate) async fn query(
     client: Arc<tokio_postgres::Client>,
     statement: &str,
     params: Vec<v4::ParameterValue>,
+    held: &mut Held,
 ) -> Result<v4::RowSet, v4::Error> {
+    check_statement(statement)?;
     let prepared = client
         .prepare(statement)
         .await
@@ -217,15 +234,11 @@ pub(crate) async fn query(
         .await
         .map_err(values::bad_parameter_or_query_failed)?;
     pin_mut!(rows);
-    let (mut out, mut bytes) = (Vec::new(), 0usize);
+    let mut out = Vec::new();
     while let Some(row) = rows.try_next().await.map_err(values::query_failed)? {
         let (row, size) = values::row(&row)?;
-        bytes += size;
-        if bytes > MAX_RESULT_BYTES {
-            return Err(v4::Error::QueryFailed(v4::QueryError::Text(format!(
-                "the result is larger than {MAX_RESULT_BYTES} bytes"
-            ))));
-        }
+        held.grow(size)
+            .map_err(|refused| v4::Error::QueryFailed(v4::QueryError::Text(refused.to_string())))?;
         out.push(row);
     }
     Ok(v4::RowSet { columns, rows: out })
@@ -237,6 +250,7 @@ pub(crate) async fn execute(
     statement: &str,
     params: Vec<v4::ParameterValue>,
 ) -> Result<u64, v4::Error> {
+    check_statement(statement)?;
     let prepared = client
         .prepare(statement)
         .await
@@ -251,4 +265,13 @@ pub(crate) async fn execute(
         )
         .await
         .map_err(values::bad_parameter_or_query_failed)
+}
+
+fn check_statement(statement: &str) -> Result<(), v4::Error> {
+    if statement.len() > MAX_STATEMENT_BYTES {
+        return Err(v4::Error::BadParameter(format!(
+            "the statement is longer than {MAX_STATEMENT_BYTES} bytes; pass large values as parameters"
+        )));
+    }
+    Ok(())
 }

@@ -3,12 +3,19 @@
 //! async variants that run without holding the instance's state. Its types (the same as
 //! version 4.0's) are converted at the edge.
 
+use super::values::parameters_size;
 use super::{client, execute, open, query, v4, view, PgConnection, PgView, Postgres};
+use super::{MAX_ADDRESS_BYTES, MAX_RESULT_BYTES};
+use crate::capability::detached::{run_detached, PAST_DEADLINE};
 use crate::capability::row_stream::{rows_and_end, same_cases};
+use crate::held_bytes::{hold, Held};
 use crate::InstanceState;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
+use std::sync::Arc;
+use std::time::Instant;
 use wasmtime::component::{Accessor, FutureReader, Linker, Resource, StreamReader};
+use wasmtime::AsContextMut;
 
 mod bindings {
     wasmtime::component::bindgen!({
@@ -33,12 +40,14 @@ mod bindings {
 use bindings::spin::postgres4_2_0::postgres::{self as pg, Column, DbValue, Error, ParameterValue};
 
 /// The longest root certificate text a builder takes.
-const MAX_CA_ROOT_BYTES: usize = 256 << 10;
+const MAX_CA_ROOT_BYTES: usize = 64 << 10;
 
-/// A connection not yet made: the address, and roots to trust besides the component's.
+/// A connection not yet made: the address, and roots to trust besides the component's,
+/// counted against the instance's host memory while the builder lives.
 pub struct PgConnectionBuilder {
     address: String,
     ca_roots: Vec<CertificateDer<'static>>,
+    held: Held,
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
@@ -146,7 +155,7 @@ fn parameters(params: Vec<ParameterValue>) -> Vec<v4::ParameterValue> {
     params.into_iter().map(parameter).collect()
 }
 
-/// The PEM certificates in `text`: at least one, nothing else.
+/// The PEM certificates in `text`: at least one, and nothing but certificates.
 fn ca_roots(text: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
     let invalid = |why: String| Error::Other(format!("invalid root certificate: {why}"));
     if text.len() > MAX_CA_ROOT_BYTES {
@@ -157,6 +166,11 @@ fn ca_roots(text: &str) -> Result<Vec<CertificateDer<'static>>, Error> {
         .map_err(|e| invalid(e.to_string()))?;
     if roots.is_empty() {
         return Err(invalid("no PEM certificate".into()));
+    }
+    if text.matches("-----BEGIN ").count() != roots.len() {
+        return Err(invalid(
+            "it holds PEM sections that are not certificates".into(),
+        ));
     }
     Ok(roots)
 }
@@ -183,9 +197,23 @@ impl pg::Host for PgView<'_> {}
 
 impl pg::HostConnectionBuilder for PgView<'_> {
     fn new(&mut self, address: String) -> wasmtime::Result<Resource<PgConnectionBuilder>> {
+        // Kept whole up to one byte past the bound, so that building still says it is
+        // too long.
+        let mut address = address;
+        if address.len() > MAX_ADDRESS_BYTES {
+            let mut end = MAX_ADDRESS_BYTES + 1;
+            while !address.is_char_boundary(end) {
+                end -= 1;
+            }
+            address.truncate(end);
+            address.shrink_to_fit();
+        }
+        let mut held = self.held.hold(MAX_ADDRESS_BYTES + 1 + MAX_CA_ROOT_BYTES);
+        held.grow(address.len())?;
         Ok(self.table.push(PgConnectionBuilder {
             address,
             ca_roots: Vec::new(),
+            held,
         })?)
     }
 
@@ -195,10 +223,15 @@ impl pg::HostConnectionBuilder for PgView<'_> {
         certificate: String,
     ) -> Result<(), Error> {
         let roots = ca_roots(&certificate)?;
-        self.table
+        let builder = self
+            .table
             .get_mut(&builder)
-            .map_err(|e| Error::Other(e.to_string()))?
-            .ca_roots = roots;
+            .map_err(|e| Error::Other(e.to_string()))?;
+        let mut held = self.held.hold(MAX_ADDRESS_BYTES + 1 + MAX_CA_ROOT_BYTES);
+        let size = builder.address.len() + roots.iter().map(|root| root.len()).sum::<usize>();
+        held.grow(size).map_err(|e| Error::Other(e.to_string()))?;
+        builder.ca_roots = roots;
+        builder.held = held;
         Ok(())
     }
 
@@ -230,7 +263,8 @@ impl pg::HostConnection for PgView<'_> {
         params: Vec<ParameterValue>,
     ) -> Result<pg::RowSet, Error> {
         let client = client(self.table, &connection).map_err(error)?;
-        let set = query(client, &statement, parameters(params))
+        let alone = &mut Held::alone(MAX_RESULT_BYTES);
+        let set = query(client, &statement, parameters(params), alone)
             .await
             .map_err(error)?;
         Ok(row_set(set))
@@ -256,8 +290,8 @@ impl pg::HostConnection for PgView<'_> {
 
 /// Opens a connection to `address` trusting `roots` too, without holding the instance's
 /// state while it connects.
-async fn open_async<T>(
-    accessor: &Accessor<T, Postgres>,
+async fn open_async(
+    accessor: &Accessor<InstanceState, Postgres>,
     address: &str,
     roots: &[CertificateDer<'static>],
 ) -> Result<Resource<PgConnection>, Error> {
@@ -266,18 +300,33 @@ async fn open_async<T>(
     accessor.with(|mut access| access.get().push(connection))
 }
 
-fn shared_client<T>(
-    accessor: &Accessor<T, Postgres>,
+/// What a statement needs to run away from the instance's state: the client, the
+/// request's deadline, and a hold on the instance's host memory for the statement and its
+/// parameters, which may grow by a result's bound.
+fn start(
+    accessor: &Accessor<InstanceState, Postgres>,
     connection: &Resource<PgConnection>,
-) -> Result<std::sync::Arc<tokio_postgres::Client>, Error> {
-    accessor
-        .with(|mut access| client(access.get().table, connection))
-        .map_err(error)
+    statement: &str,
+    params: &[v4::ParameterValue],
+    result: usize,
+) -> Result<(Arc<tokio_postgres::Client>, Option<Instant>, Held), Error> {
+    let arguments = statement.len() + parameters_size(params);
+    let held =
+        hold(accessor, arguments + result, arguments).map_err(|e| Error::Other(e.to_string()))?;
+    accessor.with(|mut access| {
+        let deadline = access.as_context_mut().data().deadline;
+        let client = client(access.get().table, connection).map_err(error)?;
+        Ok((client, deadline, held))
+    })
 }
 
-impl<T> pg::HostConnectionBuilderWithStore<T> for Postgres {
+fn past_deadline() -> Error {
+    Error::Other(PAST_DEADLINE.into())
+}
+
+impl pg::HostConnectionBuilderWithStore<InstanceState> for Postgres {
     async fn build_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         builder: Resource<PgConnectionBuilder>,
     ) -> Result<Resource<PgConnection>, Error> {
         let (address, roots) = accessor.with(|mut access| access.get().builder(&builder))?;
@@ -285,42 +334,56 @@ impl<T> pg::HostConnectionBuilderWithStore<T> for Postgres {
     }
 }
 
-impl<T> pg::HostConnectionWithStore<T> for Postgres {
+impl pg::HostConnectionWithStore<InstanceState> for Postgres {
     async fn open_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         address: String,
     ) -> Result<Resource<PgConnection>, Error> {
         open_async(accessor, &address, &[]).await
     }
 
     async fn query_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<PgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> wasmtime::Result<Result<Answer, Error>> {
-        let client = match shared_client(accessor, &connection) {
-            Ok(client) => client,
-            Err(e) => return Ok(Err(e)),
+        let params = parameters(params);
+        let (client, deadline, mut held) =
+            match start(accessor, &connection, &statement, &params, MAX_RESULT_BYTES) {
+                Ok(started) => started,
+                Err(e) => return Ok(Err(e)),
+            };
+        let run = async move {
+            let set = query(client, &statement, params, &mut held).await;
+            (set, held)
         };
-        let set = match query(client, &statement, parameters(params)).await {
-            Ok(set) => set,
-            Err(e) => return Ok(Err(error(e))),
+        let (set, held) = match run_detached(deadline, run).await {
+            Some((Ok(set), held)) => (set, held),
+            Some((Err(e), _)) => return Ok(Err(error(e))),
+            None => return Ok(Err(past_deadline())),
         };
         let columns = set.columns.into_iter().map(column).collect();
-        let (rows, ended) = rows_and_end(accessor, set.rows.into_iter().map(row).collect())?;
+        let rows = set.rows.into_iter().map(row).collect();
+        let (rows, ended) = rows_and_end(accessor, rows, held)?;
         Ok(Ok((columns, rows, ended)))
     }
 
     async fn execute_async(
-        accessor: &Accessor<T, Self>,
+        accessor: &Accessor<InstanceState, Self>,
         connection: Resource<PgConnection>,
         statement: String,
         params: Vec<ParameterValue>,
     ) -> Result<u64, Error> {
-        let client = shared_client(accessor, &connection)?;
-        execute(client, &statement, parameters(params))
-            .await
-            .map_err(error)
+        let params = parameters(params);
+        let (client, deadline, held) = start(accessor, &connection, &statement, &params, 0)?;
+        let run = async move {
+            let _held = held;
+            execute(client, &statement, params).await
+        };
+        match run_detached(deadline, run).await {
+            Some(done) => done.map_err(error),
+            None => Err(past_deadline()),
+        }
     }
 }

@@ -231,6 +231,35 @@ fn array<T>(
 }
 
 /// The guest's parameters, ready to send.
+/// Roughly what a statement's parameters cost the host to hold.
+pub(crate) fn parameters_size(values: &[v4::ParameterValue]) -> usize {
+    use v4::ParameterValue as P;
+    let text = |items: &[Option<String>]| {
+        items
+            .iter()
+            .map(|s| 24 + s.as_ref().map_or(0, String::len))
+            .sum()
+    };
+    values
+        .iter()
+        .map(|value| {
+            std::mem::size_of::<v4::ParameterValue>()
+                + match value {
+                    P::Str(s) | P::Uuid(s) | P::Decimal(s) => s.len(),
+                    P::Binary(b) | P::Jsonb(b) => b.len(),
+                    P::ArrayInt32(a) => a.len() * 8,
+                    P::ArrayInt64(a) => a.len() * 16,
+                    P::ArrayDecimal(a) | P::ArrayStr(a) => text(a),
+                    P::RangeDecimal((low, high)) => [low, high]
+                        .iter()
+                        .map(|b| b.as_ref().map_or(0, |(s, _)| s.len()))
+                        .sum(),
+                    _ => 0,
+                }
+        })
+        .sum()
+}
+
 pub(crate) fn params(values: &[v4::ParameterValue]) -> Vec<Param<'_>> {
     values.iter().map(Param).collect()
 }

@@ -5,6 +5,7 @@
 use super::bindings::fermyon::spin::{postgres as v2, rdbms_types as v2_types};
 use super::bindings::spin::postgres3_0_0::postgres as v3;
 use super::{v4, PgConnection, PgView};
+use crate::held_bytes::Held;
 use wasmtime::component::Resource;
 
 impl v4::Host for PgView<'_> {}
@@ -23,7 +24,13 @@ impl v4::HostConnection for PgView<'_> {
         statement: String,
         params: Vec<v4::ParameterValue>,
     ) -> Result<v4::RowSet, v4::Error> {
-        super::query(super::client(self.table, &connection)?, &statement, params).await
+        super::query(
+            super::client(self.table, &connection)?,
+            &statement,
+            params,
+            &mut Held::alone(super::MAX_RESULT_BYTES),
+        )
+        .await
     }
 
     async fn execute(
@@ -57,13 +64,11 @@ impl v3::HostConnection for PgView<'_> {
         params: Vec<v3::ParameterValue>,
     ) -> Result<v3::RowSet, v3::Error> {
         let params = params.into_iter().map(v3_param).collect();
-        let rows = super::query(
-            super::client(self.table, &connection).map_err(v3_error)?,
-            &statement,
-            params,
-        )
-        .await
-        .map_err(v3_error)?;
+        let client = super::client(self.table, &connection).map_err(v3_error)?;
+        let alone = &mut Held::alone(super::MAX_RESULT_BYTES);
+        let rows = super::query(client, &statement, params, alone)
+            .await
+            .map_err(v3_error)?;
         Ok(v3::RowSet {
             columns: rows
                 .columns
@@ -121,13 +126,11 @@ impl v2::HostConnection for PgView<'_> {
         params: Vec<v2_types::ParameterValue>,
     ) -> Result<v2_types::RowSet, v2_types::Error> {
         let params = params.into_iter().map(v2_param).collect::<Result<_, _>>()?;
-        let rows = super::query(
-            super::client(self.table, &connection).map_err(v2_error)?,
-            &statement,
-            params,
-        )
-        .await
-        .map_err(v2_error)?;
+        let client = super::client(self.table, &connection).map_err(v2_error)?;
+        let alone = &mut Held::alone(super::MAX_RESULT_BYTES);
+        let rows = super::query(client, &statement, params, alone)
+            .await
+            .map_err(v2_error)?;
         Ok(v2_types::RowSet {
             columns: rows
                 .columns
