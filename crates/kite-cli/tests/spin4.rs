@@ -3,7 +3,7 @@
 //! PostgreSQL servers, within the component's grants.
 
 mod common;
-use common::{guest, MariaDbServer, PgServer, Server, TestCerts};
+use common::{guest, kite, repo_root, wasm_target_dir, MariaDbServer, PgServer, Server, TestCerts};
 
 /// A Spin 4 app (spin.toml) serving the spin-sdk 7 guest with `extra` lines added to its
 /// component table.
@@ -256,4 +256,42 @@ async fn results_a_spin_4_guest_leaves_unread_stay_within_its_host_memory() {
         .get(&format!("/pg-hoard?address={}&n=16", db.url()))
         .await;
     assert_eq!(again.body, "kept=16\n");
+}
+
+#[tokio::test]
+async fn an_app_made_from_spin_s_http_rust_template_builds_and_serves_unchanged() {
+    // Spin 4's `http-rust` template as `spin new` makes it (spin-sdk 6: a handler for the
+    // WASI 0.3 release candidate), its build command run by `kite build`.
+    let work = tempfile::tempdir().unwrap();
+    let app = work.path().join("hello-template");
+    common::copy_dir(
+        &repo_root().join("tests/guests/spin-templates/http-rust"),
+        &app,
+    );
+    // Builds land in the guests' target directory, so a second run reuses them.
+    let target = wasm_target_dir().join("spin-template-http-rust");
+    std::fs::create_dir_all(&target).unwrap();
+    std::os::unix::fs::symlink(&target, app.join("target")).unwrap();
+    let build = kite()
+        .args(["build", "-f"])
+        .arg(&app)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}",
+        String::from_utf8_lossy(&build.stderr)
+    );
+    let cache = work.path().join("cache");
+    let server = Server::start_at(&app, &["--cache-dir", cache.to_str().unwrap()]);
+    let reply = server.get("/anything").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hello World!"));
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
+    // The template prints the `spin-full-url` header Spin sets on every request.
+    server.wait_for_log(&format!(
+        "Handling request to Some(\"http://{}/anything\")",
+        server.addr
+    ));
 }

@@ -580,7 +580,7 @@ pub fn js_guest(name: &str, world: &str) -> PathBuf {
     output_path
 }
 
-fn copy_dir(from: &Path, to: &Path) {
+pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
         let entry = entry.unwrap();
