@@ -258,20 +258,22 @@ async fn results_a_spin_4_guest_leaves_unread_stay_within_its_host_memory() {
     assert_eq!(again.body, "kept=16\n");
 }
 
-#[tokio::test]
-async fn an_app_made_from_spin_s_http_rust_template_builds_and_serves_unchanged() {
-    // Spin 4's `http-rust` template as `spin new` makes it (spin-sdk 6: a handler for the
-    // WASI 0.3 release candidate), its build command run by `kite build`.
+/// Copies the app Spin's template `name` made (tests/guests/spin-templates/<name>) to a
+/// temporary directory, runs its build command with `kite build`, and serves it. A
+/// `keep` directory the build writes is kept in the guests' target directory, so that a
+/// second run reuses what the first built.
+fn serve_template(name: &str, keep: Option<&str>) -> (tempfile::TempDir, Server) {
     let work = tempfile::tempdir().unwrap();
-    let app = work.path().join("hello-template");
+    let app = work.path().join(name);
     common::copy_dir(
-        &repo_root().join("tests/guests/spin-templates/http-rust"),
+        &repo_root().join("tests/guests/spin-templates").join(name),
         &app,
     );
-    // Builds land in the guests' target directory, so a second run reuses them.
-    let target = wasm_target_dir().join("spin-template-http-rust");
-    std::fs::create_dir_all(&target).unwrap();
-    std::os::unix::fs::symlink(&target, app.join("target")).unwrap();
+    if let Some(keep) = keep {
+        let kept = wasm_target_dir().join(format!("spin-template-{name}"));
+        std::fs::create_dir_all(&kept).unwrap();
+        std::os::unix::fs::symlink(&kept, app.join(keep)).unwrap();
+    }
     let build = kite()
         .args(["build", "-f"])
         .arg(&app)
@@ -281,11 +283,20 @@ async fn an_app_made_from_spin_s_http_rust_template_builds_and_serves_unchanged(
         .unwrap();
     assert!(
         build.status.success(),
-        "{}",
+        "{}{}",
+        String::from_utf8_lossy(&build.stdout),
         String::from_utf8_lossy(&build.stderr)
     );
     let cache = work.path().join("cache");
     let server = Server::start_at(&app, &["--cache-dir", cache.to_str().unwrap()]);
+    (work, server)
+}
+
+#[tokio::test]
+async fn an_app_made_from_spin_s_http_rust_template_builds_and_serves_unchanged() {
+    // Spin 4's `http-rust` template (spin-sdk 6: a handler for the WASI 0.3 release
+    // candidate), built by its own build command.
+    let (_work, server) = serve_template("http-rust", Some("target"));
     let reply = server.get("/anything").await;
     assert_eq!((reply.status, reply.body.as_str()), (200, "Hello World!"));
     assert_eq!(reply.header("content-type"), Some("text/plain"));
@@ -294,4 +305,14 @@ async fn an_app_made_from_spin_s_http_rust_template_builds_and_serves_unchanged(
         "Handling request to Some(\"http://{}/anything\")",
         server.addr
     ));
+}
+
+#[tokio::test]
+async fn an_app_made_from_spin_s_http_js_template_builds_and_serves_unchanged() {
+    // The JavaScript SDK's `http-js` template: `npm install`, then esbuild and
+    // componentize-js through Spin's build tools.
+    let (_work, server) = serve_template("http-js", None);
+    let reply = server.get("/").await;
+    assert_eq!((reply.status, reply.body.as_str()), (200, "Hello, Spin!"));
+    assert_eq!(reply.header("content-type"), Some("text/plain"));
 }
