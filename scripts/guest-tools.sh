@@ -2,7 +2,7 @@
 # Installs the toolchains that build Python and JavaScript components into
 # tests/guests/.tools (not into the system): componentize-py and Spin's Python SDK (whose
 # wheel also carries the WIT files the guests are built against) from pip, and
-# componentize-js and jco from npm. Idempotent: a tool already at its version is kept.
+# componentize-js, componentize-qjs and jco from npm. Idempotent: a tool already at its version is kept.
 #
 # Usage: scripts/guest-tools.sh [python] [js]   (both when none is named)
 set -euo pipefail
@@ -13,6 +13,7 @@ COMPONENTIZE_PY=0.25.1
 SPIN_SDK_PY=5.0.0
 COMPONENTIZE_JS=0.23.0
 JCO=1.35.0
+COMPONENTIZE_QJS=0.4.5
 
 want=("$@")
 [ ${#want[@]} -gt 0 ] || want=(python js)
@@ -38,7 +39,7 @@ install_js() {
         apt-get update -qq && apt-get install -y -qq nodejs npm
     fi
     local dir="$TOOLS/js" stamp="$TOOLS/js/.installed"
-    local versions="@bytecodealliance/componentize-js@$COMPONENTIZE_JS @bytecodealliance/jco@$JCO"
+    local versions="@bytecodealliance/componentize-js@$COMPONENTIZE_JS @bytecodealliance/jco@$JCO componentize-qjs@$COMPONENTIZE_QJS"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$versions" ]; then
         return
     fi

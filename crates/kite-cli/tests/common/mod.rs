@@ -580,6 +580,51 @@ pub fn js_guest(name: &str, world: &str) -> PathBuf {
     output_path
 }
 
+/// Builds tests/guests/js/<name>/app.js with componentize-qjs (shipped with jco, async
+/// ABI) for the `service` world of its `world.wit`, beside the WIT packages Spin's Python
+/// SDK ships, unless built already; returns the component's path.
+pub fn js_qjs_guest(name: &str) -> PathBuf {
+    static BUILT: Mutex<Vec<(String, PathBuf)>> = Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap();
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let deps = guest_tools("python").join("python/spin_sdk/wit/deps");
+    let tools = guest_tools("js").join("js");
+    let out_dir = wasm_target_dir().join("js");
+    std::fs::create_dir_all(&out_dir).unwrap();
+    let output_path = out_dir.join(format!("{name}.wasm"));
+    let source = repo_root().join("tests/guests/js").join(name);
+    let componentize_qjs = tools.join("node_modules/.bin/componentize-qjs");
+    let sources = [
+        source.join("app.js"),
+        source.join("world.wit"),
+        componentize_qjs.clone(),
+    ];
+    build_guest_once(&output_path, &sources, |partial| {
+        let work = out_dir.join(name);
+        let _ = std::fs::remove_dir_all(&work);
+        copy_dir(&deps, &work.join("wit/deps"));
+        std::fs::copy(source.join("world.wit"), work.join("wit/world.wit")).unwrap();
+        let output = Command::new(&componentize_qjs)
+            .args(["--wit", "wit", "--js"])
+            .arg(source.join("app.js"))
+            .args(["-n", "service", "-o"])
+            .arg(partial)
+            .current_dir(&work)
+            .output()
+            .expect("running componentize-qjs");
+        assert!(
+            output.status.success(),
+            "componentize-qjs failed for {name}:\n{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    });
+    built.push((name.to_string(), output_path.clone()));
+    output_path
+}
+
 pub fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).unwrap();
     for entry in std::fs::read_dir(from).unwrap() {
