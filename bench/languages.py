@@ -5,7 +5,8 @@ request, p50 at c=1), each against the Rust hello (WASI 0.2) measured in the sam
 
 Usage: bench/languages.py [--reps 3] [--starts 5] [--duration 5] [--warmup 2] [--skip-build]
 Builds: kite (release), examples/hello-rust and hello-p3, and the Python and JavaScript
-hellos in tests/guests (componentize-py and componentize-js from scripts/guest-tools.sh).
+hellos in tests/guests (componentize-py, componentize-js and componentize-qjs from
+scripts/guest-tools.sh).
 Server pinned to core 0, wrk to core 1, as in bench/run.py.
 """
 
@@ -46,6 +47,14 @@ def build_guests():
     shutil.copy(ROOT / "tests" / "guests" / "js" / "hello" / "app.js", work / "app.js")
     run([str(TOOLS / "js" / "node_modules" / ".bin" / "componentize-js"), "app.js", "--wit", "wit",
          "-n", "wasi:http/proxy@0.2.6", "-o", str(OUT / "js-hello.wasm")], cwd=work)
+    work = OUT / "js-service"
+    shutil.rmtree(work, ignore_errors=True)
+    shutil.copytree(WIT / "deps", work / "wit" / "deps")
+    source = ROOT / "tests" / "guests" / "js" / "service"
+    shutil.copy(source / "world.wit", work / "wit" / "world.wit")
+    run([str(TOOLS / "js" / "node_modules" / ".bin" / "componentize-qjs"), "--wit", "wit",
+         "--js", str(source / "app.js"), "-n", "service", "-o", str(OUT / "js-service.wasm")],
+        cwd=work)
 
 
 GUESTS = {
@@ -54,6 +63,7 @@ GUESTS = {
     "Python, WASI 0.2": OUT / "python-hello.wasm",
     "Python, WASI 0.3": OUT / "python-service.wasm",
     "JavaScript, WASI 0.2": OUT / "js-hello.wasm",
+    "JavaScript, WASI 0.3 (QuickJS)": OUT / "js-service.wasm",
 }
 
 

@@ -87,34 +87,7 @@ async fn a_python_app_written_with_spin_s_sdk_runs_unchanged_from_its_spin_toml(
     // Spin's Python SDK 5 builds for `spin:up/http-trigger@4.1.0`: a WASI 0.3 handler that
     // imports every interface of Spin 4 (0.2, the 0.3 release candidate and 0.3.0 alike).
     let source = python_guest("spin", "spin:up/http-trigger@4.1.0");
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("spin.toml"),
-        format!(
-            r#"spin_manifest_version = 2
-
-[application]
-name = "python-spin"
-
-[variables]
-greeting = {{ default = "hello" }}
-
-[[trigger.http]]
-route = "/..."
-component = "app"
-
-[component.app]
-source = "{}"
-key_value_stores = ["default"]
-sqlite_databases = ["default"]
-
-[component.app.variables]
-greeting = "{{{{ greeting }}}}"
-"#,
-            source.display()
-        ),
-    )
-    .unwrap();
+    let dir = common::spin_app(&source, "hello", "");
     let server = Server::start_at(dir.path(), &[]);
     let hello = server.get("/hello").await;
     assert_eq!(

@@ -8,35 +8,7 @@ use common::{guest, kite, repo_root, wasm_target_dir, MariaDbServer, PgServer, S
 /// A Spin 4 app (spin.toml) serving the spin-sdk 7 guest with `extra` lines added to its
 /// component table.
 fn spin4_app(extra: &str) -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    std::fs::write(
-        dir.path().join("spin.toml"),
-        format!(
-            r#"spin_manifest_version = 2
-
-[application]
-name = "spin4"
-
-[variables]
-greeting = {{ default = "hello from spin.toml" }}
-
-[[trigger.http]]
-route = "/..."
-component = "spin4"
-
-[component.spin4]
-source = "{}"
-key_value_stores = ["default"]
-sqlite_databases = ["default"]
-{extra}
-[component.spin4.variables]
-greeting = "{{{{ greeting }}}}"
-"#,
-            guest("spin4").display()
-        ),
-    )
-    .unwrap();
-    dir
+    common::spin_app(&guest("spin4"), "hello from spin.toml", extra)
 }
 
 #[tokio::test]

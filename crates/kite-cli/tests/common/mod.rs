@@ -471,6 +471,41 @@ pub fn guest_tools(which: &str) -> PathBuf {
     root.join("tests/guests/.tools")
 }
 
+/// A Spin app (spin.toml, in a temporary directory) serving the component at `source` on
+/// every path, with the default key-value store and database, a variable `greeting`
+/// (`default` unless overridden), and `extra` lines added to its component table.
+pub fn spin_app(source: &Path, default: &str, extra: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("spin.toml"),
+        format!(
+            r#"spin_manifest_version = 2
+
+[application]
+name = "spin-app"
+
+[variables]
+greeting = {{ default = "{default}" }}
+
+[[trigger.http]]
+route = "/..."
+component = "app"
+
+[component.app]
+source = "{}"
+key_value_stores = ["default"]
+sqlite_databases = ["default"]
+{extra}
+[component.app.variables]
+greeting = "{{{{ greeting }}}}"
+"#,
+            source.display()
+        ),
+    )
+    .unwrap();
+    dir
+}
+
 /// Builds a guest into `output` with `build` (which writes the path it is given) unless
 /// `output` is newer than every file in `sources`. Test processes run side by side and the
 /// language tools do not build reproducibly: they take turns on a lock file, and a new
