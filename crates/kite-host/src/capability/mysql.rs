@@ -18,6 +18,7 @@ use futures::TryStreamExt;
 use mysql_async::consts::{ColumnFlags, ColumnType};
 use mysql_async::prelude::{FromValue, Queryable};
 use mysql_async::{ClientIdentity, Conn, OptsBuilder, Params, SslOpts, Value};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -69,6 +70,9 @@ const CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
 /// take turns: Spin 4's async functions may run several at once.
 pub(crate) struct ConnSlot {
     conn: Mutex<Option<Conn>>,
+    /// Set when the guest's handle is dropped (with its instance, at the latest):
+    /// statements still waiting their turn then do not run.
+    closed: AtomicBool,
     _permits: ConnectionPermits,
 }
 
@@ -83,6 +87,7 @@ pub struct MysqlConnection {
 impl Drop for MysqlConnection {
     fn drop(&mut self) {
         let slot = self.conn.clone();
+        slot.closed.store(true, Ordering::Release);
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(async move {
                 let _ = tokio::time::timeout(CLOSE_TIMEOUT, async move {
@@ -248,6 +253,7 @@ pub(crate) async fn open(mysql: &ClientUse, address: &str) -> Result<MysqlConnec
     Ok(MysqlConnection {
         conn: Arc::new(ConnSlot {
             conn: Mutex::new(Some(conn)),
+            closed: AtomicBool::new(false),
             _permits: permits,
         }),
     })
@@ -283,6 +289,9 @@ pub(crate) async fn query(
     held: &mut Held,
 ) -> Result<RowSet, Error> {
     let mut guard = conn.conn.lock().await;
+    if conn.closed.load(Ordering::Acquire) {
+        return Err(closed());
+    }
     let conn = guard.as_mut().ok_or_else(closed)?;
     let mut result = conn
         .exec_iter(statement, positional(params))
@@ -323,6 +332,9 @@ pub(crate) async fn execute(
     params: Vec<ParameterValue>,
 ) -> Result<(), Error> {
     let mut guard = conn.conn.lock().await;
+    if conn.closed.load(Ordering::Acquire) {
+        return Err(closed());
+    }
     let conn = guard.as_mut().ok_or_else(closed)?;
     conn.exec_drop(statement, positional(params))
         .await

@@ -5,7 +5,7 @@
 // The interface's error type (generated from the WIT) is large; the host returns it as is.
 #![allow(clippy::result_large_err)]
 
-use super::detached::{run_detached, PAST_DEADLINE};
+use super::detached::{run_detached, STATEMENT_OVERHEAD};
 use super::mysql::{conn, execute, open, parameters_size, query, view, MAX_RESULT_BYTES};
 use super::mysql::{Mysql, MysqlConnection, MysqlView};
 use super::postgres::rdbms_types as v2;
@@ -109,12 +109,8 @@ fn hold_statement(
     params: &[v2::ParameterValue],
     result: usize,
 ) -> Result<Held, Error> {
-    let arguments = statement.len() + parameters_size(params);
+    let arguments = STATEMENT_OVERHEAD + statement.len() + parameters_size(params);
     hold(accessor, arguments + result, arguments).map_err(|e| Error::Other(e.to_string()))
-}
-
-fn past_deadline() -> Error {
-    Error::Other(PAST_DEADLINE.into())
 }
 
 impl spin_mysql::HostConnectionWithStore<InstanceState> for Mysql {
@@ -155,9 +151,9 @@ impl spin_mysql::HostConnectionWithStore<InstanceState> for Mysql {
             (set, held)
         };
         let (set, held) = match run_detached(deadline, run).await {
-            Some((Ok(set), held)) => (set, held),
-            Some((Err(e), _)) => return Ok(Err(error(e))),
-            None => return Ok(Err(past_deadline())),
+            Ok((Ok(set), held)) => (set, held),
+            Ok((Err(e), _)) => return Ok(Err(error(e))),
+            Err(why) => return Ok(Err(Error::Other(why.into()))),
         };
         let rows = set
             .rows
@@ -187,7 +183,7 @@ impl spin_mysql::HostConnectionWithStore<InstanceState> for Mysql {
         };
         run_detached(deadline, run)
             .await
-            .unwrap_or_else(|| Err(v2::Error::Other(PAST_DEADLINE.into())))
+            .unwrap_or_else(|why| Err(v2::Error::Other(why.into())))
             .map_err(error)
     }
 }

@@ -2,6 +2,7 @@
 //! databases, grants, sessions and limits as `fermyon:spin/sqlite@2.0.0`, with the
 //! interface's async functions and rows as a stream.
 
+use super::detached::{run_detached, STATEMENT_OVERHEAD};
 use super::labels::Refusal;
 use super::row_stream::rows_and_end;
 use super::sqlite::{too_many_open, view, OpenDatabase, Sqlite, SqliteView};
@@ -184,8 +185,8 @@ impl spin_sqlite::HostConnectionWithStore<InstanceState> for Sqlite {
         >,
     > {
         let parameters: Vec<DbValue> = parameters.into_iter().map(from_guest).collect();
-        let arguments = statement.len() + values_size(&parameters);
-        let mut held = match hold(accessor, arguments + MAX_RESULT_BYTES, arguments) {
+        let arguments = STATEMENT_OVERHEAD + statement.len() + values_size(&parameters);
+        let held = match hold(accessor, arguments + MAX_RESULT_BYTES, arguments) {
             Ok(held) => held,
             Err(refused) => return Ok(Err(Error::Io(refused.to_string()))),
         };
@@ -193,9 +194,16 @@ impl spin_sqlite::HostConnectionWithStore<InstanceState> for Sqlite {
             Ok(found) => found,
             Err(e) => return Ok(Err(e)),
         };
-        let result = match session.execute(&statement, &parameters, deadline).await {
-            Ok(result) => result,
-            Err(e) => return Ok(Err(db_error(e))),
+        // Detached, holding what it holds counted: a guest that cancels the call does
+        // not stop the statement's thread.
+        let run = async move {
+            let result = session.execute(&statement, &parameters, deadline).await;
+            (result, held)
+        };
+        let (result, mut held) = match run_detached(deadline, run).await {
+            Ok((Ok(result), held)) => (result, held),
+            Ok((Err(e), _)) => return Ok(Err(db_error(e))),
+            Err(why) => return Ok(Err(Error::Io(why.into()))),
         };
         let size = result.rows.iter().map(|row| values_size(row)).sum();
         if let Err(refused) = held.grow(size) {

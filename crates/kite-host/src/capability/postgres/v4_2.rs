@@ -6,9 +6,9 @@
 use super::values::parameters_size;
 use super::{client, execute, open, query, v4, view, PgConnection, PgView, Postgres};
 use super::{MAX_ADDRESS_BYTES, MAX_RESULT_BYTES};
-use crate::capability::detached::{run_detached, PAST_DEADLINE};
+use crate::capability::detached::{run_detached, STATEMENT_OVERHEAD};
 use crate::capability::row_stream::{rows_and_end, same_cases};
-use crate::held_bytes::{hold, Held};
+use crate::held_bytes::{hold, Held, Refused};
 use crate::InstanceState;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
@@ -48,6 +48,8 @@ pub struct PgConnectionBuilder {
     address: String,
     ca_roots: Vec<CertificateDer<'static>>,
     held: Held,
+    /// Why the instance could not hold the builder, reported when it is built.
+    refused: Option<Refused>,
 }
 
 pub fn add_to_linker(linker: &mut Linker<InstanceState>) -> anyhow::Result<()> {
@@ -186,10 +188,14 @@ impl PgView<'_> {
         &self,
         builder: &Resource<PgConnectionBuilder>,
     ) -> Result<(String, Vec<CertificateDer<'static>>), Error> {
-        self.table
+        let builder = self
+            .table
             .get(builder)
-            .map(|b| (b.address.clone(), b.ca_roots.clone()))
-            .map_err(|e| Error::Other(e.to_string()))
+            .map_err(|e| Error::Other(e.to_string()))?;
+        if let Some(refused) = &builder.refused {
+            return Err(Error::Other(refused.to_string()));
+        }
+        Ok((builder.address.clone(), builder.ca_roots.clone()))
     }
 }
 
@@ -208,12 +214,15 @@ impl pg::HostConnectionBuilder for PgView<'_> {
             address.truncate(end);
             address.shrink_to_fit();
         }
+        // A builder the instance's host memory cannot hold fails when built, not here: a
+        // constructor cannot answer with an error, only trap.
         let mut held = self.held.hold(MAX_ADDRESS_BYTES + 1 + MAX_CA_ROOT_BYTES);
-        held.grow(address.len())?;
+        let refused = held.grow(address.len()).err();
         Ok(self.table.push(PgConnectionBuilder {
             address,
             ca_roots: Vec::new(),
             held,
+            refused,
         })?)
     }
 
@@ -232,6 +241,7 @@ impl pg::HostConnectionBuilder for PgView<'_> {
         held.grow(size).map_err(|e| Error::Other(e.to_string()))?;
         builder.ca_roots = roots;
         builder.held = held;
+        builder.refused = None;
         Ok(())
     }
 
@@ -310,7 +320,7 @@ fn start(
     params: &[v4::ParameterValue],
     result: usize,
 ) -> Result<(Arc<tokio_postgres::Client>, Option<Instant>, Held), Error> {
-    let arguments = statement.len() + parameters_size(params);
+    let arguments = STATEMENT_OVERHEAD + statement.len() + parameters_size(params);
     let held =
         hold(accessor, arguments + result, arguments).map_err(|e| Error::Other(e.to_string()))?;
     accessor.with(|mut access| {
@@ -318,10 +328,6 @@ fn start(
         let client = client(access.get().table, connection).map_err(error)?;
         Ok((client, deadline, held))
     })
-}
-
-fn past_deadline() -> Error {
-    Error::Other(PAST_DEADLINE.into())
 }
 
 impl pg::HostConnectionBuilderWithStore<InstanceState> for Postgres {
@@ -359,9 +365,9 @@ impl pg::HostConnectionWithStore<InstanceState> for Postgres {
             (set, held)
         };
         let (set, held) = match run_detached(deadline, run).await {
-            Some((Ok(set), held)) => (set, held),
-            Some((Err(e), _)) => return Ok(Err(error(e))),
-            None => return Ok(Err(past_deadline())),
+            Ok((Ok(set), held)) => (set, held),
+            Ok((Err(e), _)) => return Ok(Err(error(e))),
+            Err(why) => return Ok(Err(Error::Other(why.into()))),
         };
         let columns = set.columns.into_iter().map(column).collect();
         let rows = set.rows.into_iter().map(row).collect();
@@ -382,8 +388,8 @@ impl pg::HostConnectionWithStore<InstanceState> for Postgres {
             execute(client, &statement, params).await
         };
         match run_detached(deadline, run).await {
-            Some(done) => done.map_err(error),
-            None => Err(past_deadline()),
+            Ok(done) => done.map_err(error),
+            Err(why) => Err(Error::Other(why.into())),
         }
     }
 }

@@ -102,7 +102,7 @@ fn data_type(ty: &Type) -> v4::DbDataType {
 /// One row's values and roughly how many bytes they hold.
 pub(crate) fn row(row: &tokio_postgres::Row) -> Result<(Vec<v4::DbValue>, usize), v4::Error> {
     let mut values = Vec::with_capacity(row.len());
-    let mut size = 0;
+    let mut size = std::mem::size_of::<Vec<v4::DbValue>>();
     for i in 0..row.len() {
         let Decoded(value) = row
             .try_get(i)
@@ -115,17 +115,25 @@ pub(crate) fn row(row: &tokio_postgres::Row) -> Result<(Vec<v4::DbValue>, usize)
 
 fn value_size(value: &v4::DbValue) -> usize {
     use v4::DbValue as V;
-    16 + match value {
-        V::Str(s) | V::Uuid(s) | V::Decimal(s) => s.len(),
-        V::Binary(b) | V::Jsonb(b) | V::Unsupported(b) => b.len(),
-        V::ArrayStr(items) | V::ArrayDecimal(items) => items
+    let text = |items: &[Option<String>]| -> usize {
+        items
             .iter()
-            .map(|i| 16 + i.as_ref().map_or(0, String::len))
-            .sum(),
-        V::ArrayInt32(items) => 8 * items.len(),
-        V::ArrayInt64(items) => 16 * items.len(),
-        _ => 0,
-    }
+            .map(|i| std::mem::size_of::<Option<String>>() + i.as_ref().map_or(0, String::len))
+            .sum()
+    };
+    std::mem::size_of::<v4::DbValue>()
+        + match value {
+            V::Str(s) | V::Uuid(s) | V::Decimal(s) => s.len(),
+            V::Binary(b) | V::Jsonb(b) | V::Unsupported(b) => b.len(),
+            V::ArrayStr(items) | V::ArrayDecimal(items) => text(items),
+            V::ArrayInt32(items) => 8 * items.len(),
+            V::ArrayInt64(items) => 16 * items.len(),
+            V::RangeDecimal((low, high)) => [low, high]
+                .iter()
+                .map(|bound| bound.as_ref().map_or(0, |(s, _)| s.len()))
+                .sum(),
+            _ => 0,
+        }
 }
 
 /// A column's value, decoded by its type.
