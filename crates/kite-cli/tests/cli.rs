@@ -190,13 +190,13 @@ fn a_missing_rust_target_names_the_rustup_command() {
     );
 }
 
-#[test]
-fn new_then_build_then_up_serves_the_template() {
+/// `kite new <template>`, `kite build`, then `kite up`: the app answers "Hello from Kite".
+fn new_build_and_serve(template: &str) {
     let work = tempfile::tempdir().unwrap();
     let app_dir = work.path().join("hello");
-    new_app("http-rust", "hello", &app_dir);
+    new_app(template, "hello", &app_dir);
     let again = kite()
-        .args(["new", "http-rust", "hello", "--output"])
+        .args(["new", template, "hello", "--output"])
         .arg(&app_dir)
         .output()
         .unwrap();
@@ -219,6 +219,18 @@ fn new_then_build_then_up_serves_the_template() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let reply = runtime.block_on(server.get("/"));
     assert_eq!(reply.body, "Hello from Kite\n");
+    server.wait_for_log("handling /");
+}
+
+#[test]
+fn new_then_build_then_up_serves_the_rust_template() {
+    // WASI 0.3, as Spin 4's own Rust template.
+    new_build_and_serve("http-rust");
+}
+
+#[test]
+fn new_then_build_then_up_serves_the_rust_wasi_0_2_template() {
+    new_build_and_serve("http-rust-p2");
 }
 
 #[test]

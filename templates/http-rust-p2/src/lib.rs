@@ -1,4 +1,4 @@
-//! An HTTP handler component for Kite: answers every request with a greeting.
+//! An HTTP handler component for Kite (WASI 0.2): answers every request with a greeting.
 
 use std::io::Write;
 use wasip2::exports::http::incoming_handler::Guest;

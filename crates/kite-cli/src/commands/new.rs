@@ -51,6 +51,31 @@ const TEMPLATES: &[Template] = &[
         ],
     },
     Template {
+        name: "http-rust-p2",
+        files: &[
+            (
+                "Cargo.toml",
+                include_str!("../../../../templates/http-rust-p2/Cargo.toml.tmpl"),
+            ),
+            (
+                "kite.toml",
+                include_str!("../../../../templates/http-rust-p2/kite.toml.tmpl"),
+            ),
+            (
+                "src/lib.rs",
+                include_str!("../../../../templates/http-rust-p2/src/lib.rs"),
+            ),
+            (
+                ".gitignore",
+                include_str!("../../../../templates/http-rust-p2/gitignore.tmpl"),
+            ),
+            (
+                "README.md",
+                include_str!("../../../../templates/http-rust-p2/README.md.tmpl"),
+            ),
+        ],
+    },
+    Template {
         name: "http-python",
         files: &[
             (
