@@ -288,3 +288,26 @@ async fn an_app_made_from_spin_s_http_js_template_builds_and_serves_unchanged() 
     assert_eq!((reply.status, reply.body.as_str()), (200, "Hello, Spin!"));
     assert_eq!(reply.header("content-type"), Some("text/plain"));
 }
+
+#[tokio::test]
+async fn statements_a_spin_4_guest_cancels_stay_counted_until_they_end() {
+    let db = PgServer::start();
+    let dir = spin4_app(&format!(
+        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
+        db.port
+    ));
+    let server = Server::start_at(dir.path(), &[]);
+    // A cancelled call's statement still runs (here: waits behind a minute's sleep), so it
+    // stays counted: 20,000 of them are more than a request's 64 MiB of host memory.
+    let many = server
+        .get(&format!("/pg-cancel?address={}&n=20000", db.url()))
+        .await;
+    assert!(
+        many.body.starts_with("after: ") && many.body.contains("host memory limit"),
+        "{many:?}"
+    );
+    let few = server
+        .get(&format!("/pg-cancel?address={}&n=10", db.url()))
+        .await;
+    assert_eq!(few.body, "after: ran\n", "{few:?}");
+}

@@ -32,6 +32,7 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         "/pg" => pg(&param("address")).await,
         "/pg-hoard" => pg_hoard(&param("address"), param("n").parse().unwrap_or(0)).await,
         "/sqlite-hoard" => sqlite_hoard(param("n").parse().unwrap_or(0)).await,
+        "/pg-cancel" => pg_cancel(&param("address"), param("n").parse().unwrap_or(0)).await,
         "/pg-tls" => {
             let ca_root = request.into_body().bytes().await.unwrap_or_default();
             pg_tls(&param("address"), String::from_utf8_lossy(&ca_root).into_owned()).await
@@ -278,4 +279,28 @@ async fn sqlite_hoard(n: usize) -> String {
         }
     }
     format!("kept={}\n", kept.len())
+}
+
+/// Starts `n` slow statements and cancels each at once (dropping its call after one poll),
+/// then runs one more query on another connection: what the host says to it.
+async fn pg_cancel(address: &str, n: usize) -> String {
+    use futures::FutureExt;
+    use spin_sdk::pg::{Connection, ParameterValue};
+    let db = match Connection::open(address).await {
+        Ok(db) => db,
+        Err(e) => return format!("open: {e:?}\n"),
+    };
+    for _ in 0..n {
+        let call = db.execute("SELECT pg_sleep(60)", Vec::<ParameterValue>::new());
+        let _ = call.now_or_never();
+    }
+    // On a connection of its own: the cancelled statements still hold the first.
+    let fresh = match Connection::open(address).await {
+        Ok(db) => db,
+        Err(e) => return format!("open again: {e:?}\n"),
+    };
+    match fresh.query("SELECT 1 AS one", Vec::<ParameterValue>::new()).await {
+        Ok(_) => "after: ran\n".to_string(),
+        Err(e) => format!("after: {e:?}\n"),
+    }
 }
