@@ -3,7 +3,7 @@
 //! the blocked networks itself, then has the client connect to the checked address.
 
 use super::outbound_connect::{checked_addresses, ConnectionPermits, Failure};
-use super::outbound_policy::ClientUse;
+use super::outbound_policy::{ClientUse, MAX_ADDRESS_BYTES};
 use crate::InstanceState;
 use rumqttc::{AsyncClient, Event, MqttOptions, Outgoing, Packet, QoS};
 use std::sync::Arc;
@@ -97,6 +97,14 @@ pub(crate) async fn open(
     password: String,
     keep_alive_seconds: u64,
 ) -> Result<MqttConnection, Error> {
+    if [address, &username, &password]
+        .iter()
+        .any(|text| text.len() > MAX_ADDRESS_BYTES)
+    {
+        return Err(Error::ConnectionFailed(format!(
+            "the address, user name and password are each at most {MAX_ADDRESS_BYTES} bytes"
+        )));
+    }
     let Some((host, port, client_id)) = parse_address(address) else {
         client.refused(
             CLIENT,
@@ -113,15 +121,16 @@ pub(crate) async fn open(
     if let Err(reason) = client.policy.check_address("mqtt", &host, port) {
         return Err(refuse(&reason));
     }
+    // A place in the caps before resolving: calls waiting on names count too.
+    let Some(permits) = client.reserve(CLIENT, &shown) else {
+        return Err(Error::TooManyConnections);
+    };
     let addresses =
         match checked_addresses(&host, port, &client.policy.blocked, RESOLVE_TIMEOUT).await {
             Ok(addresses) => addresses,
             Err(Failure::Refused { reason, .. }) => return Err(refuse(&reason)),
             Err(Failure::Failed(code)) => return Err(Error::ConnectionFailed(code.to_string())),
         };
-    let Some(permits) = client.reserve(CLIENT, &shown) else {
-        return Err(Error::TooManyConnections);
-    };
     // The client connects to the address checked here, not to the name again.
     let mut options = MqttOptions::new(client_id, addresses[0].ip().to_string(), port);
     options

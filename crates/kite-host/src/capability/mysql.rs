@@ -8,7 +8,7 @@
 
 use super::client_tls::HostTls;
 use super::outbound_connect::{checked_addresses, ConnectionPermits, Failure};
-use super::outbound_policy::ClientUse;
+use super::outbound_policy::{ClientUse, MAX_ADDRESS_BYTES};
 use super::postgres::rdbms_types::{
     Column, DbDataType, DbValue, Error, ParameterValue, Row, RowSet,
 };
@@ -54,9 +54,6 @@ const MAX_PACKET_BYTES: usize = 32 << 20;
 /// The longest statement a guest may send; large values go in parameters. Prepared
 /// statements are cached with their text, so this also bounds what the cache holds.
 const MAX_STATEMENT_BYTES: usize = 1 << 20;
-
-/// The longest address a guest may give.
-pub(crate) const MAX_ADDRESS_BYTES: usize = 8 << 10;
 
 /// Prepared statements kept per connection (each is closed on the server when evicted).
 const STATEMENT_CACHE: usize = 4;

@@ -81,6 +81,10 @@ impl OutboundPolicy {
     }
 }
 
+/// The longest server address (or user name, or password) a guest may give a database or
+/// broker client: a URL, not a payload.
+pub(crate) const MAX_ADDRESS_BYTES: usize = 8 << 10;
+
 /// One instance's use of the clients that open their own connections (Redis, PostgreSQL,
 /// MQTT), shared by all three: the component's policy, the instance's places for
 /// connections (made on the first connection, so an instance that opens none allocates

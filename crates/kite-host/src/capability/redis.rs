@@ -3,7 +3,7 @@
 //! (resolved once, blocked networks refused, counted in the connection caps).
 
 use super::outbound_connect::{connect_tcp, tls, ConnectionPermits, Failure};
-use super::outbound_policy::ClientUse;
+use super::outbound_policy::{ClientUse, MAX_ADDRESS_BYTES};
 use crate::InstanceState;
 use redis::aio::MultiplexedConnection;
 use redis::{ConnectionAddr, IntoConnectionInfo, Value};
@@ -156,6 +156,9 @@ pub(crate) async fn query<T: redis::FromRedisValue>(
 /// Connects to `address` if a rule of `client` allows it; refusals are logged with the
 /// rule to add.
 pub(crate) async fn open(client: &ClientUse, address: &str) -> Result<RedisConnection, Error> {
+    if address.len() > MAX_ADDRESS_BYTES {
+        return Err(Error::InvalidAddress);
+    }
     let Some((info, use_tls)) = parse_address(address) else {
         client.refused(
             CLIENT,

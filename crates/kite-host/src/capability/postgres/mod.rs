@@ -12,7 +12,7 @@ mod values;
 mod versions;
 
 use super::outbound_connect::{connect_tcp, ConnectionPermits, Failure};
-use super::outbound_policy::ClientUse;
+use super::outbound_policy::{ClientUse, MAX_ADDRESS_BYTES};
 use crate::held_bytes::{Held, HeldBytes};
 use crate::InstanceState;
 use futures::{pin_mut, TryStreamExt};
@@ -52,9 +52,6 @@ pub(crate) const MAX_RESULT_BYTES: usize = 32 << 20;
 
 /// The longest statement a guest may send; large values go in parameters.
 const MAX_STATEMENT_BYTES: usize = 1 << 20;
-
-/// The longest address a guest may give.
-pub(crate) const MAX_ADDRESS_BYTES: usize = 8 << 10;
 
 /// A connection a guest opened.
 pub struct PgConnection {

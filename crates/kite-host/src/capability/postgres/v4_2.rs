@@ -4,9 +4,10 @@
 //! version 4.0's) are converted at the edge.
 
 use super::values::parameters_size;
+use super::MAX_RESULT_BYTES;
 use super::{client, execute, open, query, v4, view, PgConnection, PgView, Postgres};
-use super::{MAX_ADDRESS_BYTES, MAX_RESULT_BYTES};
 use crate::capability::detached::{run_detached, STATEMENT_OVERHEAD};
+use crate::capability::outbound_policy::MAX_ADDRESS_BYTES;
 use crate::capability::row_stream::{rows_and_end, same_cases};
 use crate::held_bytes::{hold, Held, Refused};
 use crate::InstanceState;
