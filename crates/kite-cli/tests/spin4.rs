@@ -132,6 +132,14 @@ async fn a_spin_4_app_uses_mysql_through_spin_mysql_3_within_its_rules() {
         "add \"mysql://127.0.0.1:{}\" to `allowed_outbound_hosts`",
         other.port
     ));
+    let long = format!("{address}{}", "a".repeat(9000));
+    let refused = server.get(&format!("/mysql?address={long}")).await;
+    assert!(
+        refused
+            .body
+            .contains("the address is longer than 8192 bytes"),
+        "{refused:?}"
+    );
 }
 
 #[tokio::test]
@@ -159,6 +167,14 @@ async fn a_spin_4_app_uses_postgres_through_spin_postgres_4_2_within_its_rules()
     assert!(
         denied.body.contains("ConnectionFailed") && denied.body.contains("is not permitted"),
         "{denied:?}"
+    );
+    let long = format!("{}{}", db.url(), "a".repeat(9000));
+    let refused = server.get(&format!("/pg?address={long}")).await;
+    assert!(
+        refused
+            .body
+            .contains("the address is longer than 8192 bytes"),
+        "{refused:?}"
     );
 }
 
