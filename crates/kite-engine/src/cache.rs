@@ -1,7 +1,6 @@
 //! On-disk cache of compiled components, keyed by the wasm's SHA-256 and the engine's
 //! compatibility hash, so a second start of the same app skips compilation.
 
-use sha2::{Digest, Sha256};
 use std::fs::{DirBuilder, OpenOptions};
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -11,9 +10,16 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use wasmtime::component::Component;
 use wasmtime::Engine;
 
-/// Every entry starts with this, then the SHA-256 of the serialized component that follows.
-const ENTRY_MAGIC: &[u8; 8] = b"kitecc\0\x01";
-const ENTRY_HEADER_LEN: usize = ENTRY_MAGIC.len() + 32;
+/// Every entry starts with this, then the XXH3-128 checksum of the serialized component
+/// that follows (little-endian). The checksum catches truncation and corruption; nobody
+/// else can write the directory (see `new`), so it need not resist forgery, and a
+/// non-cryptographic hash reads a large entry several times faster than SHA-256 would.
+const ENTRY_MAGIC: &[u8; 8] = b"kitecc\0\x02";
+const ENTRY_HEADER_LEN: usize = ENTRY_MAGIC.len() + 16;
+
+fn checksum(serialized: &[u8]) -> [u8; 16] {
+    xxhash_rust::xxh3::xxh3_128(serialized).to_le_bytes()
+}
 
 pub struct CompileCache {
     dir: PathBuf,
@@ -240,7 +246,7 @@ fn effective_uid() -> u32 {
 fn entry_header(serialized: &[u8]) -> Vec<u8> {
     let mut header = Vec::with_capacity(ENTRY_HEADER_LEN);
     header.extend_from_slice(ENTRY_MAGIC);
-    header.extend_from_slice(&Sha256::digest(serialized));
+    header.extend_from_slice(&checksum(serialized));
     header
 }
 
@@ -255,8 +261,8 @@ fn verified_payload(entry: &[u8]) -> anyhow::Result<&[u8]> {
         "no integrity header (written by an older Kite?)"
     );
     anyhow::ensure!(
-        Sha256::digest(serialized).as_slice() == digest,
-        "contents do not match their SHA-256 digest"
+        checksum(serialized) == digest,
+        "contents do not match their checksum"
     );
     Ok(serialized)
 }
@@ -265,7 +271,7 @@ fn deserialize_verified<T: Compiled>(engine: &Engine, entry: &[u8]) -> anyhow::R
     let serialized = verified_payload(entry)?;
     // SAFETY: `deserialize` trusts its input to be Wasmtime's own output. `new` checked that
     // the directory belongs to the current user and nobody else can write to it, so the entry
-    // was written by `put` (from `Component::serialize`) as this user or by root; the digest,
+    // was written by `put` (from `Component::serialize`) as this user or by root; the checksum,
     // checked on these very bytes in memory, rules out truncation and corruption since. Wasmtime
     // itself rejects artifacts from another Wasmtime version or an incompatible configuration.
     Ok(unsafe { T::deserialize(engine, serialized) }?)
@@ -305,6 +311,7 @@ fn temp_path_beside(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sha2::{Digest, Sha256};
 
     fn digest(wasm: &[u8]) -> [u8; 32] {
         Sha256::digest(wasm).into()
