@@ -11,6 +11,26 @@ fn spin4_app(extra: &str) -> tempfile::TempDir {
     common::spin_app(&guest("spin4"), "hello from spin.toml", extra)
 }
 
+/// The spin-sdk 7 guest, allowed to reach the PostgreSQL server `db`.
+fn pg_app(db: &PgServer) -> tempfile::TempDir {
+    spin4_app(&format!(
+        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
+        db.port
+    ))
+}
+
+/// `route` given `address` padded past 8 KiB answers with the bound, not a connection.
+async fn refuses_a_long_address(server: &Server, route: &str, address: &str) {
+    let long = format!("{address}{}", "a".repeat(9000));
+    let refused = server.get(&format!("{route}?address={long}")).await;
+    assert!(
+        refused
+            .body
+            .contains("the address is longer than 8192 bytes"),
+        "{refused:?}"
+    );
+}
+
 #[tokio::test]
 async fn a_spin_4_app_uses_key_value_sqlite_and_variables_through_spin_v3_interfaces() {
     let dir = spin4_app("");
@@ -132,23 +152,13 @@ async fn a_spin_4_app_uses_mysql_through_spin_mysql_3_within_its_rules() {
         "add \"mysql://127.0.0.1:{}\" to `allowed_outbound_hosts`",
         other.port
     ));
-    let long = format!("{address}{}", "a".repeat(9000));
-    let refused = server.get(&format!("/mysql?address={long}")).await;
-    assert!(
-        refused
-            .body
-            .contains("the address is longer than 8192 bytes"),
-        "{refused:?}"
-    );
+    refuses_a_long_address(&server, "/mysql", &address).await;
 }
 
 #[tokio::test]
 async fn a_spin_4_app_uses_postgres_through_spin_postgres_4_2_within_its_rules() {
     let db = PgServer::start();
-    let dir = spin4_app(&format!(
-        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
-        db.port
-    ));
+    let dir = pg_app(&db);
     let server = Server::start_at(dir.path(), &[]);
     let reply = server.get(&format!("/pg?address={}", db.url())).await;
     assert_eq!(
@@ -168,14 +178,7 @@ async fn a_spin_4_app_uses_postgres_through_spin_postgres_4_2_within_its_rules()
         denied.body.contains("ConnectionFailed") && denied.body.contains("is not permitted"),
         "{denied:?}"
     );
-    let long = format!("{}{}", db.url(), "a".repeat(9000));
-    let refused = server.get(&format!("/pg?address={long}")).await;
-    assert!(
-        refused
-            .body
-            .contains("the address is longer than 8192 bytes"),
-        "{refused:?}"
-    );
+    refuses_a_long_address(&server, "/pg", &db.url()).await;
 }
 
 #[tokio::test]
@@ -220,10 +223,7 @@ fn kept(body: &str) -> usize {
 #[tokio::test]
 async fn results_a_spin_4_guest_leaves_unread_stay_within_its_host_memory() {
     let db = PgServer::start();
-    let dir = spin4_app(&format!(
-        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
-        db.port
-    ));
+    let dir = pg_app(&db);
     let server = Server::start_at(dir.path(), &[]);
     // Each query's row is 1 MiB, left unread in its stream; the instance's host memory is
     // 64 MiB by default.
@@ -308,10 +308,7 @@ async fn an_app_made_from_spin_s_http_js_template_builds_and_serves_unchanged() 
 #[tokio::test]
 async fn statements_a_spin_4_guest_cancels_stay_counted_until_they_end() {
     let db = PgServer::start();
-    let dir = spin4_app(&format!(
-        "allowed_outbound_hosts = [\"postgres://127.0.0.1:{}\"]",
-        db.port
-    ));
+    let dir = pg_app(&db);
     let server = Server::start_at(dir.path(), &[]);
     // A cancelled call's statement still runs (here: waits behind a minute's sleep), so it
     // stays counted: 20,000 of them are more than a request's 64 MiB of host memory.
