@@ -87,6 +87,23 @@ async fn a_spin_4_app_uses_redis_through_spin_redis_3_within_its_rules() {
     let denied = server.get(&format!("/redis?address={other}")).await;
     assert_eq!(denied.body, "open: Error::InvalidAddress\n");
     server.wait_for_log("allowed_outbound_hosts");
+    // Refused in a loop, a request logs its first 16 refusals only.
+    let flood = server
+        .get(&format!("/redis-denied?address={other}&n=500"))
+        .await;
+    assert_eq!(flood.body, "refused=500\n");
+    server.wait_for_log("further refusals of this request are not logged");
+    let logged = server
+        .log()
+        .lines()
+        .filter(|line| line.contains("denied Redis connection to redis://"))
+        .count();
+    assert_eq!(
+        logged,
+        1 + 16,
+        "one refusal of the first request, 16 of the second:\n{}",
+        server.log()
+    );
 }
 
 #[tokio::test]

@@ -7,7 +7,7 @@ use super::outbound_connect::{
     reserve_connection, send, Failure, Sent, MAX_CONNECTIONS_PER_INSTANCE,
 };
 use super::outbound_policy::OutboundPolicy;
-use crate::request_tag::RequestTag;
+use crate::request_tag::{RefusalLine, RequestTag};
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
@@ -67,11 +67,16 @@ struct RefusalLog {
 
 impl RefusalLog {
     fn refused(&self, uri: &http::Uri, reason: &str) {
+        let log = self.request.refusal();
+        if log == RefusalLine::Skip {
+            return;
+        }
         tracing::warn!(
             component = %self.policy.component,
             request_id = %self.request,
-            "denied outbound request to {}: {reason}",
+            "denied outbound request to {}: {reason}{}",
             without_query(uri),
+            log.suffix(),
         );
     }
 
@@ -191,7 +196,9 @@ impl WasiHttpHooks for OutboundHttp {
                 if !std::mem::replace(&mut self.told_connection_limit, true) {
                     log.refused(
                         &uri,
-                        &format!("{reason}; further refusals of this request are not logged"),
+                        &format!(
+                            "{reason}; the cap's further refusals of this request are not logged"
+                        ),
                     );
                 }
                 return Box::new(async move { Err(code) });

@@ -7,7 +7,7 @@ use super::outbound_connect::{
     reserve_connection, ConnectionPermits, Failure, MAX_CONNECTIONS_PER_COMPONENT,
     MAX_CONNECTIONS_PER_INSTANCE,
 };
-use crate::request_tag::RequestTag;
+use crate::request_tag::{RefusalLine, RequestTag};
 use http::uri::Scheme;
 use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
 use std::sync::{Arc, OnceLock};
@@ -119,6 +119,10 @@ impl ClientUse {
 
     /// Logs that the `client` (e.g. "Redis") connection to `address` was refused.
     pub(crate) fn refused(&self, client: &str, address: &str, reason: &str) {
+        let log = self.request.refusal();
+        if log == RefusalLine::Skip {
+            return;
+        }
         // The address may be the guest's own text: shown without credentials, escaped and
         // cut short.
         let address = match url::Url::parse(address) {
@@ -137,7 +141,8 @@ impl ClientUse {
         tracing::warn!(
             component = %self.policy.component,
             request_id = %self.request,
-            "denied {client} connection to {address}: {reason}",
+            "denied {client} connection to {address}: {reason}{}",
+            log.suffix(),
         );
     }
 

@@ -27,6 +27,7 @@ async fn handle(request: Request) -> anyhow::Result<impl IntoResponse> {
         "/kv" => key_value(&param("store"), &param("key"), &param("value")).await,
         "/sqlite" => sqlite(&param("note")).await,
         "/redis" => redis(&param("address")).await,
+        "/redis-denied" => redis_denied(&param("address"), param("n").parse().unwrap_or(0)).await,
         "/mqtt" => mqtt(&param("address"), &param("topic"), &param("value")).await,
         "/mysql" => mysql(&param("address")).await,
         "/pg" => pg(&param("address")).await,
@@ -303,4 +304,15 @@ async fn pg_cancel(address: &str, n: usize) -> String {
         Ok(_) => "after: ran\n".to_string(),
         Err(e) => format!("after: {e:?}\n"),
     }
+}
+
+/// Tries to open a Redis connection to `address` `n` times: how many were refused.
+async fn redis_denied(address: &str, n: usize) -> String {
+    let mut refused = 0;
+    for _ in 0..n {
+        if spin_sdk::redis::Connection::open(address).await.is_err() {
+            refused += 1;
+        }
+    }
+    format!("refused={refused}\n")
 }
