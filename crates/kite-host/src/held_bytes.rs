@@ -4,14 +4,15 @@
 
 use crate::InstanceState;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use wasmtime::component::{Accessor, HasData};
 use wasmtime::AsContextMut;
 
-/// One instance's ledger; clones share it.
-#[derive(Clone)]
+/// One instance's ledger, made on its first hold: an instance that holds nothing (every
+/// WASI 0.2 request) allocates nothing for it.
 pub(crate) struct HeldBytes {
-    ledger: Arc<Ledger>,
+    limit: usize,
+    ledger: OnceLock<Arc<Ledger>>,
 }
 
 struct Ledger {
@@ -21,7 +22,7 @@ struct Ledger {
 
 /// Bytes held for one call or stream, given back to the ledger when dropped.
 pub(crate) struct Held {
-    ledger: Option<HeldBytes>,
+    ledger: Option<Arc<Ledger>>,
     bytes: usize,
     most: usize,
 }
@@ -65,17 +66,21 @@ impl std::error::Error for Refused {}
 impl HeldBytes {
     pub(crate) fn new(limit: u64) -> Self {
         HeldBytes {
-            ledger: Arc::new(Ledger {
-                used: AtomicUsize::new(0),
-                limit: usize::try_from(limit).unwrap_or(usize::MAX),
-            }),
+            limit: usize::try_from(limit).unwrap_or(usize::MAX),
+            ledger: OnceLock::new(),
         }
     }
 
     /// An empty hold on this ledger that may grow to `most` bytes.
     pub(crate) fn hold(&self, most: usize) -> Held {
+        let ledger = self.ledger.get_or_init(|| {
+            Arc::new(Ledger {
+                used: AtomicUsize::new(0),
+                limit: self.limit,
+            })
+        });
         Held {
-            ledger: Some(self.clone()),
+            ledger: Some(ledger.clone()),
             bytes: 0,
             most,
         }
@@ -84,7 +89,9 @@ impl HeldBytes {
     /// Bytes held now.
     #[cfg(test)]
     fn used(&self) -> usize {
-        self.ledger.used.load(Ordering::Relaxed)
+        self.ledger
+            .get()
+            .map_or(0, |ledger| ledger.used.load(Ordering::Relaxed))
     }
 }
 
@@ -105,8 +112,7 @@ impl Held {
         if total > self.most {
             return Err(Refused::TooLarge { most: self.most });
         }
-        if let Some(held) = &self.ledger {
-            let ledger = &held.ledger;
+        if let Some(ledger) = &self.ledger {
             ledger
                 .used
                 .fetch_update(Ordering::AcqRel, Ordering::Acquire, |used| {
@@ -123,8 +129,8 @@ impl Held {
 
 impl Drop for Held {
     fn drop(&mut self) {
-        if let Some(held) = &self.ledger {
-            held.ledger.used.fetch_sub(self.bytes, Ordering::AcqRel);
+        if let Some(ledger) = &self.ledger {
+            ledger.used.fetch_sub(self.bytes, Ordering::AcqRel);
         }
     }
 }
