@@ -29,3 +29,17 @@ pub(crate) mod store_places;
 pub mod tcp;
 pub mod variables;
 pub mod wasi_keyvalue;
+
+/// Converts between two generations of one WIT variant or enum whose cases have the same
+/// names and payloads (bindgen makes a type per interface version). `F` and `T` are the
+/// source and target types, imported under those names where this is used.
+macro_rules! same_cases {
+    ($value:expr, unit: [$($unit:ident),* $(,)?], carry: [$($carry:ident),* $(,)?] $(, $rest:pat => $other:expr)* $(,)?) => {
+        match $value {
+            $(F::$unit => T::$unit,)*
+            $(F::$carry(payload) => T::$carry(payload),)*
+            $($rest => $other,)*
+        }
+    };
+}
+pub(crate) use same_cases;

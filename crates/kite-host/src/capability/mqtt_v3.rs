@@ -3,6 +3,7 @@
 //! `fermyon:spin/mqtt@2.0.0`, whose error type (the same in both WITs) is converted here.
 
 use super::mqtt::{open, publish, publisher, view, Error as V2Error, Mqtt, MqttConnection};
+use super::outbound_policy::{open_outside_state, ClientUse};
 use crate::held_bytes::hold;
 use crate::InstanceState;
 use rumqttc::QoS;
@@ -51,23 +52,18 @@ impl spin_mqtt::HostConnectionWithStore<InstanceState> for Mqtt {
         password: String,
         keep_alive_interval_in_secs: u64,
     ) -> Result<Resource<MqttConnection>, Error> {
-        let client = accessor.with(|mut access| access.get().mqtt.shared());
-        let connection = open(
-            &client,
-            &address,
-            username,
-            password,
-            keep_alive_interval_in_secs,
-        )
-        .await
-        .map_err(error)?;
-        accessor.with(|mut access| {
-            access
-                .get()
-                .table
-                .push(connection)
-                .map_err(|_| Error::TooManyConnections)
-        })
+        let connect = |client: ClientUse| async move {
+            open(
+                &client,
+                &address,
+                username,
+                password,
+                keep_alive_interval_in_secs,
+            )
+            .await
+            .map_err(error)
+        };
+        open_outside_state(accessor, connect, || Error::TooManyConnections).await
     }
 
     async fn publish(

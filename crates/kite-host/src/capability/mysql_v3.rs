@@ -8,8 +8,10 @@
 use super::detached::{run_detached, STATEMENT_OVERHEAD};
 use super::mysql::{conn, execute, open, parameters_size, query, view, MAX_RESULT_BYTES};
 use super::mysql::{Mysql, MysqlConnection, MysqlView};
+use super::outbound_policy::{open_outside_state, ClientUse};
 use super::postgres::rdbms_types as v2;
-use super::row_stream::{rows_and_end, same_cases};
+use super::row_stream::rows_and_end;
+use super::same_cases;
 use crate::held_bytes::{hold, Held};
 use crate::InstanceState;
 use std::time::Instant;
@@ -118,15 +120,10 @@ impl spin_mysql::HostConnectionWithStore<InstanceState> for Mysql {
         accessor: &Accessor<InstanceState, Self>,
         address: String,
     ) -> Result<Resource<MysqlConnection>, Error> {
-        let client = accessor.with(|mut access| access.get().mysql.shared());
-        let connection = open(&client, &address).await.map_err(error)?;
-        accessor.with(|mut access| {
-            access
-                .get()
-                .table
-                .push(connection)
-                .map_err(|_| Error::ConnectionFailed("too many connections".into()))
-        })
+        let connect =
+            |client: ClientUse| async move { open(&client, &address).await.map_err(error) };
+        let full = || Error::ConnectionFailed("too many connections".into());
+        open_outside_state(accessor, connect, full).await
     }
 
     /// The statement's columns, its rows as a stream, and how it ended.

@@ -8,10 +8,14 @@ use super::outbound_connect::{
     MAX_CONNECTIONS_PER_INSTANCE,
 };
 use crate::request_tag::{RefusalLine, RequestTag};
+use crate::InstanceState;
 use http::uri::Scheme;
 use kite_app::{BlockedNetwork, ComponentSpec, OutboundRule};
+use std::future::Future;
 use std::sync::{Arc, OnceLock};
 use tokio::sync::Semaphore;
+use wasmtime::component::{Accessor, HasData, Resource};
+use wasmtime::AsContextMut;
 
 /// One component's rules, shared by all of its instances.
 pub struct OutboundPolicy {
@@ -161,6 +165,31 @@ impl ClientUse {
             Err(Failure::Failed(_)) => None,
         }
     }
+}
+
+/// Opens a connection for one of Spin 4's async interfaces without holding the instance's
+/// state while it connects: `connect` gets a [`ClientUse::shared`] copy of the instance's
+/// client use; the connection goes into the instance's table (`full` if it has no room).
+pub(crate) async fn open_outside_state<D, C, E, F>(
+    accessor: &Accessor<InstanceState, D>,
+    connect: impl FnOnce(ClientUse) -> F,
+    full: impl FnOnce() -> E,
+) -> Result<Resource<C>, E>
+where
+    D: HasData + ?Sized,
+    C: Send + 'static,
+    F: Future<Output = Result<C, E>>,
+{
+    let client = accessor.with(|mut access| access.as_context_mut().data().clients.shared());
+    let connection = connect(client).await?;
+    accessor.with(|mut access| {
+        access
+            .as_context_mut()
+            .data_mut()
+            .table
+            .push(connection)
+            .map_err(|_| full())
+    })
 }
 
 #[cfg(test)]

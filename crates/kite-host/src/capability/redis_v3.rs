@@ -3,6 +3,7 @@
 //! `fermyon:spin/redis@2.0.0`, whose error and value types (the same in both WITs) are
 //! converted at the edge.
 
+use super::outbound_policy::{open_outside_state, ClientUse};
 use super::redis::{guest_command, open, query, results, view, Redis, RedisConnection};
 use super::redis::{Error as V2Error, RedisParameter as V2Parameter, RedisResult as V2Result};
 use crate::held_bytes::hold;
@@ -88,15 +89,9 @@ impl spin_redis::HostConnectionWithStore<InstanceState> for Redis {
         accessor: &Accessor<InstanceState, Self>,
         address: String,
     ) -> Result<Resource<RedisConnection>, Error> {
-        let client = accessor.with(|mut access| access.get().redis.shared());
-        let connection = open(&client, &address).await.map_err(error)?;
-        accessor.with(|mut access| {
-            access
-                .get()
-                .table
-                .push(connection)
-                .map_err(|_| Error::TooManyConnections)
-        })
+        let connect =
+            |client: ClientUse| async move { open(&client, &address).await.map_err(error) };
+        open_outside_state(accessor, connect, || Error::TooManyConnections).await
     }
 
     async fn publish(

@@ -8,7 +8,9 @@ use super::MAX_RESULT_BYTES;
 use super::{client, execute, open, query, v4, view, PgConnection, PgView, Postgres};
 use crate::capability::detached::{run_detached, STATEMENT_OVERHEAD};
 use crate::capability::outbound_policy::MAX_ADDRESS_BYTES;
-use crate::capability::row_stream::{rows_and_end, same_cases};
+use crate::capability::outbound_policy::{open_outside_state, ClientUse};
+use crate::capability::row_stream::rows_and_end;
+use crate::capability::same_cases;
 use crate::held_bytes::{hold, Held, Refused};
 use crate::InstanceState;
 use rustls::pki_types::pem::PemObject;
@@ -306,9 +308,10 @@ async fn open_async(
     address: &str,
     roots: &[CertificateDer<'static>],
 ) -> Result<Resource<PgConnection>, Error> {
-    let postgres = accessor.with(|mut access| access.get().postgres.shared());
-    let connection = open(&postgres, address, roots).await.map_err(error)?;
-    accessor.with(|mut access| access.get().push(connection))
+    let connect =
+        |client: ClientUse| async move { open(&client, address, roots).await.map_err(error) };
+    let full = || Error::ConnectionFailed("too many connections".into());
+    open_outside_state(accessor, connect, full).await
 }
 
 /// What a statement needs to run away from the instance's state: the client, the
