@@ -202,20 +202,7 @@ fn new_build_and_serve(template: &str) {
         .unwrap();
     assert_eq!(again.status.code(), Some(1), "refuses to overwrite");
 
-    let build = kite()
-        .args(["build", "-f"])
-        .arg(&app_dir)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}",
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let cache = work.path().join("cache");
-    let server = Server::start_at(&app_dir, &["--cache-dir", cache.to_str().unwrap()]);
+    let server = common::build_and_serve(&app_dir, &work.path().join("cache"));
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let reply = runtime.block_on(server.get("/"));
     assert_eq!(reply.body, "Hello from Kite\n");

@@ -3,7 +3,7 @@
 //! PostgreSQL servers, within the component's grants.
 
 mod common;
-use common::{guest, kite, repo_root, wasm_target_dir, MariaDbServer, PgServer, Server, TestCerts};
+use common::{guest, repo_root, wasm_target_dir, MariaDbServer, PgServer, Server, TestCerts};
 
 /// A Spin 4 app (spin.toml) serving the spin-sdk 7 guest with `extra` lines added to its
 /// component table.
@@ -279,21 +279,7 @@ fn serve_template(name: &str, keep: Option<&str>) -> (tempfile::TempDir, Server)
         std::fs::create_dir_all(&kept).unwrap();
         std::os::unix::fs::symlink(&kept, app.join(keep)).unwrap();
     }
-    let build = kite()
-        .args(["build", "-f"])
-        .arg(&app)
-        .env_remove("CARGO_TARGET_DIR")
-        .env_remove("RUSTFLAGS")
-        .output()
-        .unwrap();
-    assert!(
-        build.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&build.stdout),
-        String::from_utf8_lossy(&build.stderr)
-    );
-    let cache = work.path().join("cache");
-    let server = Server::start_at(&app, &["--cache-dir", cache.to_str().unwrap()]);
+    let server = common::build_and_serve(&app, &work.path().join("cache"));
     (work, server)
 }
 

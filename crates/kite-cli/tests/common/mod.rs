@@ -167,6 +167,25 @@ pub fn kite() -> Command {
     command
 }
 
+/// Runs `kite build` for the app in `dir` (its components' own build commands, with
+/// cargo's defaults), then serves it with the compile cache in `cache`.
+pub fn build_and_serve(dir: &Path, cache: &Path) -> Server {
+    let build = kite()
+        .args(["build", "-f"])
+        .arg(dir)
+        .env_remove("CARGO_TARGET_DIR")
+        .env_remove("RUSTFLAGS")
+        .output()
+        .unwrap();
+    assert!(
+        build.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&build.stdout),
+        String::from_utf8_lossy(&build.stderr)
+    );
+    Server::start_at(dir, &["--cache-dir", cache.to_str().unwrap()])
+}
+
 impl Server {
     pub fn start(app: &TestApp) -> Server {
         let cache = app.path().join(".cache");
